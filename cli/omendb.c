@@ -1,0 +1,237 @@
+/*
+ * The omendb command-line tool: entry point, command table, usage texts, and the reporting and
+ * opening helpers its commands share. Each command lives in a cmd_*.c file and speaks to the
+ * database through the public API only. Exit statuses: 0 success, 1 failure, 2 usage error.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+typedef struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *usage; /* synopsis and options, each line ending in a newline */
+} command;
+
+static const command commands[] = {
+    {"create", cmd_create,
+     "usage: omendb create DB COLL --dim D [--metric l2|ip|cosine]\n"
+     "  Creates collection COLL (and the database directory DB if needed).\n"
+     "  --dim D          dimension, 1..16384 (required)\n"
+     "  --metric M       l2 (squared Euclidean, default), ip (negative inner product),\n"
+     "                   cosine (1 - cosine similarity)\n"},
+    {"load", cmd_load,
+     "usage: omendb load DB COLL FILE [--start-id N] [--batch N] [--metadata FILE.jsonl]\n"
+     "                   [--relaxed]\n"
+     "  Loads the vectors of FILE (.fvecs, .bvecs, .npy or .csv) with ids N, N+1, ... in\n"
+     "  file order. The whole input is validated before anything is written.\n"
+     "  --start-id N     first id (default: the collection's next id)\n"
+     "  --batch N        vectors per write batch (default 10000)\n"
+     "  --metadata F     JSON lines: line i is vector i's metadata object, empty or null\n"
+     "  --relaxed        relaxed durability, one flush at the end (faster bulk loads)\n"},
+    {"search", cmd_search,
+     "usage: omendb search DB COLL QUERIES --k K [--threads T] [--filter JSON]\n"
+     "                     [--out FILE.ivecs] [--json]\n"
+     "  Searches the k nearest points of every vector of QUERIES (.fvecs, .bvecs, .npy or\n"
+     "  .csv) in one batch.\n"
+     "  --k K            results per query (required)\n"
+     "  --threads T      search threads (default 0 = all cores)\n"
+     "  --filter JSON    metadata filter, e.g. '{\"color\": \"red\"}' (see docs/FILTERS.md)\n"
+     "  --out F          write the result ids as .ivecs (int32 k, then k int32 ids)\n"
+     "  --json           print one JSON object: queries, k, seconds, qps, results\n"},
+    {"get", cmd_get,
+     "usage: omendb get DB COLL ID... [--json]\n"
+     "  Prints the vector and metadata of each id. Exit status 1 if an id is not found.\n"
+     "  --json           print JSON with complete vectors\n"},
+    {"delete", cmd_delete,
+     "usage: omendb delete DB COLL ID...\n"
+     "  Deletes the points with these ids; ids not present are ignored.\n"},
+    {"info", cmd_info,
+     "usage: omendb info DB [COLL] [--json]\n"
+     "  Describes every collection of DB, or collection COLL.\n"
+     "  --json           print JSON\n"},
+    {"drop", cmd_drop,
+     "usage: omendb drop DB COLL\n"
+     "  Drops collection COLL and all its points.\n"},
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const char main_usage[] =
+    "usage: omendb COMMAND ARGS...\n"
+    "       omendb COMMAND --help\n"
+    "       omendb --help | --version\n"
+    "\n"
+    "commands:\n"
+    "  create DB COLL --dim D [--metric l2|ip|cosine]\n"
+    "  load   DB COLL FILE [--start-id N] [--batch N] [--metadata FILE.jsonl] [--relaxed]\n"
+    "  search DB COLL QUERIES --k K [--threads T] [--filter JSON] [--out FILE.ivecs] [--json]\n"
+    "  get    DB COLL ID... [--json]\n"
+    "  delete DB COLL ID...\n"
+    "  info   DB [COLL] [--json]\n"
+    "  drop   DB COLL\n"
+    "\n"
+    "Vector files: .fvecs, .bvecs, .npy (float32), .csv. Exit status: 0 success, 1 error,\n"
+    "2 usage error. See docs/CLI.md.\n";
+
+static const command *find_command(const char *name)
+{
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+void cli_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("omendb: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void cli_lib_err(int rc, const char *fmt, ...)
+{
+	const char *detail = omen_errmsg(NULL);
+	va_list ap;
+
+	if (detail == NULL || detail[0] == '\0')
+		detail = omen_strerror(rc);
+	fputs("omendb: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, ": %s\n", detail);
+}
+
+int cli_usage_err(const char *cmd, const char *fmt, ...)
+{
+	const command *c = cmd ? find_command(cmd) : NULL;
+	va_list ap;
+
+	fputs("omendb: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fputs(c ? c->usage : main_usage, stderr);
+	return CLI_USAGE;
+}
+
+int cli_open_db(const char *path, int flags, omen_db **out)
+{
+	omen_open_options opt;
+	int rc;
+
+	omen_open_options_init(&opt);
+	if (!(flags & CLI_DB_CREATE))
+		opt.no_create = 1;
+	if (flags & CLI_DB_READONLY)
+		opt.read_only = 1;
+	if (flags & CLI_DB_RELAXED)
+		opt.durability = OMEN_DURABLE_RELAXED;
+	rc = omen_open(path, &opt, out);
+	if (rc != OMEN_OK) {
+		const char *detail = omen_errmsg(NULL);
+
+		/* The library's messages about opening name the path already. */
+		if (detail != NULL && strstr(detail, path) != NULL)
+			cli_err("%s", detail);
+		else
+			cli_lib_err(rc, "database '%s'", path);
+		return -1;
+	}
+	return 0;
+}
+
+int cli_open_coll(omen_db *db, const char *name, omen_collection **out)
+{
+	int rc = omen_collection_open(db, name, out);
+
+	if (rc != OMEN_OK) {
+		cli_lib_err(rc, "collection '%s'", name);
+		return -1;
+	}
+	return 0;
+}
+
+double cli_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+json_t *cli_json_u64(uint64_t v)
+{
+	if (v <= INT64_MAX)
+		return json_integer((json_int_t)v);
+	return json_real((double)v);
+}
+
+int cli_print_json(json_t *json, int indent)
+{
+	size_t flags = JSON_REAL_PRECISION(9) | (indent ? JSON_INDENT(2) : JSON_COMPACT);
+	int rc;
+
+	if (json == NULL) {
+		cli_err("out of memory");
+		return CLI_FAIL;
+	}
+	rc = json_dumpf(json, stdout, flags);
+	json_decref(json);
+	if (rc != 0 || fputc('\n', stdout) == EOF) {
+		cli_err("writing JSON to standard output failed");
+		return CLI_FAIL;
+	}
+	return CLI_OK;
+}
+
+/* Runs command c with argv[0] = its name; handles its --help here so that commands need not. */
+static int run_command(const command *c, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			fputs(c->usage, stdout);
+			return CLI_OK;
+		}
+	}
+	return c->run(argc, argv);
+}
+
+int main(int argc, char **argv)
+{
+	const command *c;
+	int rc;
+
+	if (argc < 2)
+		return cli_usage_err(NULL, "no command given");
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		fputs(main_usage, stdout);
+		return CLI_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("omendb %s\n", OMEN_VERSION_STRING);
+		return CLI_OK;
+	}
+	c = find_command(argv[1]);
+	if (c == NULL)
+		return cli_usage_err(NULL, "unknown command '%s'", argv[1]);
+	rc = run_command(c, argc - 1, argv + 1);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		cli_err("writing standard output: %s", strerror(errno));
+		return CLI_FAIL;
+	}
+	return rc;
+}

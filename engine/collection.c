@@ -1,0 +1,304 @@
+/*
+ * Collections: creation and removal, handles, and the write and read paths of points. A write
+ * is one LMDB transaction, so a batch lands whole or not at all. Rows are append-only: an
+ * upserted point gets a new row and its old row a tombstone; see docs/FORMAT.md.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+#include "engine/filter.h"
+
+/* ---- names and sub-databases ---- */
+
+static int name_check(const char *name)
+{
+	if (!name)
+		return status_set(OMEN_EINVAL, "collection name is NULL");
+	size_t n = strlen(name);
+	if (n == 0 || n > OMEN_MAX_NAME)
+		return status_set(OMEN_EINVAL, "collection name must be 1 to %d bytes",
+		                  OMEN_MAX_NAME);
+	for (size_t i = 0; i < n; i++) {
+		char ch = name[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.'))
+			return status_set(OMEN_EINVAL,
+			                  "collection name '%s': only letters, digits, '_', '-' "
+			                  "and '.' are allowed",
+			                  name);
+	}
+	return OMEN_OK;
+}
+
+/* Opens (or creates) the four sub-databases of collection coll_id into c. */
+static int coll_dbis(MDB_txn *txn, uint32_t coll_id, bool create, omen_collection *c)
+{
+	static const char kinds[4] = {'v', 'i', 'm', 't'};
+	MDB_dbi *dst[4] = {&c->vec_dbi, &c->id_dbi, &c->meta_dbi, &c->tomb_dbi};
+	for (int i = 0; i < 4; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "c%u.%c", coll_id, kinds[i]);
+		int st = store_dbi(txn, name, create, dst[i]);
+		if (st != OMEN_OK)
+			return st;
+	}
+	return OMEN_OK;
+}
+
+int coll_catalog(omen_collection *c, MDB_txn *txn, catalog_rec *out)
+{
+	catalog_rec r;
+	int st = catalog_get(c->db->st, txn, c->name, &r);
+	if (st != OMEN_OK)
+		return st;
+	if (r.coll_id != c->coll_id)
+		return status_set(OMEN_ENOTFOUND, "collection '%s' was dropped", c->name);
+	*out = r;
+	return OMEN_OK;
+}
+
+/* ---- create, drop, list ---- */
+
+typedef struct create_ctx {
+	omen_db *db;
+	const char *name;
+	uint32_t dim;
+	omen_metric metric;
+} create_ctx;
+
+static int create_fn(MDB_txn *txn, void *arg)
+{
+	create_ctx *x = arg;
+	store *s = x->db->st;
+	catalog_rec r;
+	int st = catalog_get(s, txn, x->name, &r);
+	if (st == OMEN_OK)
+		return status_set(OMEN_EEXIST, "collection '%s' already exists", x->name);
+	if (st != OMEN_ENOTFOUND)
+		return st;
+	MDB_stat ms;
+	if (mdb_stat(txn, s->catalog_dbi, &ms) == 0 && ms.ms_entries >= OMEN_MAX_COLLECTIONS)
+		return status_set(OMEN_ELIMIT, "a database holds at most %d collections",
+		                  OMEN_MAX_COLLECTIONS);
+	memset(&r, 0, sizeof r);
+	st = store_next_collection_id(s, txn, &r.coll_id);
+	omen_collection tmp;
+	if (st == OMEN_OK)
+		st = coll_dbis(txn, r.coll_id, true, &tmp);
+	if (st != OMEN_OK)
+		return st;
+	r.dim = x->dim;
+	r.metric = (uint32_t)x->metric;
+	r.chunk_cap = chunk_cap_for_dim(x->dim);
+	return catalog_put(s, txn, x->name, &r);
+}
+
+int omen_create_collection(omen_db *db, const char *name, size_t dim, omen_metric metric)
+{
+	if (!db)
+		return status_set(OMEN_EINVAL, "database handle is NULL");
+	int st = name_check(name);
+	if (st != OMEN_OK)
+		return st;
+	if (dim < 1 || dim > OMEN_MAX_DIM)
+		return status_set(OMEN_EINVAL, "collection '%s': dimension must be 1 to %d, got %zu",
+		                  name, OMEN_MAX_DIM, dim);
+	if (metric != OMEN_METRIC_L2 && metric != OMEN_METRIC_IP && metric != OMEN_METRIC_COSINE)
+		return status_set(OMEN_EINVAL, "collection '%s': unknown metric %d", name,
+		                  (int)metric);
+	create_ctx x = {db, name, (uint32_t)dim, metric};
+	return store_write(db->st, create_fn, &x, 4096);
+}
+
+static int drop_fn(MDB_txn *txn, void *arg)
+{
+	create_ctx *x = arg;
+	store *s = x->db->st;
+	catalog_rec r;
+	int st = catalog_get(s, txn, x->name, &r);
+	omen_collection tmp;
+	if (st == OMEN_OK)
+		st = coll_dbis(txn, r.coll_id, false, &tmp);
+	if (st != OMEN_OK)
+		return st;
+	MDB_dbi dbis[4] = {tmp.vec_dbi, tmp.id_dbi, tmp.meta_dbi, tmp.tomb_dbi};
+	for (int i = 0; i < 4; i++) {
+		int rc = mdb_drop(txn, dbis[i], 1);
+		if (rc != 0)
+			return status_from_mdb(rc, "dropping collection");
+	}
+	MDB_val k = {strlen(x->name), (void *)x->name};
+	int rc = mdb_del(txn, s->catalog_dbi, &k, NULL);
+	return rc ? status_from_mdb(rc, "catalog") : OMEN_OK;
+}
+
+int omen_drop_collection(omen_db *db, const char *name)
+{
+	if (!db)
+		return status_set(OMEN_EINVAL, "database handle is NULL");
+	int st = name_check(name);
+	if (st != OMEN_OK)
+		return st;
+	pthread_mutex_lock(&db->mu);
+	for (omen_collection *c = db->open; c; c = c->next)
+		if (!strcmp(c->name, name))
+			st = status_set(OMEN_EBUSY, "collection '%s' has open handles", name);
+	if (st == OMEN_OK) {
+		create_ctx x = {db, name, 0, 0};
+		st = store_write(db->st, drop_fn, &x, 4096);
+	}
+	pthread_mutex_unlock(&db->mu);
+	return st;
+}
+
+void omen_free_strings(char **strings, size_t n)
+{
+	if (!strings)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(strings[i]);
+	free(strings);
+}
+
+/* Copies the catalog's names (keys) into a new array. */
+static int list_names(MDB_txn *txn, MDB_dbi dbi, char ***names_out, size_t *n_out)
+{
+	MDB_stat ms;
+	MDB_cursor *cur;
+	int rc = mdb_stat(txn, dbi, &ms);
+	if (rc == 0)
+		rc = mdb_cursor_open(txn, dbi, &cur);
+	if (rc != 0)
+		return status_from_mdb(rc, "catalog");
+	char **names = calloc(ms.ms_entries + 1, sizeof *names);
+	size_t n = 0;
+	int st = names ? OMEN_OK : status_set(OMEN_ENOMEM, "out of memory");
+	MDB_val k, v;
+	for (int op = MDB_FIRST; st == OMEN_OK && n < ms.ms_entries &&
+	                         mdb_cursor_get(cur, &k, &v, (MDB_cursor_op)op) == 0;
+	     op = MDB_NEXT) {
+		names[n] = strndup(k.mv_data, k.mv_size);
+		if (!names[n++])
+			st = status_set(OMEN_ENOMEM, "out of memory");
+	}
+	mdb_cursor_close(cur);
+	if (st != OMEN_OK) {
+		omen_free_strings(names, n);
+		return st;
+	}
+	*names_out = names;
+	*n_out = n;
+	return OMEN_OK;
+}
+
+int omen_list_collections(omen_db *db, char ***names_out, size_t *n_out)
+{
+	if (!db || !names_out || !n_out)
+		return status_set(OMEN_EINVAL, "NULL argument");
+	MDB_txn *txn;
+	int st = store_read_begin(db->st, &txn);
+	if (st != OMEN_OK)
+		return st;
+	st = list_names(txn, db->st->catalog_dbi, names_out, n_out);
+	store_read_end(db->st, txn);
+	return st;
+}
+
+/* ---- handles ---- */
+
+static int open_fn(MDB_txn *txn, void *arg)
+{
+	omen_collection *c = arg;
+	catalog_rec r;
+	int st = catalog_get(c->db->st, txn, c->name, &r);
+	if (st == OMEN_OK)
+		st = coll_dbis(txn, r.coll_id, false, c);
+	if (st != OMEN_OK)
+		return st;
+	c->coll_id = r.coll_id;
+	c->dim = r.dim;
+	c->cap = r.chunk_cap;
+	c->metric = (omen_metric)r.metric;
+	return OMEN_OK;
+}
+
+int omen_collection_open(omen_db *db, const char *name, omen_collection **out)
+{
+	if (!db || !out)
+		return status_set(OMEN_EINVAL, "NULL argument");
+	int st = name_check(name);
+	if (st != OMEN_OK)
+		return st;
+	omen_collection *c = calloc(1, sizeof *c);
+	if (!c)
+		return status_set(OMEN_ENOMEM, "out of memory");
+	c->db = db;
+	strcpy(c->name, name);
+	st = store_open_handles(db->st, open_fn, c);
+	if (st != OMEN_OK) {
+		free(c);
+		return st;
+	}
+	pthread_mutex_lock(&db->mu);
+	c->next = db->open;
+	db->open = c;
+	pthread_mutex_unlock(&db->mu);
+	*out = c;
+	return OMEN_OK;
+}
+
+void omen_collection_close(omen_collection *c)
+{
+	if (!c)
+		return;
+	omen_db *db = c->db;
+	pthread_mutex_lock(&db->mu);
+	for (omen_collection **pp = &db->open; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	pthread_mutex_unlock(&db->mu);
+	free(c);
+}
+
+int omen_collection_stats_get(omen_collection *c, omen_collection_stats *out)
+{
+	if (!c || !out)
+		return status_set(OMEN_EINVAL, "NULL argument");
+	MDB_txn *txn;
+	catalog_rec r;
+	int st = store_read_begin(c->db->st, &txn);
+	if (st != OMEN_OK)
+		return st;
+	st = coll_catalog(c, txn, &r);
+	store_read_end(c->db->st, txn);
+	if (st != OMEN_OK)
+		return st;
+	omen_collection_stats s = {0};
+	strcpy(s.name, c->name);
+	s.dim = r.dim;
+	s.metric = (omen_metric)r.metric;
+	s.points = r.points;
+	s.deleted = r.deleted;
+	s.next_id = r.next_id;
+	s.segments = (r.rows + SEGMENT_ROWS - 1) / SEGMENT_ROWS;
+	s.vector_bytes = r.rows * (uint64_t)r.dim * 4;
+	s.index = "flat";
+	*out = s;
+	return OMEN_OK;
+}
+
+int omen_count(omen_collection *c, uint64_t *out)
+{
+	omen_collection_stats s;
+	if (!out)
+		return status_set(OMEN_EINVAL, "NULL argument");
+	int st = omen_collection_stats_get(c, &s);
+	if (st == OMEN_OK)
+		*out = s.points;
+	return st;
+}

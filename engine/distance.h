@@ -1,0 +1,35 @@
+/*
+ * Distance kernels. One scalar reference per quantity, and SIMD variants (AVX2+FMA, AVX-512F)
+ * chosen once, at first use, from the CPU's features. Every variant is tested against the
+ * reference (tests/test_distance.c). Pointers need no particular alignment.
+ */
+#ifndef OMEN_DISTANCE_H
+#define OMEN_DISTANCE_H
+
+#include <stddef.h>
+
+/* One kernel set. Each function is pure and thread-safe. */
+typedef struct dist_kernels {
+	const char *name; /* "scalar", "avx2", "avx512" */
+	/* Squared Euclidean distance between a and b. */
+	float (*l2sq)(const float *a, const float *b, size_t dim);
+	/* Inner product of a and b. */
+	float (*dot)(const float *a, const float *b, size_t dim);
+	/* out[i] = l2sq(q, rows + i * dim) for i < n; rows is n x dim row-major. */
+	void (*l2sq_many)(const float *q, const float *rows, size_t n, size_t dim, float *out);
+	/* out[i] = dot(q, rows + i * dim) for i < n. */
+	void (*dot_many)(const float *q, const float *rows, size_t n, size_t dim, float *out);
+} dist_kernels;
+
+/* The best kernel set for this CPU, chosen once (thread-safe). The environment variable
+ * OMEN_SIMD=scalar|avx2|avx512 caps the choice (for tests and benchmarks); a level the CPU lacks
+ * is never chosen. */
+const dist_kernels *dist_best(void);
+
+/* Kernel sets by name, or NULL when the CPU (or the compiler) does not support it. */
+const dist_kernels *dist_by_name(const char *name);
+
+/* The scalar reference kernels (always available). */
+const dist_kernels *dist_scalar(void);
+
+#endif

@@ -1,0 +1,186 @@
+/*
+ * Storage subsystem: one LMDB environment per database directory, the format header, the
+ * collection catalog, and the on-disk records of a collection (vector chunks, id map,
+ * metadata, tombstones). The byte layouts are documented in docs/FORMAT.md; every record
+ * starts with a magic and a format version and is written with explicit little-endian helpers.
+ * Everything here is internal: the engine is the only user.
+ */
+#ifndef OMEN_STORAGE_H
+#define OMEN_STORAGE_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "omendb/omendb.h"
+
+/* ---- status messages (status.c) ---- */
+
+/* Records a formatted detail message for the calling thread and returns code, so that error
+ * paths read `return status_set(OMEN_EINVAL, "k must be ...")`. */
+int status_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The calling thread's last message ("" when none). */
+const char *status_msg(void);
+
+/* Translates an LMDB or errno code from operation `what` into an omen status with a message. */
+int status_from_mdb(int rc, const char *what);
+
+/* ---- little-endian helpers ---- */
+
+static inline void le32_put(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline uint32_t le32_get(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline void le64_put(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline uint64_t le64_get(const unsigned char *p)
+{
+	return (uint64_t)le32_get(p) | (uint64_t)le32_get(p + 4) << 32;
+}
+static inline void be64_put(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (56 - 8 * i));
+}
+static inline uint64_t be64_get(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* ---- the environment (store.c) ---- */
+
+#define STORE_FORMAT_VERSION 1
+
+typedef struct store {
+	MDB_env *env;
+	MDB_dbi meta_dbi;    /* "omendb": the format header */
+	MDB_dbi catalog_dbi; /* "catalog": collection name -> collection record */
+	omen_open_options opt;
+	pthread_mutex_t write_mu;  /* one writer at a time, in this process */
+	pthread_rwlock_t map_lock; /* held shared by every transaction, exclusively to resize */
+	uint64_t map_size;
+	uint64_t unsynced; /* relaxed mode: bytes written since the last sync */
+	char *path;
+} store;
+
+/* Opens (creating when absent or empty) the database directory. */
+int store_open(const char *path, const omen_open_options *opt, store **out);
+void store_close(store *s);
+
+/* A read transaction over a consistent snapshot. Pointers into the map stay valid until
+ * store_read_end(). Many may be open at once, from any threads. */
+int store_read_begin(store *s, MDB_txn **txn);
+void store_read_end(store *s, MDB_txn *txn);
+
+/* Runs fn(txn, ctx) in a write transaction and commits it; the whole of fn's writes land or
+ * none do. When the map fills, the transaction is aborted, the map grown and fn run again, so
+ * fn must have no effect outside the transaction. bytes_hint is the approximate number of
+ * bytes the transaction writes (used for relaxed-mode checkpoints). Returns fn's status. */
+typedef int (*store_write_fn)(MDB_txn *txn, void *ctx);
+int store_write(store *s, store_write_fn fn, void *ctx, uint64_t bytes_hint);
+
+/* Opens (with create) a named sub-database inside a write transaction. */
+int store_dbi(MDB_txn *txn, const char *name, bool create, MDB_dbi *out);
+
+/* Runs fn(txn, ctx) in a read transaction that is committed, serialised with writers, so that
+ * sub-database handles it opens stay open for the whole environment (LMDB requires handles to
+ * be opened by one thread at a time). */
+int store_open_handles(store *s, store_write_fn fn, void *ctx);
+
+int store_sync(store *s);
+uint64_t store_file_bytes(store *s);
+
+/* Next collection id, persisted in the format header (write transaction only). */
+int store_next_collection_id(store *s, MDB_txn *txn, uint32_t *out);
+
+/* ---- catalog records (store.c) ---- */
+
+typedef struct catalog_rec {
+	uint32_t coll_id;
+	uint32_t dim;
+	uint32_t metric;
+	uint32_t chunk_cap; /* rows per vector chunk */
+	uint64_t next_id;   /* one past the largest id ever written */
+	uint64_t rows;      /* rows appended, tombstoned ones included */
+	uint64_t points;    /* live points */
+	uint64_t deleted;   /* tombstoned rows */
+} catalog_rec;
+
+#define CATALOG_REC_SIZE 56
+
+/* Reads the record of collection name: 0, OMEN_ENOTFOUND, or OMEN_ECORRUPT. */
+int catalog_get(store *s, MDB_txn *txn, const char *name, catalog_rec *out);
+int catalog_put(store *s, MDB_txn *txn, const char *name, const catalog_rec *rec);
+
+/* ---- vector chunks (chunk.c) ----
+ * A chunk holds up to cap consecutive rows of one collection:
+ *   header (16 bytes) | vectors count x dim f32 | squared norms count f32 | ids count u64
+ * all little-endian. Rows never move: row r lives in chunk r / cap, slot r % cap. */
+
+#define CHUNK_HEADER 16
+#define CHUNK_TARGET_BYTES (1u << 20)
+
+/* Rows per chunk for a dimension: about CHUNK_TARGET_BYTES per full chunk. */
+uint32_t chunk_cap_for_dim(uint32_t dim);
+
+static inline size_t chunk_bytes(uint32_t count, uint32_t dim)
+{
+	return CHUNK_HEADER + (size_t)count * ((size_t)dim * 4 + 12);
+}
+
+/* A validated view of a stored chunk. vecs and norms point into the map when it is suitably
+ * aligned, else into the caller's scratch copy; ids are unaligned little-endian u64. */
+typedef struct chunk_view {
+	uint32_t count;
+	const float *vecs;
+	const float *norms;
+	const unsigned char *ids;
+	void *scratch; /* malloc'd copy when the stored bytes were misaligned, else NULL */
+} chunk_view;
+
+/* Validates bytes (len) as a chunk of dimension dim and capacity cap. 0 or OMEN_ECORRUPT
+ * (or OMEN_ENOMEM). Release with chunk_view_release(). */
+int chunk_view_init(chunk_view *v, const void *bytes, size_t len, uint32_t dim, uint32_t cap);
+void chunk_view_release(chunk_view *v);
+
+static inline uint64_t chunk_id(const chunk_view *v, uint32_t slot)
+{
+	return le64_get(v->ids + (size_t)slot * 8);
+}
+
+/* Writes a chunk image of count rows into dst (chunk_bytes(count, dim) bytes) from an old
+ * chunk (may be NULL when old_count is 0) followed by new rows. */
+void chunk_write(unsigned char *dst, uint32_t dim, const chunk_view *old, uint32_t old_count,
+                 const float *vecs, const float *norms, const uint64_t *ids, uint32_t n_new);
+
+/* ---- tombstones and metadata records (chunk.c) ---- */
+
+#define TOMB_HEADER 8
+static inline size_t tomb_bytes(uint32_t cap)
+{
+	return TOMB_HEADER + ((size_t)cap + 63) / 64 * 8;
+}
+/* Validates a tombstone record and copies its bitset into words (cap bits). */
+int tomb_load(const void *bytes, size_t len, uint32_t cap, uint64_t *words);
+void tomb_store(unsigned char *dst, uint32_t cap, const uint64_t *words);
+
+#define META_HEADER 8
+/* Validates a metadata record; on success *mp and *mp_len give its msgpack body. */
+int meta_rec_body(const void *bytes, size_t len, const unsigned char **mp, size_t *mp_len);
+void meta_rec_header(unsigned char *dst);
+
+#endif

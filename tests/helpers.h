@@ -1,0 +1,79 @@
+/*
+ * Helpers shared by the cmocka tests: status assertions that print the engine's message,
+ * temporary database directories, and deterministic random data.
+ */
+#ifndef OMEN_TEST_HELPERS_H
+#define OMEN_TEST_HELPERS_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "omendb/omendb.h"
+
+#define assert_omen_ok(expr)                                                                   \
+	do {                                                                                   \
+		int st_ = (expr);                                                              \
+		if (st_ != OMEN_OK)                                                            \
+			fail_msg("%s: %s (%s)", #expr, omen_strerror(st_), omen_errmsg(NULL)); \
+	} while (0)
+
+#define assert_omen_status(expr, want)                                                         \
+	do {                                                                                   \
+		int st_ = (expr);                                                              \
+		if (st_ != (want))                                                             \
+			fail_msg("%s: got %s, want %s (%s)", #expr, omen_strerror(st_),        \
+			         omen_strerror(want), omen_errmsg(NULL));                      \
+		if ((want) != OMEN_OK)                                                         \
+			assert_true(strlen(omen_errmsg(NULL)) > 0);                            \
+	} while (0)
+
+/* Makes a fresh empty directory path under OMEN_TEST_TMP (or /tmp) into buf. */
+static inline void tmp_dir(char *buf, size_t len, const char *tag)
+{
+	const char *base = getenv("OMEN_TEST_TMP");
+	snprintf(buf, len, "%s/omen-%s-XXXXXX", base ? base : "/tmp", tag);
+	if (!mkdtemp(buf))
+		fail_msg("mkdtemp %s failed", buf);
+}
+
+/* Removes a directory tree made by tmp_dir. */
+static inline void rm_tree(const char *path)
+{
+	char cmd[4200];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+	if (system(cmd) != 0)
+		fail_msg("rm -rf %s failed", path);
+}
+
+/* xorshift64* random numbers, deterministic per seed. */
+static inline uint64_t rnd_next(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 2685821657736338717ull;
+}
+
+static inline float rnd_float(uint64_t *s)
+{
+	return (float)((rnd_next(s) >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+static inline float *rnd_vectors(size_t n, size_t dim, uint64_t seed)
+{
+	float *v = malloc(n * dim * sizeof *v);
+	uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+	for (size_t i = 0; i < n * dim; i++)
+		v[i] = rnd_float(&s);
+	return v;
+}
+
+#endif

@@ -1,0 +1,680 @@
+"""Contract tests of the omendb command-line tool (docs/CLI.md).
+
+The binary comes from the environment variable OMENDB_CLI (meson sets it for the `cli` test).
+Each test builds its databases under pytest's tmp_path. Results are checked against numpy:
+stored vectors through `get --json`, searches against brute force, and every kind of bad input
+against an unchanged database (`info --json` and a search result compared before and after).
+"""
+import json
+import os
+import re
+import subprocess
+
+import numpy as np
+import pytest
+
+CLI = os.environ.get("OMENDB_CLI")
+DIM = 8
+RNG_SEED = 20240601
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_binary():
+    if not CLI or not os.access(CLI, os.X_OK):
+        pytest.fail("set OMENDB_CLI to the omendb executable (meson test does)")
+
+
+# ---- running the tool ----
+
+
+SANITIZER_REPORT = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error:")
+
+
+def run(*args, **kw):
+    r = subprocess.run([CLI, *map(str, args)], capture_output=True, text=True, timeout=120,
+                       **kw)
+    assert not SANITIZER_REPORT.search(r.stderr), r.stderr
+    return r
+
+
+def ok(*args):
+    r = run(*args)
+    assert r.returncode == 0, f"{args}: rc {r.returncode}\n{r.stderr}"
+    return r.stdout
+
+
+def fail(*args, status=None, match=None):
+    """Runs a command that must fail; returns its stderr."""
+    r = run(*args)
+    if status is None:
+        assert r.returncode != 0, f"{args} succeeded:\n{r.stdout}"
+    else:
+        assert r.returncode == status, f"{args}: rc {r.returncode}, want {status}\n{r.stderr}"
+    assert r.stderr.startswith("omendb: "), r.stderr
+    if match:
+        assert re.search(match, r.stderr, re.I), r.stderr
+    return r.stderr
+
+
+def info_json(db, coll=None):
+    return json.loads(ok("info", db, *([coll] if coll else []), "--json"))
+
+
+def get_json(db, coll, ids):
+    out = json.loads(ok("get", db, coll, *ids, "--json"))
+    return out["points"]
+
+
+def get_vectors(db, coll, ids):
+    pts = get_json(db, coll, ids)
+    assert all(p["found"] for p in pts)
+    return np.array([p["vector"] for p in pts], dtype=np.float32)
+
+
+# ---- files ----
+
+
+def write_fvecs(path, a):
+    a = np.asarray(a, dtype=np.float32)
+    rec = np.empty((a.shape[0], a.shape[1] + 1), dtype=np.float32)
+    rec[:, 0] = np.array([a.shape[1]], dtype=np.int32).view(np.float32)[0]
+    rec[:, 1:] = a
+    rec.astype("<f4").tofile(path)
+    return path
+
+
+def write_bvecs(path, a):
+    a = np.asarray(a, dtype=np.uint8)
+    with open(path, "wb") as f:
+        for row in a:
+            f.write(np.int32(a.shape[1]).astype("<i4").tobytes())
+            f.write(row.tobytes())
+    return path
+
+
+def write_npy(path, a, version=None):
+    with open(path, "wb") as f:
+        np.lib.format.write_array(f, np.asarray(a), version=version)
+    return path
+
+
+def write_csv(path, a, trailer="\n"):
+    lines = [",".join("%.9g" % v for v in row) for row in np.asarray(a, dtype=np.float32)]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + trailer)
+    return path
+
+
+def read_ivecs(path):
+    raw = np.fromfile(path, dtype="<i4")
+    k = raw[0]
+    return raw.reshape(-1, k + 1)[:, 1:]
+
+
+def rand(n, dim=DIM, seed=0):
+    return np.random.default_rng(RNG_SEED + seed).random((n, dim), dtype=np.float32)
+
+
+def brute_force(data, queries, k, metric, ids=None):
+    """Top-k ids and distances by numpy, as the library defines the metrics."""
+    x = data.astype(np.float64)
+    q = queries.astype(np.float64)
+    if metric == "l2":
+        d = ((q[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    elif metric == "ip":
+        d = -(q @ x.T)
+    else:
+        xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+        qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+        d = 1 - qn @ xn.T
+    order = np.argsort(d, axis=1, kind="stable")[:, :k]
+    ids = np.arange(len(data)) if ids is None else np.asarray(ids)
+    return ids[order], np.take_along_axis(d, order, axis=1)
+
+
+# ---- fixtures ----
+
+
+@pytest.fixture
+def db(tmp_path):
+    """A database with collection 'c' (dim 8, l2) holding ids 0..199."""
+    path = tmp_path / "db"
+    ok("create", path, "c", "--dim", DIM)
+    ok("load", path, "c", write_fvecs(tmp_path / "base.fvecs", rand(200)))
+    return path
+
+
+def snapshot(db, tmp_path):
+    """What must not change when a command fails: info and a search result."""
+    q = tmp_path / "snapq.fvecs"
+    if not q.exists():
+        write_fvecs(q, rand(3, seed=99))
+    return info_json(db), ok("search", db, "c", q, "--k", 5)
+
+
+# ---- help, version, usage ----
+
+
+COMMANDS = ["create", "load", "search", "get", "delete", "info", "drop"]
+
+
+def test_help_and_version():
+    r = run("--help")
+    assert r.returncode == 0
+    for c in COMMANDS:
+        assert c in r.stdout
+    for c in COMMANDS:
+        r = run(c, "--help")
+        assert r.returncode == 0 and r.stdout.startswith("usage: omendb " + c), r.stdout
+    r = run("--version")
+    assert r.returncode == 0 and re.fullmatch(r"omendb \d+\.\d+\.\d+\n", r.stdout)
+
+
+@pytest.mark.parametrize("args", [
+    [],
+    ["frobnicate"],
+    ["create", "{db}", "c"],
+    ["create", "{db}", "c", "--dim", "0"],
+    ["create", "{db}", "c", "--dim", "-5"],
+    ["create", "{db}", "c", "--dim", "abc"],
+    ["create", "{db}", "c", "--dim", "12x"],
+    ["create", "{db}", "c", "--dim", " 12"],
+    ["create", "{db}", "c", "--dim", "16385"],
+    ["create", "{db}", "c", "--dim", "8", "--metric", "hamming"],
+    ["create", "{db}", "c", "--dim", "8", "--bogus"],
+    ["create", "{db}"],
+    ["load", "{db}", "c"],
+    ["load", "{db}", "c", "f.fvecs", "--batch", "0"],
+    ["load", "{db}", "c", "f.fvecs", "--start-id", "x"],
+    ["load", "{db}", "c", "f.fvecs", "--start-id", "-1"],
+    ["search", "{db}", "c", "q.fvecs"],
+    ["search", "{db}", "c", "q.fvecs", "--k", "abc"],
+    ["search", "{db}", "c", "q.fvecs", "--k", "-1"],
+    ["search", "{db}", "c", "q.fvecs", "--k", "5", "--threads", "two"],
+    ["get", "{db}", "c"],
+    ["get", "{db}", "c", "1x"],
+    ["get", "{db}", "c", "18446744073709551615"],
+    ["delete", "{db}", "c", "abc"],
+    ["info"],
+    ["info", "{db}", "c", "d"],
+    ["drop", "{db}"],
+])
+def test_usage_errors(tmp_path, args):
+    dbp = tmp_path / "db"
+    r = run(*[a.format(db=dbp) for a in args])
+    assert r.returncode == 2, r
+    assert r.stderr.startswith("omendb: ") and "usage:" in r.stderr
+    assert r.stdout == ""
+    assert not dbp.exists()
+
+
+# ---- create, info, drop ----
+
+
+def test_create_info_drop(tmp_path):
+    dbp = tmp_path / "db"
+    for name, metric in [("a", "l2"), ("b", "ip"), ("c", "cosine")]:
+        out = ok("create", dbp, name, "--dim", 4, "--metric", metric)
+        assert name in out
+    ok("create", dbp, "d", "--dim", 16384)
+    info = info_json(dbp)
+    assert info["file_bytes"] > 0
+    colls = {c["name"]: c for c in info["collections"]}
+    assert sorted(colls) == ["a", "b", "c", "d"]
+    assert [colls[n]["metric"] for n in "abc"] == ["l2", "ip", "cosine"]
+    assert colls["d"]["dim"] == 16384 and colls["a"]["points"] == 0
+    one = info_json(dbp, "b")
+    assert one["name"] == "b" and one["dim"] == 4 and one["points"] == 0
+    text = ok("info", dbp).splitlines()
+    assert len(text) == 4 and text[0].startswith("a: dim 4, metric l2, points 0")
+    assert "index" in text[0] and "segments" in text[0] and "vector bytes" in text[0]
+    assert ok("info", dbp, "c").startswith("c: dim 4, metric cosine")
+    fail("create", dbp, "a", "--dim", 4, status=1)  # exists
+    fail("create", dbp, "bad/name", "--dim", 4, status=1)
+    assert "dropped" in ok("drop", dbp, "b")
+    assert [c["name"] for c in info_json(dbp)["collections"]] == ["a", "c", "d"]
+    fail("drop", dbp, "b", status=1)
+    fail("info", dbp, "b", status=1)
+
+
+def test_commands_on_missing_db(tmp_path):
+    missing = tmp_path / "nope"
+    q = write_fvecs(tmp_path / "q.fvecs", rand(2))
+    for args in [("info", missing), ("info", missing, "c"), ("get", missing, "c", 1),
+                 ("delete", missing, "c", 1), ("drop", missing, "c"),
+                 ("load", missing, "c", q), ("search", missing, "c", q, "--k", 1)]:
+        fail(*args, status=1)
+    assert not missing.exists()
+
+
+# ---- load ----
+
+
+LOADED = re.compile(r"loaded (\d+) vectors into (\S+) \(ids (\d+)\.\.(\d+)\) in [\d.]+ s, "
+                    r"\d+ vectors/s\n")
+
+
+def load(*args):
+    out = ok("load", *args)
+    m = LOADED.fullmatch(out)
+    assert m, out
+    return int(m[1]), int(m[3]), int(m[4])
+
+
+def test_load_ids_in_file_order(tmp_path):
+    dbp = tmp_path / "db"
+    ok("create", dbp, "c", "--dim", DIM)
+    a, b, c = rand(30, seed=1), rand(20, seed=2), rand(5, seed=3)
+    assert load(dbp, "c", write_fvecs(tmp_path / "a.fvecs", a), "--batch", 7) == (30, 0, 29)
+    assert load(dbp, "c", write_fvecs(tmp_path / "b.fvecs", b)) == (20, 30, 49)
+    assert load(dbp, "c", write_fvecs(tmp_path / "c.fvecs", c), "--start-id=1000") == \
+        (5, 1000, 1004)
+    assert load(dbp, "c", tmp_path / "a.fvecs", "--relaxed", "--batch", 30) == (30, 1005, 1034)
+    assert info_json(dbp, "c")["points"] == 85
+    assert np.array_equal(get_vectors(dbp, "c", range(30)), a)
+    assert np.array_equal(get_vectors(dbp, "c", range(30, 50)), b)
+    assert np.array_equal(get_vectors(dbp, "c", range(1000, 1005)), c)
+    assert np.array_equal(get_vectors(dbp, "c", range(1005, 1035)), a)
+    # --start-id over existing ids replaces them
+    assert load(dbp, "c", tmp_path / "c.fvecs", "--start-id", 0) == (5, 0, 4)
+    assert np.array_equal(get_vectors(dbp, "c", range(5)), c)
+    assert info_json(dbp, "c")["points"] == 85
+
+
+def test_formats_store_the_same_vectors(tmp_path):
+    dbp = tmp_path / "db"
+    floats = rand(40, seed=4)
+    ints = np.random.default_rng(5).integers(0, 256, (40, DIM)).astype(np.uint8)
+    files = {
+        "f_fvecs": (write_fvecs(tmp_path / "f.fvecs", floats), floats),
+        "f_npy1": (write_npy(tmp_path / "f1.npy", floats, (1, 0)), floats),
+        "f_npy2": (write_npy(tmp_path / "f2.npy", floats, (2, 0)), floats),
+        "f_npy3": (write_npy(tmp_path / "f3.npy", floats, (3, 0)), floats),
+        "f_csv": (write_csv(tmp_path / "f.csv", floats), floats),
+        "i_bvecs": (write_bvecs(tmp_path / "i.bvecs", ints), ints),
+        "i_fvecs": (write_fvecs(tmp_path / "i.fvecs", ints), ints),
+        "i_npy": (write_npy(tmp_path / "i.npy", ints.astype(np.float32)), ints),
+        "i_csv": (write_csv(tmp_path / "i.csv", ints, trailer=""), ints),
+    }
+    for name, (path, data) in files.items():
+        ok("create", dbp, name, "--dim", DIM)
+        assert load(dbp, name, path) == (40, 0, 39)
+        got = get_vectors(dbp, name, range(40))
+        assert np.array_equal(got, data.astype(np.float32)), name
+
+
+def test_csv_blank_lines_and_npy_single_vector(tmp_path):
+    dbp = tmp_path / "db"
+    ok("create", dbp, "c", "--dim", 3)
+    csv = tmp_path / "v.csv"
+    csv.write_text("\n1,2,3\r\n\n  4.5 , -6e-1,7\n   \n8,9,10\n\n")
+    assert load(dbp, "c", csv) == (3, 0, 2)
+    want = np.array([[1, 2, 3], [4.5, -0.6, 7], [8, 9, 10]], dtype=np.float32)
+    assert np.array_equal(get_vectors(dbp, "c", range(3)), want)
+    one = write_npy(tmp_path / "one.npy", np.array([1, 2, 3], dtype="<f4"))
+    assert load(dbp, "c", one) == (1, 3, 3)
+    assert np.array_equal(get_vectors(dbp, "c", [3]), want[:1])
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path, db):
+    f = write_fvecs(tmp_path / "p.fvecs", rand(50, seed=6))
+    r = run("load", db, "c", f, "--batch", 10)
+    assert r.returncode == 0 and r.stderr == ""
+    master, slave = os.openpty()
+    try:
+        p = subprocess.run([CLI, "load", str(db), "c", str(f), "--batch", "10"],
+                           stdout=subprocess.PIPE, stderr=slave, timeout=60)
+        os.close(slave)
+        slave = None
+        err = b""
+        try:
+            while chunk := os.read(master, 4096):
+                err += chunk
+        except OSError:
+            pass
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+    assert p.returncode == 0
+    assert b"100.0%" in err and b"vectors/s" in err and b"ETA" in err, err
+    assert LOADED.fullmatch(p.stdout.decode())
+
+
+# ---- search ----
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip", "cosine"])
+def test_search_matches_brute_force(tmp_path, metric):
+    dbp = tmp_path / "db"
+    data, queries = rand(300, 12, seed=7), rand(20, 12, seed=8) - 0.5
+    k = 10
+    ok("create", dbp, "c", "--dim", 12, "--metric", metric)
+    load(dbp, "c", write_npy(tmp_path / "d.npy", data), "--batch", 64)
+    qf = write_fvecs(tmp_path / "q.fvecs", queries)
+    want_ids, want_d = brute_force(data, queries, k, metric)
+
+    out = ok("search", dbp, "c", qf, "--k", k, "--out", tmp_path / "r.ivecs", "--threads", 2)
+    assert "queries/s" in out
+    got = read_ivecs(tmp_path / "r.ivecs")
+    assert got.shape == (20, k)
+    assert np.array_equal(got, want_ids)
+
+    lines = ok("search", dbp, "c", qf, "--k", k).splitlines()
+    assert len(lines) == 20
+    for qi, line in enumerate(lines):
+        head, *pairs = line.split(" ")
+        assert head == f"{qi}:"
+        ids = [int(p.split(":")[0]) for p in pairs]
+        dists = [float(p.split(":")[1]) for p in pairs]
+        assert ids == list(want_ids[qi])
+        assert np.allclose(dists, want_d[qi], rtol=1e-3, atol=1e-4)
+
+    res = json.loads(ok("search", dbp, "c", qf, "--k", k, "--json"))["results"]
+    assert [[e["id"] for e in row] for row in res] == want_ids.tolist()
+    assert np.allclose([[e["distance"] for e in row] for row in res], want_d,
+                       rtol=1e-4, atol=1e-5)
+
+
+def test_search_json_fields(tmp_path, db):
+    qf = write_csv(tmp_path / "q.csv", rand(7, seed=9))
+    out = run("search", db, "c", qf, "--k", 3, "--json")
+    assert out.returncode == 0
+    obj = json.loads(out.stdout)  # exactly one JSON document
+    assert obj["queries"] == 7 and obj["k"] == 3
+    assert obj["seconds"] > 0
+    assert obj["qps"] == pytest.approx(obj["queries"] / obj["seconds"], rel=1e-6)
+    assert len(obj["results"]) == 7 and all(len(r) == 3 for r in obj["results"])
+    big = write_fvecs(tmp_path / "big.fvecs", rand(101, seed=10))
+    obj = json.loads(ok("search", db, "c", big, "--k", 2, "--json", "--out", tmp_path / "o.ivecs"))
+    assert obj["queries"] == 101 and "results" not in obj
+    assert read_ivecs(tmp_path / "o.ivecs").shape == (101, 2)
+
+
+def test_search_ids_beyond_ivecs(tmp_path, db):
+    load(db, "c", write_fvecs(tmp_path / "x.fvecs", np.zeros((1, DIM)) + 0.5),
+         "--start-id", 3_000_000_000)
+    q = write_fvecs(tmp_path / "q.fvecs", np.zeros((1, DIM)) + 0.5)
+    out = tmp_path / "r.ivecs"
+    fail("search", db, "c", q, "--k", 1, "--out", out, status=1, match="ivecs")
+    assert not out.exists()
+    res = json.loads(ok("search", db, "c", q, "--k", 1, "--json"))["results"]
+    assert res[0][0]["id"] == 3_000_000_000
+
+
+def test_filter_with_metadata(tmp_path):
+    dbp = tmp_path / "db"
+    data = rand(120, seed=11)
+    colors = ["red", "blue", "green"]
+    lines, red = [], []
+    for i in range(120):
+        if i % 10 == 9:
+            lines.append("" if i % 20 == 9 else "null")
+        else:
+            lines.append(json.dumps({"color": colors[i % 3], "n": i, "even": i % 2 == 0}))
+            red += [i] if i % 3 == 0 else []
+    meta = tmp_path / "m.jsonl"
+    meta.write_text("\n".join(lines) + "\n")
+    ok("create", dbp, "c", "--dim", DIM)
+    load(dbp, "c", write_fvecs(tmp_path / "d.fvecs", data), "--metadata", meta, "--batch", 50)
+    pts = get_json(dbp, "c", [0, 1, 9, 19])
+    assert pts[0]["metadata"] == {"color": "red", "n": 0, "even": True}
+    assert pts[1]["metadata"]["color"] == "blue"
+    assert pts[2]["metadata"] is None and pts[3]["metadata"] is None
+    assert '"color": "red"' in ok("get", dbp, "c", 0) or '"color":"red"' in ok("get", dbp, "c", 0)
+
+    queries = rand(5, seed=12)
+    qf = write_fvecs(tmp_path / "q.fvecs", queries)
+    want, _ = brute_force(data[red], queries, 5, "l2", ids=red)
+    res = json.loads(ok("search", dbp, "c", qf, "--k", 5, "--json",
+                        "--filter", '{"color": "red"}'))["results"]
+    assert [[e["id"] for e in row] for row in res] == want.tolist()
+    # a filter matching fewer than k points: short rows in JSON, -1 padding in ivecs
+    flt = '{"n": {"$lt": 2}}'
+    res = json.loads(ok("search", dbp, "c", qf, "--k", 5, "--json", "--filter", flt))
+    assert all(sorted(e["id"] for e in row) == [0, 1] for row in res["results"])
+    ok("search", dbp, "c", qf, "--k", 5, "--filter", flt, "--out", tmp_path / "f.ivecs")
+    got = read_ivecs(tmp_path / "f.ivecs")
+    assert (got[:, 2:] == -1).all() and (np.sort(got[:, :2], axis=1) == [0, 1]).all()
+
+
+# ---- get and delete ----
+
+
+def test_get_text_and_not_found(tmp_path):
+    dbp = tmp_path / "db"
+    ok("create", dbp, "long", "--dim", 10)
+    ok("create", dbp, "short", "--dim", 3)
+    load(dbp, "long", write_csv(tmp_path / "l.csv", np.arange(20).reshape(2, 10)))
+    load(dbp, "short", write_csv(tmp_path / "s.csv", [[1, 2, 3]]))
+    out = ok("get", dbp, "long", 1)
+    assert out == "1: [10, 11, 12, 13, 14, 15, 16, 17, ...] null\n"
+    assert ok("get", dbp, "short", 0) == "0: [1, 2, 3] null\n"
+    r = run("get", dbp, "long", 0, 7, 1)
+    assert r.returncode == 1
+    lines = r.stdout.splitlines()
+    assert lines[1] == "7: not found" and lines[0].startswith("0: [0, 1,")
+    r = run("get", dbp, "long", 7, "--json")
+    assert r.returncode == 1 and json.loads(r.stdout)["points"] == [{"id": 7, "found": False}]
+    full = get_json(dbp, "long", [1])[0]["vector"]
+    assert full == list(range(10, 20))
+
+
+def test_delete(tmp_path, db):
+    qf = write_fvecs(tmp_path / "q.fvecs", rand(1, seed=0)[:1] + 1e-3)  # nearest is id 0
+    first = json.loads(ok("search", db, "c", qf, "--k", 3, "--json"))["results"][0]
+    assert first[0]["id"] == 0
+    victims = [e["id"] for e in first[:2]]
+    assert ok("delete", db, "c", *victims, 100000) == "deleted 2 of 3\n"
+    after = json.loads(ok("search", db, "c", qf, "--k", 3, "--json"))["results"][0]
+    assert not set(victims) & {e["id"] for e in after}
+    assert after[0]["id"] == first[2]["id"]
+    assert info_json(db, "c")["points"] == 198
+    assert run("get", db, "c", victims[0]).returncode == 1
+    assert ok("delete", db, "c", victims[0]) == "deleted 0 of 1\n"
+
+
+# ---- bad input leaves the database unchanged ----
+
+
+def bad_fvecs_wrong_dim(t):
+    return ["load", "{db}", "c", write_fvecs(t / "w.fvecs", rand(30, DIM + 1))], "dimension"
+
+
+def bad_fvecs_mixed_dims(t):
+    p = write_fvecs(t / "m.fvecs", rand(40))
+    with open(p, "ab") as f:
+        f.write(np.int32(DIM - 1).tobytes() + rand(1, DIM - 1).tobytes())
+    return ["load", "{db}", "c", p, "--batch", 10], "offset %d" % (40 * (4 + 4 * DIM))
+
+
+def bad_fvecs_value(value):
+    def make(t):
+        a = rand(60)
+        a[47, 3] = value
+        return ["load", "{db}", "c", write_fvecs(t / "n.fvecs", a), "--batch", 10], \
+            "vector 47 component 3"
+    return make
+
+
+def bad_csv_value(text):
+    def make(t):
+        a = rand(60)
+        p = t / "n.csv"
+        lines = [",".join("%.9g" % v for v in row) for row in a]
+        fields = lines[52].split(",")
+        fields[5] = text
+        lines[52] = ",".join(fields)
+        p.write_text("\n".join(lines) + "\n")
+        return ["load", "{db}", "c", p, "--batch", 10], "vector 52 component 5"
+    return make
+
+
+def bad_fvecs_truncated(t):
+    p = write_fvecs(t / "t.fvecs", rand(50))
+    size = p.stat().st_size
+    with open(p, "r+b") as f:
+        f.truncate(size - 5)
+    return ["load", "{db}", "c", p, "--batch", 10], "offset %d" % (49 * (4 + 4 * DIM))
+
+
+def bad_npy_header(t):
+    p = write_npy(t / "h.npy", rand(50))
+    raw = bytearray(p.read_bytes())
+    raw[10:20] = b"{'garbage'"
+    p.write_bytes(bytes(raw))
+    return ["load", "{db}", "c", p], "npy"
+
+
+def bad_npy_float64(t):
+    return ["load", "{db}", "c", write_npy(t / "d.npy", rand(50).astype(np.float64))], "float32"
+
+
+def bad_npy_short(t):
+    p = write_npy(t / "s.npy", rand(50))
+    p.write_bytes(p.read_bytes()[:-4])
+    return ["load", "{db}", "c", p], "npy"
+
+
+def bad_csv_text(t):
+    p = t / "x.csv"
+    p.write_text("1,2,3,4,5,6,7,8\n" * 30 + "1,2,three,4,5,6,7,8\n")
+    return ["load", "{db}", "c", p, "--batch", 5], "line 31"
+
+
+def bad_csv_ragged(t):
+    p = t / "r.csv"
+    p.write_text("1,2,3,4,5,6,7,8\n" * 30 + "1,2,3,4,5,6,7\n")
+    return ["load", "{db}", "c", p, "--batch", 5], "line 31"
+
+
+def bad_meta_count(t):
+    m = t / "m.jsonl"
+    m.write_text('{"a": 1}\n' * 29)
+    return ["load", "{db}", "c", write_fvecs(t / "v.fvecs", rand(30)), "--metadata", m], "29"
+
+
+def bad_meta_json(t):
+    m = t / "m.jsonl"
+    m.write_text('{"a": 1}\n' * 25 + '{"a": \n' + '{"a": 1}\n' * 4)
+    return ["load", "{db}", "c", write_fvecs(t / "v.fvecs", rand(30)), "--metadata", m,
+            "--batch", 5], "line 26"
+
+
+def bad_meta_nested(t):
+    m = t / "m.jsonl"
+    m.write_text('{"a": 1}\n' * 25 + '{"a": [1, 2]}\n' + '{"a": 1}\n' * 4)
+    return ["load", "{db}", "c", write_fvecs(t / "v.fvecs", rand(30)), "--metadata", m,
+            "--batch", 5], "line 26"
+
+
+def bad_missing_file(t):
+    return ["load", "{db}", "c", t / "nope.fvecs"], "nope.fvecs"
+
+
+def bad_unknown_ext(t):
+    p = t / "v.txt"
+    p.write_text("1,2\n")
+    return ["load", "{db}", "c", p], "format"
+
+
+def bad_unknown_coll_load(t):
+    return ["load", "{db}", "zz", write_fvecs(t / "v.fvecs", rand(3))], "zz"
+
+
+def bad_unknown_coll_search(t):
+    return ["search", "{db}", "zz", write_fvecs(t / "v.fvecs", rand(3)), "--k", 1], "zz"
+
+
+def bad_search(*extra, match=None):
+    def make(t):
+        return ["search", "{db}", "c", write_fvecs(t / "q.fvecs", rand(3)), *extra], match
+    return make
+
+
+def bad_search_nan_query(t):
+    q = rand(3)
+    q[2, 1] = np.nan
+    return ["search", "{db}", "c", write_npy(t / "q.npy", q), "--k", 1], "vector 2 component 1"
+
+
+def bad_search_dim(t):
+    return ["search", "{db}", "c", write_fvecs(t / "q.fvecs", rand(3, DIM + 2)), "--k", 1], \
+        "dimension"
+
+
+BAD_INPUTS = {
+    "fvecs_wrong_dim": bad_fvecs_wrong_dim,
+    "fvecs_mixed_dims": bad_fvecs_mixed_dims,
+    "fvecs_nan": bad_fvecs_value(np.nan),
+    "fvecs_inf": bad_fvecs_value(np.inf),
+    "fvecs_neg_inf": bad_fvecs_value(-np.inf),
+    "csv_nan": bad_csv_value("nan"),
+    "csv_inf": bad_csv_value("inf"),
+    "csv_overflow": bad_csv_value("1e999"),
+    "fvecs_truncated": bad_fvecs_truncated,
+    "npy_corrupt_header": bad_npy_header,
+    "npy_float64": bad_npy_float64,
+    "npy_short_data": bad_npy_short,
+    "csv_not_a_number": bad_csv_text,
+    "csv_ragged": bad_csv_ragged,
+    "metadata_line_count": bad_meta_count,
+    "metadata_bad_json": bad_meta_json,
+    "metadata_nested": bad_meta_nested,
+    "missing_file": bad_missing_file,
+    "unknown_extension": bad_unknown_ext,
+    "unknown_collection_load": bad_unknown_coll_load,
+    "unknown_collection_search": bad_unknown_coll_search,
+    "search_wrong_dim": bad_search_dim,
+    "search_nan_query": bad_search_nan_query,
+    "k_zero": bad_search("--k", 0, match="k"),
+    "k_above_size": bad_search("--k", 201),
+    "k_above_max": bad_search("--k", 100000),
+    "k_negative": bad_search("--k", -1, match="usage"),
+    "filter_malformed": bad_search("--k", 3, "--filter", '{"color": ', match="filter"),
+    "filter_not_object": bad_search("--k", 3, "--filter", "[1]"),
+    "delete_unknown_coll": lambda t: (["delete", "{db}", "zz", 1], "zz"),
+    "drop_unknown_coll": lambda t: (["drop", "{db}", "zz"], "zz"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=list(BAD_INPUTS))
+def test_bad_input_leaves_db_unchanged(tmp_path, db, case):
+    args, match = BAD_INPUTS[case](tmp_path)
+    before = snapshot(db, tmp_path)
+    fail(*[str(a).replace("{db}", str(db)) for a in args], match=match)
+    assert snapshot(db, tmp_path) == before
+
+
+def test_cosine_zero_vector_refused_before_writing(tmp_path):
+    dbp = tmp_path / "db"
+    ok("create", dbp, "c", "--dim", DIM, "--metric", "cosine")
+    a = rand(40)
+    a[33] = 0
+    fail("load", dbp, "c", write_fvecs(tmp_path / "z.fvecs", a), "--batch", 10,
+         status=1, match="vector 33")
+    assert info_json(dbp, "c")["points"] == 0
+
+
+def tree(path):
+    return {p.relative_to(path): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("kind", ["garbage_mdb", "unrelated_files"])
+def test_foreign_directories_untouched(tmp_path, kind):
+    d = tmp_path / "foreign"
+    d.mkdir()
+    rng = np.random.default_rng(13)
+    if kind == "garbage_mdb":
+        (d / "data.mdb").write_bytes(rng.integers(0, 256, 65536, dtype=np.uint8).tobytes())
+    else:
+        (d / "notes.txt").write_text("not a database\n")
+        (d / "sub").mkdir()
+        (d / "sub" / "x.bin").write_bytes(b"\x00\x01\x02")
+    before = tree(d)
+    v = write_fvecs(tmp_path / "v.fvecs", rand(5))
+    for args in [("info", d), ("info", d, "--json"), ("create", d, "c", "--dim", DIM),
+                 ("load", d, "c", v), ("search", d, "c", v, "--k", 1), ("get", d, "c", 0),
+                 ("delete", d, "c", 0), ("drop", d, "c")]:
+        fail(*args, status=1)
+        assert tree(d) == before, args

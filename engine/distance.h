@@ -8,7 +8,9 @@
 
 #include <stddef.h>
 
-/* One kernel set. Each function is pure and thread-safe. */
+/* One kernel set. Each function is pure and thread-safe; dim >= 1, and rows is not read when
+ * n == 0. Within a set, out[i] of *_many equals the single-pair kernel on row i bit for bit
+ * (same accumulation order), so a scan and a pairwise re-check never disagree on a tie. */
 typedef struct dist_kernels {
 	const char *name; /* "scalar", "avx2", "avx512" */
 	/* Squared Euclidean distance between a and b. */
@@ -23,7 +25,7 @@ typedef struct dist_kernels {
 
 /* The best kernel set for this CPU, chosen once (thread-safe). The environment variable
  * OMEN_SIMD=scalar|avx2|avx512 caps the choice (for tests and benchmarks); a level the CPU lacks
- * is never chosen. */
+ * is never chosen, and a value naming no level is ignored. */
 const dist_kernels *dist_best(void);
 
 /* Kernel sets by name, or NULL when the CPU (or the compiler) does not support it. */

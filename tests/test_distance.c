@@ -21,12 +21,12 @@
 
 /* argv[1] that makes this binary print dist_best()'s name and the CPU's level, then exit */
 #define CHILD_FLAG "--print-best"
-#define MAX_N      17
+#define MAX_N      64
 #define CANARY     -12345.0f
 
 static const size_t dims[] = {1,  2,  3,  7,   8,   9,   15,  16,  17,  31,  32,   33,
                               63, 64, 65, 100, 127, 128, 129, 384, 768, 784, 1000, 4096};
-static const size_t counts[] = {0, 1, 3, 4, 5, MAX_N};
+static const size_t counts[] = {0, 1, 3, 4, 5, 17, MAX_N};
 static const char *const set_names[] = {"scalar", "avx2", "avx512"};
 static const char *self_path; /* argv[0], to run this binary again */
 

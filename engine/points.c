@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/distance.h"
 #include "engine/engine.h"
 #include "engine/filter.h"
 
@@ -78,22 +79,34 @@ static int check_ids(prepared *p)
 	return st;
 }
 
-/* Checks every component is finite, normalises for cosine and computes squared norms. */
+/* Finds the first non-finite component of x for the error message; OMEN_OK if there is none
+ * (the squared norm then merely overflowed float). */
+static int find_nonfinite(const omen_collection *c, const float *x, size_t i)
+{
+	for (size_t j = 0; j < c->dim; j++)
+		if (!isfinite(x[j]))
+			return status_set(OMEN_EINVAL, "collection '%s': vector %zu component %zu is %s",
+			                  c->name, i, j, isnan(x[j]) ? "NaN" : "infinite");
+	return OMEN_OK;
+}
+
+/* Checks every component is finite, normalises for cosine and computes squared norms. One SIMD
+ * self-dot per vector does both checks: it is finite exactly when every component is (NaN and
+ * infinities propagate), unless huge finite values overflow it, which the slow scan tells apart. */
 static int check_vectors(prepared *p, const float *v)
 {
 	omen_collection *c = p->c;
 	size_t dim = c->dim;
+	const dist_kernels *dk = dist_best();
 	if (c->metric == OMEN_METRIC_COSINE && !(p->norm_copy = malloc(p->n * dim * 4)))
 		return status_set(OMEN_ENOMEM, "out of memory");
 	for (size_t i = 0; i < p->n; i++) {
 		const float *x = v + i * dim;
-		double ss = 0;
-		for (size_t j = 0; j < dim; j++) {
-			if (!isfinite(x[j]))
-				return status_set(OMEN_EINVAL,
-				                  "collection '%s': vector %zu component %zu is %s",
-				                  c->name, i, j, isnan(x[j]) ? "NaN" : "infinite");
-			ss += (double)x[j] * x[j];
+		float ss = dk->dot(x, x, dim);
+		if (!isfinite(ss)) {
+			int st = find_nonfinite(c, x, i);
+			if (st != OMEN_OK)
+				return st;
 		}
 		if (c->metric == OMEN_METRIC_COSINE) {
 			if (ss == 0)
@@ -101,12 +114,19 @@ static int check_vectors(prepared *p, const float *v)
 				                  "collection '%s': vector %zu is zero, which has no "
 				                  "cosine direction",
 				                  c->name, i);
-			float inv = (float)(1.0 / sqrt(ss));
+			double norm = sqrt((double)ss);
+			if (!isfinite(ss)) { /* overflowed: recompute in double */
+				double dd = 0;
+				for (size_t j = 0; j < dim; j++)
+					dd += (double)x[j] * x[j];
+				norm = sqrt(dd);
+			}
+			float inv = (float)(1.0 / norm);
 			for (size_t j = 0; j < dim; j++)
 				p->norm_copy[i * dim + j] = x[j] * inv;
-			ss = 1.0;
+			ss = dk->dot(p->norm_copy + i * dim, p->norm_copy + i * dim, dim);
 		}
-		p->norms[i] = (float)ss;
+		p->norms[i] = ss;
 	}
 	p->vecs = p->norm_copy ? p->norm_copy : v;
 	return OMEN_OK;

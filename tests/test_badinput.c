@@ -85,6 +85,21 @@ static void test_bad_vectors(void **state)
 	v[5 * DIM + 3] = INFINITY;
 	assert_omen_status(omen_upsert(f->c, &b, NULL), OMEN_EINVAL);
 	v[5 * DIM + 3] = 0;
+	/* Huge but finite components overflow the squared norm: still valid input. */
+	{
+		omen_collection *h;
+		assert_omen_ok(omen_create_collection(f->db, "huge", 4, OMEN_METRIC_COSINE));
+		assert_omen_ok(omen_collection_open(f->db, "huge", &h));
+		float big[4] = {3e38f, -3e38f, 1e30f, 0}, got[4];
+		omen_batch hb = {1, 4, NULL, big, NULL};
+		uint64_t id;
+		uint8_t found;
+		assert_omen_ok(omen_upsert(h, &hb, &id));
+		assert_omen_ok(omen_get(h, &id, 1, got, NULL, &found));
+		assert_true(found && fabsf(got[0] - 0.7071068f) < 1e-5f && got[3] == 0);
+		omen_collection_close(h);
+		assert_omen_ok(omen_drop_collection(f->db, "huge"));
+	}
 	ids[7] = ids[2];
 	assert_omen_status(omen_upsert(f->c, &b, NULL), OMEN_EINVAL);
 	assert_non_null(strstr(omen_errmsg(f->db), "twice"));

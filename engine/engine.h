@@ -38,6 +38,7 @@ struct omen_collection {
 
 typedef struct topk_item {
 	float dist;
+	uint32_t row; /* where the point's vector lives, for exact re-ranking */
 	uint64_t id;
 } topk_item;
 
@@ -58,7 +59,7 @@ static inline bool topk_may_accept(const topk *t, float d)
 	return t->n < t->k || d <= t->h[0].dist;
 }
 
-void topk_push(topk *t, float d, uint64_t id);
+void topk_push(topk *t, float d, uint64_t id, uint32_t row);
 
 /* Sorts the heap's items best first, in place (the heap property is lost). */
 void topk_sort(topk *t);

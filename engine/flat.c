@@ -3,8 +3,12 @@
  * straight from the memory map, OpenMP threads taking chunks, each keeping its own top-k heaps,
  * merged at the end. Small query batches use the SIMD distance kernels row by row; larger ones
  * compute dot products for a block of queries against a whole chunk with SGEMM (OpenBLAS) and
- * derive distances from stored squared norms: |q - x|^2 = |q|^2 + |x|^2 - 2<q, x>. Selective
- * filters skip the scan and visit only the matching rows.
+ * derive distances from stored squared norms: |q - x|^2 = |q|^2 + |x|^2 - 2<q, x>. That form
+ * loses precision when the norms dwarf the distances, so SGEMM keeps 2k + 8 candidates, the
+ * exact kernels re-rank them, and a float error bound certifies that no point left out could
+ * have entered the top k; a query that cannot be certified is searched again with the exact
+ * kernels. Batches thus return exactly what one-query searches return. Selective filters skip
+ * the scan and visit only the matching rows.
  */
 #include <cblas.h>
 #include <math.h>
@@ -28,6 +32,8 @@ typedef struct scan_set {
 	chunk_view *views;
 	uint64_t **tombs;      /* per chunk: cap bits, or NULL when the chunk has no tombstones */
 	roaring_bitmap_t *allow; /* filter matches, or NULL for no filter */
+	uint64_t points;         /* live points in the snapshot */
+	float max_norm;          /* largest stored squared norm, for SGEMM error bounds */
 	const dist_kernels *dk;
 } scan_set;
 
@@ -37,7 +43,10 @@ typedef struct scan_job {
 	const float *q; /* qn x dim */
 	const float *qnorm;
 	size_t qn, k;
+	size_t kc;   /* heap size: k, or more candidates for re-ranking (SGEMM) */
+	bool gemm;   /* SGEMM distances, re-ranked exactly at the end */
 	topk *heaps; /* threads x qn */
+	uint8_t *recheck; /* per query of the request: SGEMM result not certified */
 } scan_job;
 
 static void scan_set_free(scan_set *s)
@@ -81,6 +90,10 @@ static int load_chunks(scan_set *s, MDB_txn *txn, uint64_t rows)
 	if (st == OMEN_OK && n && (uint64_t)(n - 1) * c->cap + s->views[n - 1].count != rows)
 		st = status_set(OMEN_ECORRUPT, "collection '%s': row count disagrees with chunks",
 		                c->name);
+	for (size_t i = 0; st == OMEN_OK && i < n; i++)
+		for (uint32_t r = 0; r < s->views[i].count; r++)
+			if (!(s->views[i].norms[r] <= s->max_norm)) /* also takes an infinite norm */
+				s->max_norm = s->views[i].norms[r];
 	return st;
 }
 
@@ -175,9 +188,10 @@ static void offer(const scan_set *s, size_t ch, const float *d, uint32_t count, 
 {
 	const chunk_view *v = &s->views[ch];
 	bool check = s->tombs[ch] || s->allow;
+	uint32_t base = (uint32_t)(ch * s->c->cap);
 	for (uint32_t r = 0; r < count; r++)
 		if (topk_may_accept(h, d[r]) && !(check && row_dead(s, ch, r)))
-			topk_push(h, d[r], chunk_id(v, r));
+			topk_push(h, d[r], chunk_id(v, r), base + r);
 }
 
 /* Scans chunk ch for every query of the job with the SIMD kernels. */
@@ -225,7 +239,7 @@ static void scan_gemm(const scan_job *j, size_t ch, topk *heaps, float *buf)
 static int scan_all(const scan_job *j, int nthreads)
 {
 	const scan_set *s = j->set;
-	bool gemm = j->qn >= GEMM_MIN_QUERIES;
+	bool gemm = j->gemm;
 	size_t buf_floats = gemm ? GEMM_BLOCK_FLOATS : s->c->cap;
 	int failed = 0;
 #pragma omp parallel num_threads(nthreads) reduction(| : failed)
@@ -247,44 +261,102 @@ static int scan_all(const scan_job *j, int nthreads)
 	return failed ? status_set(OMEN_ENOMEM, "out of memory") : OMEN_OK;
 }
 
-/* Merges the threads' heaps of each query and writes rows q0.. of the outputs. */
+/* Exact distance of query qv to the point at row. */
+static float exact_dist(const scan_set *s, const float *qv, uint32_t row)
+{
+	size_t dim = s->c->dim;
+	const float *x = s->views[row / s->c->cap].vecs + (size_t)(row % s->c->cap) * dim;
+	if (s->c->metric == OMEN_METRIC_L2)
+		return s->dk->l2sq(qv, x, dim);
+	return to_dist(s->c->metric, s->dk->dot(qv, x, dim), 0, 0);
+}
+
+/* Writes a query's final results (sorted heap t, padded to k) into output row q. */
+static void write_row(const search_req *req, size_t q, const topk *t)
+{
+	uint64_t *ids = req->ids_out + q * req->k;
+	float *dists = req->dists_out + q * req->k;
+	for (size_t i = 0; i < req->k; i++) {
+		ids[i] = i < t->n ? t->h[i].id : OMEN_NO_ID;
+		dists[i] = i < t->n ? t->h[i].dist : INFINITY;
+	}
+}
+
+/* Bound on the float error of an SGEMM-derived distance: |q|^2 + |x|^2 - 2<q, x> computed in
+ * float with dim-term sums errs by at most about 2 (dim + 2) u (|q|^2 + |x|^2), u = 2^-24 (the
+ * dot product's error is at most gamma_dim |q| |x| <= gamma_dim (|q|^2 + |x|^2) / 2; the norms
+ * and the final additions add the rest). The same bound covers -<q, x> and 1 - <q, x>. */
+static float gemm_error(const scan_set *s, float qnorm)
+{
+	return 2.0f * ((float)s->c->dim + 2) * 0x1p-24f * (qnorm + s->max_norm);
+}
+
+/* Re-ranks the SGEMM candidates `all` of query q with the exact kernels into fin. Returns false
+ * when the result is not certified: a point outside the candidates might, within the error
+ * bound, be closer than the k-th result. */
+static bool rerank(const scan_job *j, size_t q, topk *all, topk *fin)
+{
+	const float *qv = j->q + q * j->set->c->dim;
+	bool full = all->n == all->k;
+	float worst_kept = full ? all->h[0].dist : INFINITY;
+	for (uint32_t i = 0; i < all->n; i++)
+		topk_push(fin, exact_dist(j->set, qv, all->h[i].row), all->h[i].id, all->h[i].row);
+	if (!full || fin->n < fin->k)
+		return true;
+	float kth = fin->h[0].dist, err = gemm_error(j->set, j->qnorm[q]);
+	return worst_kept - kth > 2 * err;
+}
+
+/* Merges the threads' heaps of each query, re-ranks SGEMM candidates with the exact kernels,
+ * and writes rows q0.. of the outputs (or marks them for an exact re-check). tmp holds kc + k
+ * items. */
 static void merge_out(const scan_job *j, int nthreads, size_t q0, topk_item *tmp,
                       const search_req *req)
 {
 	for (size_t q = 0; q < j->qn; q++) {
-		topk all = {tmp, 0, (uint32_t)j->k};
+		topk all = {tmp, 0, (uint32_t)j->kc};
 		for (int t = 0; t < nthreads; t++) {
 			const topk *h = &j->heaps[(size_t)t * j->qn + q];
 			for (uint32_t i = 0; i < h->n; i++)
-				topk_push(&all, h->h[i].dist, h->h[i].id);
+				topk_push(&all, h->h[i].dist, h->h[i].id, h->h[i].row);
 		}
-		topk_sort(&all);
-		uint64_t *ids = req->ids_out + (q0 + q) * j->k;
-		float *dists = req->dists_out + (q0 + q) * j->k;
-		for (size_t i = 0; i < j->k; i++) {
-			ids[i] = i < all.n ? all.h[i].id : OMEN_NO_ID;
-			dists[i] = i < all.n ? all.h[i].dist : INFINITY;
+		topk *out = &all;
+		topk fin = {tmp + j->kc, 0, (uint32_t)j->k};
+		if (j->gemm) {
+			if (!rerank(j, q, &all, &fin)) {
+				j->recheck[q0 + q] = 1;
+				continue;
+			}
+			out = &fin;
 		}
+		topk_sort(out);
+		write_row(req, q0 + q, out);
 	}
 }
 
-static int scan_search(const scan_set *s, const search_req *req, int nthreads)
+/* Scans every chunk for the queries of req, in blocks that bound the heaps' memory. With
+ * use_gemm, queries whose SGEMM results are not certified are marked in recheck (nq bytes)
+ * and their output rows are left unwritten. */
+static int scan_pass(const scan_set *s, const search_req *req, int nthreads, bool use_gemm,
+                     uint8_t *recheck)
 {
 	size_t dim = s->c->dim, k = req->k;
-	size_t qblock = HEAP_BYTES_MAX / ((size_t)nthreads * k * sizeof(topk_item));
+	size_t kc = use_gemm ? 2 * k + 8 : k;
+	kc = kc > s->points ? (size_t)s->points : kc;
+	size_t qblock = HEAP_BYTES_MAX / ((size_t)nthreads * kc * sizeof(topk_item));
 	qblock = qblock < 1 ? 1 : qblock > req->nq ? req->nq : qblock;
 	topk *heaps = calloc((size_t)nthreads * qblock, sizeof *heaps);
-	topk_item *items = malloc((size_t)nthreads * qblock * k * sizeof *items);
-	topk_item *tmp = malloc(k * sizeof *tmp);
+	topk_item *items = malloc((size_t)nthreads * qblock * kc * sizeof *items);
+	topk_item *tmp = malloc((kc + k) * sizeof *tmp);
 	float *qnorm = malloc(qblock * sizeof *qnorm);
 	int st = heaps && items && tmp && qnorm ? OMEN_OK : status_set(OMEN_ENOMEM, "out of memory");
 	for (size_t q0 = 0; q0 < req->nq && st == OMEN_OK; q0 += qblock) {
-		scan_job j = {s, req->queries + q0 * dim, qnorm, 0, k, heaps};
+		scan_job j = {s, req->queries + q0 * dim, qnorm, 0, k, kc, use_gemm, heaps, recheck};
 		j.qn = req->nq - q0 < qblock ? req->nq - q0 : qblock;
 		for (size_t q = 0; q < j.qn; q++)
 			qnorm[q] = s->dk->dot(j.q + q * dim, j.q + q * dim, dim);
 		for (size_t h = 0; h < (size_t)nthreads * j.qn; h++)
-			heaps[h] = (topk){items + h * k, 0, (uint32_t)k};
+			heaps[h] = (topk){items + h * kc, 0, (uint32_t)kc};
 		st = scan_all(&j, nthreads);
 		if (st == OMEN_OK)
 			merge_out(&j, nthreads, q0, tmp, req);
@@ -293,6 +365,49 @@ static int scan_search(const scan_set *s, const search_req *req, int nthreads)
 	free(items);
 	free(tmp);
 	free(qnorm);
+	return st;
+}
+
+/* Searches again, in one pass with the exact kernels, the queries marked in recheck. */
+static int recheck_pass(const scan_set *s, const search_req *req, int nthreads,
+                        const uint8_t *recheck)
+{
+	size_t dim = s->c->dim, k = req->k, n = 0;
+	for (size_t q = 0; q < req->nq; q++)
+		n += recheck[q];
+	if (n == 0)
+		return OMEN_OK;
+	float *qs = malloc(n * dim * sizeof *qs), *dists = malloc(n * k * sizeof *dists);
+	uint64_t *ids = malloc(n * k * sizeof *ids);
+	int st = qs && dists && ids ? OMEN_OK : status_set(OMEN_ENOMEM, "out of memory");
+	for (size_t q = 0, i = 0; st == OMEN_OK && q < req->nq; q++)
+		if (recheck[q])
+			memcpy(qs + i++ * dim, req->queries + q * dim, dim * sizeof *qs);
+	search_req sub = {qs, n, k, req->threads, req->filter, ids, dists};
+	if (st == OMEN_OK)
+		st = scan_pass(s, &sub, nthreads, false, NULL);
+	for (size_t q = 0, i = 0; st == OMEN_OK && q < req->nq; q++)
+		if (recheck[q]) {
+			memcpy(req->ids_out + q * k, ids + i * k, k * sizeof *ids);
+			memcpy(req->dists_out + q * k, dists + i++ * k, k * sizeof *dists);
+		}
+	free(qs);
+	free(dists);
+	free(ids);
+	return st;
+}
+
+static int scan_search(const scan_set *s, const search_req *req, int nthreads)
+{
+	if (req->nq < GEMM_MIN_QUERIES)
+		return scan_pass(s, req, nthreads, false, NULL);
+	uint8_t *recheck = calloc(req->nq, 1);
+	if (!recheck)
+		return status_set(OMEN_ENOMEM, "out of memory");
+	int st = scan_pass(s, req, nthreads, true, recheck);
+	if (st == OMEN_OK)
+		st = recheck_pass(s, req, nthreads, recheck);
+	free(recheck);
 	return st;
 }
 
@@ -305,7 +420,6 @@ static int selective_search(const scan_set *s, const search_req *req, int nthrea
 		return status_set(OMEN_ENOMEM, "out of memory");
 	roaring_bitmap_to_uint32_array(s->allow, rows);
 	size_t dim = s->c->dim, k = req->k, cap = s->c->cap;
-	omen_metric m = s->c->metric;
 	int failed = 0;
 #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1) reduction(| : failed)
 	for (size_t q = 0; q < req->nq; q++) {
@@ -322,16 +436,11 @@ static int selective_search(const scan_set *s, const search_req *req, int nthrea
 			const uint64_t *t = s->tombs[ch];
 			if (t && (t[slot / 64] >> (slot % 64) & 1))
 				continue;
-			const float *x = s->views[ch].vecs + (size_t)slot * dim;
-			float d = m == OMEN_METRIC_L2 ? s->dk->l2sq(qv, x, dim)
-			                              : to_dist(m, s->dk->dot(qv, x, dim), 0, 0);
-			topk_push(&h, d, chunk_id(&s->views[ch], slot));
+			topk_push(&h, exact_dist(s, qv, rows[i]), chunk_id(&s->views[ch], slot),
+			          rows[i]);
 		}
 		topk_sort(&h);
-		for (size_t i = 0; i < k; i++) {
-			req->ids_out[q * k + i] = i < h.n ? h.h[i].id : OMEN_NO_ID;
-			req->dists_out[q * k + i] = i < h.n ? h.h[i].dist : INFINITY;
-		}
+		write_row(req, q, &h);
 		free(items);
 	}
 	free(rows);
@@ -355,6 +464,7 @@ int flat_search(omen_collection *c, const search_req *req)
 	scan_set s = {.c = c, .dk = dist_best()};
 	catalog_rec r;
 	st = coll_catalog(c, txn, &r);
+	s.points = r.points;
 	if (st == OMEN_OK && req->k > r.points)
 		st = status_set(OMEN_EINVAL, "k=%zu exceeds the %llu points of collection '%s'",
 		                req->k, (unsigned long long)r.points, c->name);

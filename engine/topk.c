@@ -29,11 +29,11 @@ static void sift_down(topk_item *h, uint32_t n, uint32_t i)
 	h[i] = x;
 }
 
-void topk_push(topk *t, float d, uint64_t id)
+void topk_push(topk *t, float d, uint64_t id, uint32_t row)
 {
 	if (t->n < t->k) {
 		uint32_t i = t->n++;
-		topk_item x = {d, id};
+		topk_item x = {d, row, id};
 		while (i > 0) {
 			uint32_t p = (i - 1) / 2;
 			if (!worse(&x, &t->h[p]))
@@ -46,7 +46,7 @@ void topk_push(topk *t, float d, uint64_t id)
 	}
 	if (!topk_better(d, id, t->h[0].dist, t->h[0].id))
 		return;
-	t->h[0] = (topk_item){d, id};
+	t->h[0] = (topk_item){d, row, id};
 	sift_down(t->h, t->n, 0);
 }
 

@@ -238,6 +238,40 @@ static void test_search_metrics(void **state)
 	}
 }
 
+/* Batches (SGEMM, re-ranked) give exactly the ids and distances of one-query searches, also
+ * when the norms dwarf the distances (a large common offset), where norms-plus-dot-products
+ * alone loses the order of near neighbours. */
+static void test_batch_equals_single(void **state)
+{
+	(void)state;
+	omen_metric ms[3] = {OMEN_METRIC_L2, OMEN_METRIC_IP, OMEN_METRIC_COSINE};
+	for (int mi = 0; mi < 3; mi++) {
+		fixture f;
+		size_t n = 3000, dim = 64, nq = 40, k = 10;
+		fx_open(&f, "b", dim, ms[mi]);
+		float *v = rnd_vectors(n, dim, 21), *q = rnd_vectors(nq, dim, 22);
+		for (size_t i = 0; i < n * dim; i++)
+			v[i] = 300 + v[i];
+		for (size_t i = 0; i < nq * dim; i++)
+			q[i] = 300 + q[i];
+		omen_batch b = {n, dim, NULL, v, NULL};
+		assert_omen_ok(omen_upsert(f.c, &b, NULL));
+		uint64_t *bi = malloc(nq * k * sizeof *bi), si[10];
+		float *bd = malloc(nq * k * sizeof *bd), sd[10];
+		omen_search_params p;
+		omen_search_params_init(&p);
+		assert_omen_ok(omen_search(f.c, q, nq, dim, &p, bi, bd));
+		for (size_t i = 0; i < nq; i++) {
+			assert_omen_ok(omen_search(f.c, q + i * dim, 1, dim, &p, si, sd));
+			if (memcmp(bi + i * k, si, sizeof si) != 0)
+				fail_msg("metric %d query %zu: batch and single ids differ", mi, i);
+			assert_memory_equal(bd + i * k, sd, sizeof sd);
+		}
+		free(v), free(q), free(bi), free(bd);
+		fx_close(&f);
+	}
+}
+
 /* Upserting an existing id replaces it; deleted points never come back. */
 static void test_replace_delete(void **state)
 {
@@ -427,7 +461,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_collections),   cmocka_unit_test(test_upsert_get_persist),
-	    cmocka_unit_test(test_search_metrics), cmocka_unit_test(test_replace_delete),
+	    cmocka_unit_test(test_search_metrics), cmocka_unit_test(test_batch_equals_single),
+	    cmocka_unit_test(test_replace_delete),
 	    cmocka_unit_test(test_filtered),      cmocka_unit_test(test_relaxed),
 	    cmocka_unit_test(test_concurrent),
 	};

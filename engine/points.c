@@ -215,42 +215,19 @@ static int tomb_mark(omen_collection *c, MDB_txn *txn, uint64_t *rows, size_t n)
 	return st;
 }
 
-/* Looks up id in the id map: *row and OMEN_OK when present, OMEN_ENOTFOUND (no message) when
- * absent, or an error. */
-static int id_lookup(omen_collection *c, MDB_txn *txn, uint64_t id, uint64_t *row)
-{
-	unsigned char kb[8];
-	be64_put(kb, id);
-	MDB_val k = {8, kb}, v;
-	int rc = mdb_get(txn, c->id_dbi, &k, &v);
-	if (rc == MDB_NOTFOUND)
-		return OMEN_ENOTFOUND;
-	if (rc != 0 || v.mv_size != 8)
-		return rc ? status_from_mdb(rc, "id map") : status_set(OMEN_ECORRUPT, "id map");
-	*row = le64_get(v.mv_data);
-	return OMEN_OK;
-}
-
 /* Removes the live point id (if any): id map entry and metadata. Adds its row to rows[*n]. */
 static int unlink_point(omen_collection *c, MDB_txn *txn, uint64_t id, uint64_t *rows,
                         size_t *n)
 {
 	uint64_t row;
-	int st = id_lookup(c, txn, id, &row);
+	int st = idmap_remove(txn, c->id_dbi, id, &row);
 	if (st != OMEN_OK)
 		return st == OMEN_ENOTFOUND ? OMEN_OK : st;
-	unsigned char kb[8];
-	be64_put(kb, id);
-	MDB_val k = {8, kb};
-	int rc = mdb_del(txn, c->id_dbi, &k, NULL);
 	unsigned char rb[8];
 	be64_put(rb, row);
 	MDB_val rk = {8, rb};
-	if (rc == 0) {
-		rc = mdb_del(txn, c->meta_dbi, &rk, NULL);
-		rc = rc == MDB_NOTFOUND ? 0 : rc;
-	}
-	if (rc != 0)
+	int rc = mdb_del(txn, c->meta_dbi, &rk, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND)
 		return status_from_mdb(rc, "deleting point");
 	rows[(*n)++] = row;
 	return OMEN_OK;
@@ -303,30 +280,31 @@ static int append_rows(omen_collection *c, MDB_txn *txn, uint64_t first, const p
 	return OMEN_OK;
 }
 
-/* Writes the id map entries and metadata records of the new rows. */
+/* Writes the id map runs and metadata records of the new rows. beyond_all: every id
+ * is larger than any id already mapped. */
 static int index_rows(omen_collection *c, MDB_txn *txn, uint64_t first, const prepared *p,
-                      bool append_ids)
+                      bool beyond_all)
 {
-	for (size_t i = 0; i < p->n; i++) {
-		unsigned char kb[8], vb[8];
-		be64_put(kb, p->ids[i]);
-		le64_put(vb, first + i);
-		MDB_val k = {8, kb}, v = {8, vb};
-		int rc = mdb_put(txn, c->id_dbi, &k, &v, append_ids ? MDB_APPEND : 0);
-		if (rc == 0 && p->meta && p->meta[i]) {
-			be64_put(kb, first + i);
-			v.mv_size = META_HEADER + p->meta_len[i];
-			rc = mdb_put(txn, c->meta_dbi, &k, &v, MDB_RESERVE | MDB_APPEND);
-			if (rc == 0) {
-				meta_rec_header(v.mv_data);
-				memcpy((unsigned char *)v.mv_data + META_HEADER, p->meta[i],
-				       p->meta_len[i]);
-			}
-		}
-		if (rc != 0)
-			return status_from_mdb(rc, "id map");
+	int st = OMEN_OK;
+	for (size_t i = 0, j; i < p->n && st == OMEN_OK; i = j) {
+		for (j = i + 1; j < p->n && p->ids[j] == p->ids[j - 1] + 1; j++)
+			;
+		st = idmap_insert(txn, c->id_dbi, p->ids[i], first + i, j - i,
+		                  beyond_all && p->sorted);
 	}
-	return OMEN_OK;
+	for (size_t i = 0; st == OMEN_OK && p->meta && i < p->n; i++) {
+		if (!p->meta[i])
+			continue;
+		unsigned char kb[8];
+		be64_put(kb, first + i);
+		MDB_val k = {8, kb}, v = {META_HEADER + p->meta_len[i], NULL};
+		int rc = mdb_put(txn, c->meta_dbi, &k, &v, MDB_RESERVE | MDB_APPEND);
+		if (rc != 0)
+			return status_from_mdb(rc, "metadata");
+		meta_rec_header(v.mv_data);
+		memcpy((unsigned char *)v.mv_data + META_HEADER, p->meta[i], p->meta_len[i]);
+	}
+	return st;
 }
 
 /* Removes the points that the batch replaces (ids already present). */
@@ -372,7 +350,7 @@ static int upsert_fn(MDB_txn *txn, void *arg)
 	if (st == OMEN_OK)
 		st = append_rows(c, txn, r.rows, p);
 	if (st == OMEN_OK)
-		st = index_rows(c, txn, r.rows, p, p->sorted && p->min_id >= r.next_id);
+		st = index_rows(c, txn, r.rows, p, p->min_id >= r.next_id);
 	if (st != OMEN_OK)
 		return st;
 	r.rows += p->n;
@@ -452,7 +430,7 @@ static int get_one(omen_collection *c, MDB_txn *txn, uint64_t id, float *vec, ch
 {
 	uint64_t row;
 	*found = 0;
-	int st = id_lookup(c, txn, id, &row);
+	int st = idmap_get(txn, c->id_dbi, id, &row);
 	if (st != OMEN_OK)
 		return st == OMEN_ENOTFOUND ? OMEN_OK : st;
 	unsigned char kb[8];

@@ -126,6 +126,19 @@ typedef struct catalog_rec {
 int catalog_get(store *s, MDB_txn *txn, const char *name, catalog_rec *out);
 int catalog_put(store *s, MDB_txn *txn, const char *name, const catalog_rec *rec);
 
+/* ---- id map (idmap.c): point id -> row, stored as runs of consecutive ids and rows ---- */
+
+/* Looks up id: OMEN_OK with *row, OMEN_ENOTFOUND (no message) when absent, or an error. */
+int idmap_get(MDB_txn *txn, MDB_dbi dbi, uint64_t id, uint64_t *row);
+
+/* Removes id, giving its row: OMEN_OK, OMEN_ENOTFOUND (no message), or an error. */
+int idmap_remove(MDB_txn *txn, MDB_dbi dbi, uint64_t id, uint64_t *row);
+
+/* Maps ids first..first+n-1, none of them present, to rows row..row+n-1, extending the
+ * preceding run when both continue it. beyond_all: every id is larger than any mapped id. */
+int idmap_insert(MDB_txn *txn, MDB_dbi dbi, uint64_t first, uint64_t row, uint64_t n,
+                 bool beyond_all);
+
 /* ---- vector chunks (chunk.c) ----
  * A chunk holds up to cap consecutive rows of one collection:
  *   header (16 bytes) | vectors count x dim f32 | squared norms count f32 | ids count u64

@@ -322,6 +322,81 @@ static void test_replace_delete(void **state)
 	fx_close(&f);
 }
 
+/* The id map stores runs of consecutive ids; random upserts of ranges and scattered ids, and
+ * deletes that split runs, must agree with a model after every step and across a reopen. */
+static void check_model(omen_collection *c, const uint32_t *model, size_t range, size_t dim)
+{
+	uint64_t *ids = malloc(range * sizeof *ids);
+	float *got = malloc(range * dim * sizeof *got);
+	uint8_t *found = malloc(range);
+	uint64_t live = 0, cnt;
+	for (size_t i = 0; i < range; i++)
+		ids[i] = i;
+	assert_omen_ok(omen_get(c, ids, range, got, NULL, found));
+	for (size_t i = 0; i < range; i++) {
+		if (!model[i]) {
+			if (found[i])
+				fail_msg("id %zu found but deleted", i);
+			continue;
+		}
+		live++;
+		if (!found[i] || got[i * dim] != (float)model[i])
+			fail_msg("id %zu: found %d value %g, want %u", i, found[i], got[i * dim],
+			         model[i]);
+	}
+	assert_omen_ok(omen_count(c, &cnt));
+	assert_int_equal(cnt, live);
+	free(ids), free(got), free(found);
+}
+
+static void test_idmap_model(void **state)
+{
+	(void)state;
+	fixture f;
+	size_t range = 600, dim = 2;
+	fx_open(&f, "idm", dim, OMEN_METRIC_L2);
+	uint32_t *model = calloc(range, sizeof *model), version = 0;
+	uint64_t seed = 99, ids[64];
+	float v[64 * 2];
+	for (int step = 0; step < 300; step++) {
+		size_t n = 1 + rnd_next(&seed) % 40, start = rnd_next(&seed) % (range - n);
+		int kind = (int)(rnd_next(&seed) % 4);
+		for (size_t i = 0; i < n; i++) /* 0, 1: a range; 2, 3: scattered */
+			ids[i] = kind < 2 ? start + i : rnd_next(&seed) % range;
+		if (kind >= 2) { /* make scattered ids distinct */
+			for (size_t i = 1; i < n; i++)
+				for (size_t j = 0; j < i; j++)
+					if (ids[j] == ids[i])
+						ids[i] = (ids[i] + 1) % range, j = (size_t)-1;
+		}
+		if (kind == 1 || kind == 3) {
+			size_t del;
+			assert_omen_ok(omen_delete(f.c, ids, n, &del));
+			for (size_t i = 0; i < n; i++)
+				model[ids[i]] = 0;
+		} else {
+			version++;
+			for (size_t i = 0; i < n; i++) {
+				v[i * dim] = (float)version;
+				v[i * dim + 1] = (float)i;
+				model[ids[i]] = version;
+			}
+			omen_batch b = {n, dim, ids, v, NULL};
+			assert_omen_ok(omen_upsert(f.c, &b, NULL));
+		}
+		if (step % 10 == 0)
+			check_model(f.c, model, range, dim);
+	}
+	check_model(f.c, model, range, dim);
+	omen_collection_close(f.c);
+	omen_close(f.db);
+	assert_omen_ok(omen_open(f.dir, NULL, &f.db));
+	assert_omen_ok(omen_collection_open(f.db, "idm", &f.c));
+	check_model(f.c, model, range, dim);
+	free(model);
+	fx_close(&f);
+}
+
 /* Filtered search returns the true top-k among the matching points, at any selectivity. */
 static void test_filtered(void **state)
 {
@@ -462,7 +537,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_collections),   cmocka_unit_test(test_upsert_get_persist),
 	    cmocka_unit_test(test_search_metrics), cmocka_unit_test(test_batch_equals_single),
-	    cmocka_unit_test(test_replace_delete),
+	    cmocka_unit_test(test_replace_delete), cmocka_unit_test(test_idmap_model),
 	    cmocka_unit_test(test_filtered),      cmocka_unit_test(test_relaxed),
 	    cmocka_unit_test(test_concurrent),
 	};

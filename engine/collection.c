@@ -33,12 +33,15 @@ static int name_check(const char *name)
 	return OMEN_OK;
 }
 
-/* Opens (or creates) the four sub-databases of collection coll_id into c. */
+#define COLL_DBIS 5
+
+/* Opens (or creates) the sub-databases of collection coll_id into c. */
 static int coll_dbis(MDB_txn *txn, uint32_t coll_id, bool create, omen_collection *c)
 {
-	static const char kinds[4] = {'v', 'i', 'm', 't'};
-	MDB_dbi *dst[4] = {&c->vec_dbi, &c->id_dbi, &c->meta_dbi, &c->tomb_dbi};
-	for (int i = 0; i < 4; i++) {
+	static const char kinds[COLL_DBIS] = {'v', 'i', 'm', 't', 'g'};
+	MDB_dbi *dst[COLL_DBIS] = {&c->vec_dbi, &c->id_dbi, &c->meta_dbi, &c->tomb_dbi,
+	                           &c->graph_dbi};
+	for (int i = 0; i < COLL_DBIS; i++) {
 		char name[32];
 		snprintf(name, sizeof name, "c%u.%c", coll_id, kinds[i]);
 		int st = store_dbi(txn, name, create, dst[i]);
@@ -124,8 +127,9 @@ static int drop_fn(MDB_txn *txn, void *arg)
 		st = coll_dbis(txn, r.coll_id, false, &tmp);
 	if (st != OMEN_OK)
 		return st;
-	MDB_dbi dbis[4] = {tmp.vec_dbi, tmp.id_dbi, tmp.meta_dbi, tmp.tomb_dbi};
-	for (int i = 0; i < 4; i++) {
+	MDB_dbi dbis[COLL_DBIS] = {tmp.vec_dbi, tmp.id_dbi, tmp.meta_dbi, tmp.tomb_dbi,
+	                           tmp.graph_dbi};
+	for (int i = 0; i < COLL_DBIS; i++) {
 		int rc = mdb_drop(txn, dbis[i], 1);
 		if (rc != 0)
 			return status_from_mdb(rc, "dropping collection");
@@ -242,6 +246,7 @@ int omen_collection_open(omen_db *db, const char *name, omen_collection **out)
 		free(c);
 		return st;
 	}
+	pthread_mutex_init(&c->scratch_mu, NULL);
 	pthread_mutex_lock(&db->mu);
 	c->next = db->open;
 	db->open = c;
@@ -262,6 +267,8 @@ void omen_collection_close(omen_collection *c)
 			break;
 		}
 	pthread_mutex_unlock(&db->mu);
+	hnsw_scratch_release_all(c);
+	pthread_mutex_destroy(&c->scratch_mu);
 	free(c);
 }
 
@@ -271,11 +278,15 @@ int omen_collection_stats_get(omen_collection *c, omen_collection_stats *out)
 		return status_set(OMEN_EINVAL, "NULL argument");
 	MDB_txn *txn;
 	catalog_rec r;
+	hnsw_info hi;
 	int st = store_read_begin(c->db->st, &txn);
 	if (st != OMEN_OK)
 		return st;
 	st = coll_catalog(c, txn, &r);
+	int hs = st == OMEN_OK ? hnsw_info_get(c, txn, &hi) : OMEN_ENOTFOUND;
 	store_read_end(c->db->st, txn);
+	if (st == OMEN_OK && hs != OMEN_OK && hs != OMEN_ENOTFOUND)
+		st = hs;
 	if (st != OMEN_OK)
 		return st;
 	omen_collection_stats s = {0};
@@ -287,7 +298,13 @@ int omen_collection_stats_get(omen_collection *c, omen_collection_stats *out)
 	s.next_id = r.next_id;
 	s.segments = (r.rows + SEGMENT_ROWS - 1) / SEGMENT_ROWS;
 	s.vector_bytes = r.rows * (uint64_t)r.dim * 4;
-	s.index = "flat";
+	s.index = hs == OMEN_OK ? "hnsw" : "flat";
+	if (hs == OMEN_OK) {
+		s.indexed = hi.rows;
+		s.index_bytes = hi.bytes;
+		s.hnsw_m = hi.m;
+		s.hnsw_ef_construction = hi.efc;
+	}
 	*out = s;
 	return OMEN_OK;
 }
@@ -301,4 +318,49 @@ int omen_count(omen_collection *c, uint64_t *out)
 	if (st == OMEN_OK)
 		*out = s.points;
 	return st;
+}
+
+/* ---- indexes ---- */
+
+static int index_params_check(const omen_index_params *p)
+{
+	if (p->type != OMEN_INDEX_AUTO && p->type != OMEN_INDEX_FLAT && p->type != OMEN_INDEX_HNSW)
+		return status_set(OMEN_EINVAL, "unknown index type %d", (int)p->type);
+	if (p->m < OMEN_HNSW_M_MIN || p->m > OMEN_HNSW_M_MAX)
+		return status_set(OMEN_EINVAL, "m must be %d to %d, got %u", OMEN_HNSW_M_MIN,
+		                  OMEN_HNSW_M_MAX, p->m);
+	if (p->ef_construction < OMEN_HNSW_EFC_MIN || p->ef_construction > OMEN_HNSW_EFC_MAX)
+		return status_set(OMEN_EINVAL, "ef_construction must be %d to %d, got %u",
+		                  OMEN_HNSW_EFC_MIN, OMEN_HNSW_EFC_MAX, p->ef_construction);
+	if (p->threads < 0 || p->threads > 1024)
+		return status_set(OMEN_EINVAL, "threads must be 0 to 1024, got %d", p->threads);
+	return OMEN_OK;
+}
+
+int omen_build_index(omen_collection *c, const omen_index_params *params)
+{
+	omen_index_params p;
+	omen_index_params_init(&p);
+	if (params)
+		p = *params;
+	if (!c)
+		return status_set(OMEN_EINVAL, "collection handle is NULL");
+	int st = index_params_check(&p);
+	if (st != OMEN_OK)
+		return st;
+	if (p.type == OMEN_INDEX_AUTO) {
+		uint64_t points;
+		st = omen_count(c, &points);
+		if (st != OMEN_OK)
+			return st;
+		p.type = points < OMEN_INDEX_AUTO_HNSW_MIN ? OMEN_INDEX_FLAT : OMEN_INDEX_HNSW;
+	}
+	return p.type == OMEN_INDEX_FLAT ? hnsw_drop(c) : hnsw_build(c, &p);
+}
+
+int omen_check(omen_collection *c, char **report)
+{
+	if (!c)
+		return status_set(OMEN_EINVAL, "collection handle is NULL");
+	return hnsw_check(c, report);
 }

@@ -155,6 +155,18 @@ void omen_search_params_init(omen_search_params *p)
 	p->k = 10;
 	p->filter = NULL;
 	p->threads = 0;
+	p->ef = 0;
+	p->exact = 0;
+}
+
+void omen_index_params_init(omen_index_params *p)
+{
+	if (!p)
+		return;
+	memset(p, 0, sizeof *p);
+	p->type = OMEN_INDEX_AUTO;
+	p->m = OMEN_HNSW_M_DEFAULT;
+	p->ef_construction = OMEN_HNSW_EFC_DEFAULT;
 }
 
 int omen_metadata_check(const char *json)

@@ -8,6 +8,7 @@ pkgs=(
   liblmdb-dev lmdb-utils libcmocka-dev libjansson-dev libmsgpack-dev libroaring-dev
   libopenblas-openmp-dev
   python3 python3-numpy python3-pytest
+  dataset-fashion-mnist
 )
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(python3-faiss python3-hnswlib libopenblas0-pthread python3-matplotlib)

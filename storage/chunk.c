@@ -15,12 +15,9 @@
 
 uint32_t chunk_cap_for_dim(uint32_t dim)
 {
-	uint32_t cap = CHUNK_TARGET_BYTES / (dim * 4 + 12);
-	cap &= ~15u;
-	if (cap < 16)
-		cap = 16;
-	if (cap > 65536)
-		cap = 65536;
+	uint32_t fit = CHUNK_TARGET_BYTES / (dim * 4 + 12), cap = 16;
+	while (cap * 2 <= fit && cap < 65536)
+		cap *= 2;
 	return cap;
 }
 

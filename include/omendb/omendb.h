@@ -140,7 +140,11 @@ typedef struct omen_collection_stats {
 	uint64_t next_id;      /* one past the largest id ever written (0 when none) */
 	uint64_t segments;     /* storage segments */
 	uint64_t vector_bytes; /* bytes of stored vector data, tombstoned rows included */
-	const char *index;     /* index kind that serves searches: "flat" (static string) */
+	const char *index;     /* index kind that serves searches: "flat" or "hnsw" (static) */
+	uint64_t indexed;      /* rows covered by the index; later rows are searched exactly */
+	uint64_t index_bytes;  /* bytes of the persisted index */
+	uint32_t hnsw_m;       /* the index's parameters (0 without HNSW) */
+	uint32_t hnsw_ef_construction;
 } omen_collection_stats;
 
 int omen_collection_stats_get(omen_collection *coll, omen_collection_stats *out);
@@ -196,6 +200,9 @@ typedef struct omen_search_params {
 	size_t k;           /* results per query, 1..min(OMEN_MAX_K, points); default 10 */
 	const char *filter; /* NULL or a JSON filter, see docs/FILTERS.md; default NULL */
 	int threads;        /* 0 = all cores (default); otherwise the number of threads */
+	size_t ef;          /* HNSW candidate list size; 0 = OMEN_HNSW_EF_DEFAULT. Raised to k
+	                       when smaller; at most OMEN_HNSW_EF_MAX. Ignored without HNSW. */
+	int exact;          /* nonzero: exact search even when an index exists */
 } omen_search_params;
 
 void omen_search_params_init(omen_search_params *p);
@@ -206,6 +213,51 @@ void omen_search_params_init(omen_search_params *p);
  * with OMEN_NO_ID and INFINITY. k larger than the collection's live points is OMEN_EINVAL. */
 int omen_search(omen_collection *coll, const float *queries, size_t nq, size_t dim,
                 const omen_search_params *params, uint64_t *ids_out, float *dists_out);
+
+/* ---- Indexes ----
+ * A collection is always searchable exactly. omen_build_index adds an approximate index over
+ * the points present; points written later are searched exactly until the index is extended
+ * to them (by the background indexer, or by calling omen_build_index again). See docs/HNSW.md. */
+
+typedef enum {
+	OMEN_INDEX_AUTO = 0, /* flat below OMEN_INDEX_AUTO_HNSW_MIN points, HNSW from there on */
+	OMEN_INDEX_FLAT = 1, /* exact search only: drops an existing index */
+	OMEN_INDEX_HNSW = 2  /* Hierarchical Navigable Small World graph (Malkov and Yashunin) */
+} omen_index_type;
+
+#define OMEN_INDEX_AUTO_HNSW_MIN 10000
+
+#define OMEN_HNSW_M_DEFAULT 16 /* links per node per level (2 M on level 0) */
+#define OMEN_HNSW_M_MIN 4
+#define OMEN_HNSW_M_MAX 64
+#define OMEN_HNSW_EFC_DEFAULT 200 /* candidate list size while building */
+#define OMEN_HNSW_EFC_MIN 8
+#define OMEN_HNSW_EFC_MAX 4096
+#define OMEN_HNSW_EF_DEFAULT 64 /* candidate list size while searching */
+#define OMEN_HNSW_EF_MAX 16384
+
+typedef struct omen_index_params {
+	omen_index_type type;     /* default OMEN_INDEX_AUTO */
+	uint32_t m;               /* default OMEN_HNSW_M_DEFAULT, OMEN_HNSW_M_MIN..MAX */
+	uint32_t ef_construction; /* default OMEN_HNSW_EFC_DEFAULT, OMEN_HNSW_EFC_MIN..MAX */
+	int threads;              /* 0 = all cores (default) */
+	/* Called from the building thread about every 1% of the work with the points inserted so
+	 * far and the total; NULL for none (default). */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
+} omen_index_params;
+
+void omen_index_params_init(omen_index_params *p);
+
+/* Builds (or, when one with the same parameters exists, extends) the collection's index over
+ * every point present, in parallel. Searches and writes go on meanwhile; the new index is
+ * published atomically at the end. With OMEN_INDEX_FLAT the index is dropped. */
+int omen_build_index(omen_collection *coll, const omen_index_params *params);
+
+/* Verifies the collection's index: neighbour ids valid, levels consistent, every live point
+ * reachable from the entry point. OMEN_OK when healthy (also without an index), OMEN_ECORRUPT
+ * otherwise. When report is not NULL it receives a text report (free with omen_free). */
+int omen_check(omen_collection *coll, char **report);
 
 /* Makes every acknowledged write durable (needed only in OMEN_DURABLE_RELAXED mode). */
 int omen_flush(omen_db *db);

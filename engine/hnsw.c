@@ -1,0 +1,1262 @@
+/*
+ * HNSW: Hierarchical Navigable Small World graphs, after Yu. A. Malkov and D. A. Yashunin,
+ * "Efficient and robust approximate nearest neighbor search using Hierarchical Navigable Small
+ * World graphs", IEEE TPAMI 42(4), 2020. INSERT is their Algorithm 1, SEARCH-LAYER Algorithm 2,
+ * SELECT-NEIGHBORS-HEURISTIC Algorithm 4 (without extendCandidates and keepPrunedConnections,
+ * as in their reference implementation), K-NN-SEARCH Algorithm 5.
+ *
+ * A node is a row of the collection, so the graph needs no vectors of its own: it reads them
+ * from the vector chunks in the memory map. The graph is built in memory (OpenMP threads insert
+ * nodes concurrently, each node's links guarded by a striped spinlock), then persisted in the
+ * collection's graph sub-database in one write transaction, and searched straight from the map
+ * without loading anything. Layout (docs/FORMAT.md):
+ *   "H"            header
+ *   "L" + u64 BE   level-0 links of 4096 consecutive nodes: per node u32 count, 2M u32 ids
+ *   "U"            upper levels: sorted node ids, offsets, and per level u32 count + M u32 ids
+ * Deleted points stay in the graph as waypoints and never enter results; rows written after
+ * the build are searched exactly until the index is extended to them.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <omp.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/distance.h"
+#include "engine/engine.h"
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the graph's hot path reads little-endian u32 with memcpy"
+#endif
+
+#define HDR_MAGIC "OMHN"
+#define L0_MAGIC "OMHL"
+#define UP_MAGIC "OMHU"
+#define HDR_SIZE 64
+#define REC_HEADER 16
+#define L0_SHIFT 12 /* 4096 nodes per level-0 link chunk */
+#define L0_NODES (1u << L0_SHIFT)
+#define MAX_LEVEL 16
+#define LOCK_STRIPES (1u << 16)
+
+static inline uint32_t ld32(const unsigned char *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+/* ---- distance to a query ---- */
+
+typedef struct qctx {
+	const snapshot *s;
+	float (*kern)(const float *, const float *, size_t);
+	omen_metric metric;
+	size_t dim;
+} qctx;
+
+static qctx qctx_make(const snapshot *s)
+{
+	qctx q = {s, s->c->metric == OMEN_METRIC_L2 ? s->dk->l2sq : s->dk->dot, s->c->metric,
+	          s->c->dim};
+	return q;
+}
+
+static inline float qdist(const qctx *q, const float *a, uint64_t row)
+{
+	float d = q->kern(a, snap_vec(q->s, row), q->dim);
+	if (q->metric == OMEN_METRIC_L2)
+		return d;
+	return q->metric == OMEN_METRIC_IP ? -d : 1 - d;
+}
+
+/* ---- heaps of (distance, node) ---- */
+
+typedef struct hitem {
+	float d;
+	uint32_t id;
+} hitem;
+
+typedef struct heap {
+	hitem *a;
+	size_t n, cap;
+	int max; /* 1: max-heap (results), 0: min-heap (candidates) */
+} heap;
+
+static inline bool above(const heap *h, hitem x, hitem y)
+{
+	return h->max ? x.d > y.d : x.d < y.d;
+}
+
+static bool heap_push(heap *h, float d, uint32_t id)
+{
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? 2 * h->cap : 64;
+		hitem *a = realloc(h->a, cap * sizeof *a);
+		if (!a)
+			return false;
+		h->a = a;
+		h->cap = cap;
+	}
+	hitem x = {d, id};
+	size_t i = h->n++;
+	while (i > 0 && above(h, x, h->a[(i - 1) / 2])) {
+		h->a[i] = h->a[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	h->a[i] = x;
+	return true;
+}
+
+static hitem heap_pop(heap *h)
+{
+	hitem top = h->a[0], x = h->a[--h->n];
+	size_t i = 0;
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = l;
+		if (l >= h->n)
+			break;
+		if (r < h->n && above(h, h->a[r], h->a[l]))
+			m = r;
+		if (!above(h, h->a[m], x))
+			break;
+		h->a[i] = h->a[m];
+		i = m;
+	}
+	if (h->n)
+		h->a[i] = x;
+	return top;
+}
+
+/* ---- per-thread scratch: visited marks and heaps, pooled on the collection handle ---- */
+
+typedef struct hnsw_scratch {
+	uint16_t *visited; /* visited[node] == epoch when visited in the current search */
+	uint64_t nvisited;
+	uint16_t epoch;
+	heap cand, top;
+	hitem *sel; /* neighbour selection buffer */
+	size_t selcap;
+	struct hnsw_scratch *next;
+} hnsw_scratch;
+
+static void scratch_free(hnsw_scratch *x)
+{
+	if (!x)
+		return;
+	free(x->visited);
+	free(x->cand.a);
+	free(x->top.a);
+	free(x->sel);
+	free(x);
+}
+
+/* Starts a search over n nodes: a fresh epoch (clearing the marks when it wraps). */
+static bool scratch_begin(hnsw_scratch *x, uint64_t n)
+{
+	if (x->nvisited < n) {
+		free(x->visited);
+		x->visited = calloc(n, sizeof *x->visited);
+		x->nvisited = x->visited ? n : 0;
+		x->epoch = 0;
+		if (!x->visited)
+			return false;
+	}
+	if (++x->epoch == 0) {
+		memset(x->visited, 0, x->nvisited * sizeof *x->visited);
+		x->epoch = 1;
+	}
+	x->cand.n = x->top.n = 0;
+	x->cand.max = 0;
+	x->top.max = 1;
+	return true;
+}
+
+static hnsw_scratch *scratch_take(omen_collection *c)
+{
+	pthread_mutex_lock(&c->scratch_mu);
+	hnsw_scratch *x = c->scratch;
+	if (x)
+		c->scratch = x->next;
+	pthread_mutex_unlock(&c->scratch_mu);
+	return x ? x : calloc(1, sizeof *x);
+}
+
+static void scratch_give(omen_collection *c, hnsw_scratch *x)
+{
+	if (!x)
+		return;
+	pthread_mutex_lock(&c->scratch_mu);
+	x->next = c->scratch;
+	c->scratch = x;
+	pthread_mutex_unlock(&c->scratch_mu);
+}
+
+void hnsw_scratch_release_all(omen_collection *c)
+{
+	while (c->scratch) {
+		hnsw_scratch *x = c->scratch;
+		c->scratch = x->next;
+		scratch_free(x);
+	}
+}
+
+/* ---- the graph, as read from the map (search) or held in memory (build) ---- */
+
+typedef struct graph {
+	uint32_t m, m0, efc, max_level;
+	uint64_t entry, n; /* n: nodes = rows 0..n-1 */
+	/* In memory (build): */
+	uint32_t *l0;     /* n x (1 + m0) */
+	uint8_t *level;   /* n */
+	uint32_t **up;    /* n: level x (1 + m) u32, or NULL */
+	/* From the map (search): */
+	const unsigned char **l0c; /* level-0 link chunks */
+	const unsigned char *up_ids, *up_off, *up_links;
+	uint32_t n_up;
+	size_t up_words; /* u32 words of upper-level links */
+	uint64_t bytes;
+} graph;
+
+/* Links of node at level lc: count, then ids. */
+static inline const unsigned char *map_links(const graph *g, uint64_t node, uint32_t lc)
+{
+	if (lc == 0)
+		return g->l0c[node >> L0_SHIFT] + REC_HEADER +
+		       (node & (L0_NODES - 1)) * (4 + 4 * (size_t)g->m0);
+	uint32_t lo = 0, hi = g->n_up; /* binary search of the sorted upper node ids */
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		if (ld32(g->up_ids + 4 * (size_t)mid) < node)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	static const unsigned char none[4]; /* an empty list, for ids the record lacks */
+	if (lo == g->n_up || ld32(g->up_ids + 4 * (size_t)lo) != node)
+		return none;
+	size_t off = ld32(g->up_off + 4 * (size_t)lo), end = ld32(g->up_off + 4 * (size_t)(lo + 1));
+	size_t at = off + (size_t)(lc - 1) * (1 + g->m);
+	return at + 1 + g->m <= end && end <= g->up_words ? g->up_links + 4 * at : none;
+}
+
+static inline uint32_t *mem_links(const graph *g, uint64_t node, uint32_t lc)
+{
+	return lc == 0 ? g->l0 + node * (1 + g->m0) : g->up[node] + (size_t)(lc - 1) * (1 + g->m);
+}
+
+static void graph_free(graph *g)
+{
+	if (g->up)
+		for (uint64_t i = 0; i < g->n; i++)
+			free(g->up[i]);
+	free(g->up);
+	free(g->l0);
+	free(g->level);
+	free((void *)g->l0c);
+	memset(g, 0, sizeof *g);
+}
+
+static void key1(unsigned char *kb, char tag, uint64_t n)
+{
+	kb[0] = (unsigned char)tag;
+	be64_put(kb + 1, n);
+}
+
+static bool rec_ok(const MDB_val *v, const char *magic, size_t min)
+{
+	const unsigned char *p = v->mv_data;
+	return v->mv_size >= min && memcmp(p, magic, 4) == 0 && (p[4] | p[5] << 8) == 1;
+}
+
+static void rec_put(unsigned char *p, const char *magic)
+{
+	memcpy(p, magic, 4);
+	p[4] = 1;
+	p[5] = p[6] = p[7] = 0;
+}
+
+/* Reads the header into g (sizes only). OMEN_ENOTFOUND without a message when absent. */
+static int header_read(omen_collection *c, MDB_txn *txn, graph *g)
+{
+	unsigned char kb[9];
+	key1(kb, 'H', 0);
+	MDB_val k = {1, kb}, v;
+	int rc = mdb_get(txn, c->graph_dbi, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return OMEN_ENOTFOUND;
+	if (rc != 0)
+		return status_from_mdb(rc, "index header");
+	const unsigned char *p = v.mv_data;
+	if (!rec_ok(&v, HDR_MAGIC, HDR_SIZE))
+		return status_set(OMEN_ECORRUPT, "collection '%s': index header is corrupt",
+		                  c->name);
+	g->m = le32_get(p + 8);
+	g->m0 = le32_get(p + 12);
+	g->efc = le32_get(p + 16);
+	g->max_level = le32_get(p + 20);
+	g->entry = le64_get(p + 24);
+	g->n = le64_get(p + 32);
+	g->bytes = le64_get(p + 48);
+	if (g->m < OMEN_HNSW_M_MIN || g->m > OMEN_HNSW_M_MAX || g->m0 != 2 * g->m ||
+	    g->max_level >= MAX_LEVEL || (g->n && g->entry >= g->n) || g->n > UINT32_MAX)
+		return status_set(OMEN_ECORRUPT, "collection '%s': index header is invalid",
+		                  c->name);
+	return OMEN_OK;
+}
+
+int hnsw_info_get(omen_collection *c, MDB_txn *txn, hnsw_info *out)
+{
+	graph g = {0};
+	int st = header_read(c, txn, &g);
+	if (st != OMEN_OK)
+		return st;
+	out->m = g.m;
+	out->efc = g.efc;
+	out->rows = g.n;
+	out->bytes = g.bytes;
+	return OMEN_OK;
+}
+
+/* Maps the persisted graph of txn into g (zero copy). */
+static int graph_map(omen_collection *c, MDB_txn *txn, graph *g)
+{
+	int st = header_read(c, txn, g);
+	if (st != OMEN_OK)
+		return st;
+	size_t nl0 = (size_t)((g->n + L0_NODES - 1) >> L0_SHIFT);
+	size_t l0_bytes = REC_HEADER + (size_t)L0_NODES * (4 + 4 * (size_t)g->m0);
+	g->l0c = calloc(nl0 ? nl0 : 1, sizeof *g->l0c);
+	if (!g->l0c)
+		return status_set(OMEN_ENOMEM, "out of memory");
+	unsigned char kb[9];
+	MDB_val k = {9, kb}, v;
+	for (size_t i = 0; i < nl0; i++) {
+		key1(kb, 'L', i);
+		int rc = mdb_get(txn, c->graph_dbi, &k, &v);
+		if (rc != 0 || !rec_ok(&v, L0_MAGIC, l0_bytes) || v.mv_size != l0_bytes)
+			return status_set(OMEN_ECORRUPT, "collection '%s': index links %zu corrupt",
+			                  c->name, i);
+		g->l0c[i] = v.mv_data;
+	}
+	k.mv_size = 1;
+	key1(kb, 'U', 0);
+	int rc = mdb_get(txn, c->graph_dbi, &k, &v);
+	if (rc != 0 || !rec_ok(&v, UP_MAGIC, REC_HEADER))
+		return status_set(OMEN_ECORRUPT, "collection '%s': index levels corrupt", c->name);
+	const unsigned char *p = v.mv_data;
+	g->n_up = le32_get(p + 8);
+	size_t need = REC_HEADER + 8 * (size_t)g->n_up + 4;
+	if (v.mv_size < need)
+		return status_set(OMEN_ECORRUPT, "collection '%s': index levels truncated", c->name);
+	g->up_ids = p + REC_HEADER;
+	g->up_off = g->up_ids + 4 * (size_t)g->n_up;
+	g->up_links = g->up_off + 4 * ((size_t)g->n_up + 1);
+	size_t words = ld32(g->up_off + 4 * (size_t)g->n_up);
+	g->up_words = words;
+	if (v.mv_size != need + 4 * words)
+		return status_set(OMEN_ECORRUPT, "collection '%s': index levels truncated", c->name);
+	return OMEN_OK;
+}
+
+/* ---- search (Algorithms 2 and 5) on the mapped graph ---- */
+
+/* Greedy descent through the upper levels (SEARCH-LAYER with ef = 1). */
+static uint64_t descend(const graph *g, const qctx *q, const float *qv, uint64_t ep, float *dep)
+{
+	for (uint32_t lc = g->max_level; lc >= 1; lc--) {
+		for (bool changed = true; changed;) {
+			changed = false;
+			const unsigned char *l = map_links(g, ep, lc);
+			uint32_t n = ld32(l);
+			for (uint32_t i = 0; i < n && i < g->m; i++) {
+				uint32_t nb = ld32(l + 4 + 4 * i);
+				if (nb >= g->n)
+					continue;
+				float d = qdist(q, qv, nb);
+				if (d < *dep) {
+					*dep = d;
+					ep = nb;
+					changed = true;
+				}
+			}
+		}
+	}
+	return ep;
+}
+
+/* SEARCH-LAYER on level 0 with ef, collecting only rows allowed into x->top. Excluded rows
+ * (deleted, filtered out) are still expanded, so the graph stays navigable. */
+static bool search_l0(const graph *g, const qctx *q, const float *qv, uint64_t ep, float dep,
+                      size_t ef, hnsw_scratch *x)
+{
+	const snapshot *s = q->s;
+	x->visited[ep] = x->epoch;
+	bool ok = heap_push(&x->cand, dep, (uint32_t)ep);
+	if (!snap_excluded(s, ep))
+		ok = ok && heap_push(&x->top, dep, (uint32_t)ep);
+	float bound = x->top.n ? dep : INFINITY;
+	uint32_t fresh[4 * OMEN_HNSW_M_MAX];
+	while (ok && x->cand.n) {
+		if (x->cand.a[0].d > bound && x->top.n >= ef)
+			break;
+		hitem c = heap_pop(&x->cand);
+		const unsigned char *l = map_links(g, c.id, 0);
+		uint32_t n = ld32(l), nf = 0;
+		for (uint32_t i = 0; i < n && i < g->m0; i++) {
+			uint32_t nb = ld32(l + 4 + 4 * i);
+			if (nb < g->n && x->visited[nb] != x->epoch) {
+				x->visited[nb] = x->epoch;
+				fresh[nf++] = nb;
+				__builtin_prefetch(snap_vec(s, nb));
+			}
+		}
+		for (uint32_t i = 0; i < nf && ok; i++) {
+			float d = qdist(q, qv, fresh[i]);
+			if (x->top.n >= ef && d >= bound)
+				continue;
+			ok = heap_push(&x->cand, d, fresh[i]);
+			if (snap_excluded(s, fresh[i]))
+				continue;
+			ok = ok && heap_push(&x->top, d, fresh[i]);
+			if (x->top.n > ef)
+				heap_pop(&x->top);
+			bound = x->top.a[0].d;
+		}
+	}
+	return ok;
+}
+
+/* K-NN-SEARCH for one query into t (k best allowed rows, unsorted). */
+static int knn_one(const graph *g, const qctx *q, const float *qv, size_t ef, hnsw_scratch *x,
+                   topk *t)
+{
+	if (g->n == 0)
+		return OMEN_OK;
+	if (!scratch_begin(x, g->n))
+		return status_set(OMEN_ENOMEM, "out of memory");
+	float dep = qdist(q, qv, g->entry);
+	uint64_t ep = descend(g, q, qv, g->entry, &dep);
+	if (!search_l0(g, q, qv, ep, dep, ef, x))
+		return status_set(OMEN_ENOMEM, "out of memory");
+	for (size_t i = 0; i < x->top.n; i++) {
+		uint32_t row = x->top.a[i].id;
+		topk_push(t, x->top.a[i].d, snap_id(q->s, row), row);
+	}
+	return OMEN_OK;
+}
+
+/* Merges the tail's exact results (ids, dists: k each) into t. */
+static void merge_tail(topk *t, const uint64_t *ids, const float *dists, size_t k)
+{
+	for (size_t i = 0; i < k && ids[i] != OMEN_NO_ID; i++)
+		topk_push(t, dists[i], ids[i], 0);
+}
+
+static int tail_search(const snapshot *s, const search_req *req, uint64_t from, uint64_t **ids,
+                       float **dists)
+{
+	*ids = NULL;
+	*dists = NULL;
+	if (from >= s->rec.rows)
+		return OMEN_OK;
+	*ids = malloc(req->nq * req->k * sizeof **ids);
+	*dists = malloc(req->nq * req->k * sizeof **dists);
+	if (!*ids || !*dists)
+		return status_set(OMEN_ENOMEM, "out of memory");
+	search_req tail = *req;
+	tail.row_min = from;
+	tail.ids_out = *ids;
+	tail.dists_out = *dists;
+	return flat_search(s, &tail);
+}
+
+int hnsw_search(const snapshot *s, MDB_txn *txn, const search_req *req)
+{
+	graph g = {0};
+	uint64_t *tids = NULL;
+	float *tdists = NULL;
+	int st = graph_map(s->c, txn, &g);
+	if (st == OMEN_OK)
+		st = tail_search(s, req, g.n, &tids, &tdists);
+	int nthreads = req->threads > 0 ? req->threads : omp_get_max_threads();
+	if ((size_t)nthreads > req->nq)
+		nthreads = (int)req->nq;
+	qctx q = qctx_make(s);
+	size_t k = req->k, dim = s->c->dim;
+	int failed = 0;
+	if (st != OMEN_OK)
+		goto out;
+#pragma omp parallel num_threads(nthreads) reduction(| : failed)
+	{
+		hnsw_scratch *x = scratch_take(s->c);
+		topk_item *items = malloc(k * sizeof *items);
+		failed = !x || !items;
+#pragma omp for schedule(dynamic, 1)
+		for (size_t i = 0; i < req->nq; i++) {
+			if (failed)
+				continue;
+			topk t = {items, 0, (uint32_t)k};
+			failed |= knn_one(&g, &q, req->queries + i * dim, req->ef, x, &t) != 0;
+			if (tids)
+				merge_tail(&t, tids + i * k, tdists + i * k, k);
+			topk_sort(&t);
+			for (size_t j = 0; j < k; j++) {
+				req->ids_out[i * k + j] = j < t.n ? t.h[j].id : OMEN_NO_ID;
+				req->dists_out[i * k + j] = j < t.n ? t.h[j].dist : INFINITY;
+			}
+		}
+		free(items);
+		scratch_give(s->c, x);
+	}
+	if (failed)
+		st = status_set(OMEN_ENOMEM, "out of memory");
+out:
+	free(tids);
+	free(tdists);
+	graph_free(&g);
+	return st;
+}
+
+/* ---- build (Algorithms 1 and 4) in memory ---- */
+
+typedef struct builder {
+	graph g;
+	const snapshot *s;
+	qctx q;
+	atomic_flag *locks; /* LOCK_STRIPES spinlocks, node & (LOCK_STRIPES - 1) */
+	pthread_mutex_t entry_mu; /* guards g.entry and g.max_level */
+	bool empty;               /* no node inserted yet */
+	double ml;                /* level multiplier 1 / ln(M) */
+} builder;
+
+static inline void node_lock(builder *b, uint64_t n)
+{
+	while (atomic_flag_test_and_set_explicit(&b->locks[n & (LOCK_STRIPES - 1)],
+	                                         memory_order_acquire))
+		__builtin_ia32_pause();
+}
+
+static inline void node_unlock(builder *b, uint64_t n)
+{
+	atomic_flag_clear_explicit(&b->locks[n & (LOCK_STRIPES - 1)], memory_order_release);
+}
+
+/* A node's level, drawn as floor(-ln(U) mL) from a hash of its row, so builds repeat. */
+static uint32_t draw_level(uint64_t row, double ml)
+{
+	uint64_t z = row * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	z ^= z >> 31;
+	double u = ((double)(z >> 11) + 0.5) * 0x1p-53;
+	double l = -log(u) * ml;
+	return l < MAX_LEVEL - 1 ? (uint32_t)l : MAX_LEVEL - 1;
+}
+
+/* Copies node's links at level lc into buf (1 + cap words) under its lock. */
+static uint32_t links_copy(builder *b, uint64_t node, uint32_t lc, uint32_t *buf)
+{
+	uint32_t cap = lc ? b->g.m : b->g.m0;
+	node_lock(b, node);
+	const uint32_t *l = mem_links(&b->g, node, lc);
+	uint32_t n = l[0] < cap ? l[0] : cap;
+	memcpy(buf, l + 1, n * sizeof *buf);
+	node_unlock(b, node);
+	return n;
+}
+
+/* SEARCH-LAYER (Algorithm 2) from ep at level lc with ef: the ef closest into x->top. */
+static bool layer_search(builder *b, hnsw_scratch *x, const float *qv, uint32_t ep, float dep,
+                         uint32_t ef, uint32_t lc)
+{
+	uint32_t buf[4 * OMEN_HNSW_M_MAX];
+	if (!scratch_begin(x, b->g.n))
+		return false;
+	x->visited[ep] = x->epoch;
+	bool ok = heap_push(&x->cand, dep, ep) && heap_push(&x->top, dep, ep);
+	while (ok && x->cand.n) {
+		if (x->cand.a[0].d > x->top.a[0].d && x->top.n >= ef)
+			break;
+		hitem c = heap_pop(&x->cand);
+		uint32_t n = links_copy(b, c.id, lc, buf);
+		for (uint32_t i = 0; i < n && ok; i++) {
+			uint32_t nb = buf[i];
+			if (x->visited[nb] == x->epoch)
+				continue;
+			x->visited[nb] = x->epoch;
+			float d = qdist(&b->q, qv, nb);
+			if (x->top.n >= ef && d >= x->top.a[0].d)
+				continue;
+			ok = heap_push(&x->cand, d, nb) && heap_push(&x->top, d, nb);
+			if (x->top.n > ef)
+				heap_pop(&x->top);
+		}
+	}
+	return ok;
+}
+
+/* SELECT-NEIGHBORS-HEURISTIC (Algorithm 4): keeps a candidate only when it is closer to the
+ * base than to every neighbour already kept. c: n candidates sorted closest first (distances to
+ * the base). Writes up to m ids to out; returns how many. */
+static uint32_t select_heuristic(builder *b, const hitem *c, size_t n, uint32_t m, uint32_t *out)
+{
+	uint32_t kept = 0;
+	for (size_t i = 0; i < n && kept < m; i++) {
+		const float *cv = snap_vec(b->s, c[i].id);
+		bool good = true;
+		for (uint32_t j = 0; j < kept && good; j++)
+			good = qdist(&b->q, cv, out[j]) >= c[i].d;
+		if (good)
+			out[kept++] = c[i].id;
+	}
+	return kept;
+}
+
+/* Empties x->top into x->sel, closest first. */
+static bool top_sorted(hnsw_scratch *x, size_t *n)
+{
+	*n = x->top.n;
+	if (x->selcap < *n + 1) {
+		hitem *s = realloc(x->sel, (*n + 1) * 2 * sizeof *s);
+		if (!s)
+			return false;
+		x->sel = s;
+		x->selcap = (*n + 1) * 2;
+	}
+	for (size_t i = *n; i > 0; i--)
+		x->sel[i - 1] = heap_pop(&x->top);
+	return true;
+}
+
+/* Adds node to e's links at level lc, shrinking them with the heuristic when full. */
+static void link_back(builder *b, uint32_t e, uint32_t node, uint32_t lc)
+{
+	uint32_t cap = lc ? b->g.m : b->g.m0;
+	hitem c[4 * OMEN_HNSW_M_MAX + 1];
+	const float *ev = snap_vec(b->s, e);
+	node_lock(b, e);
+	uint32_t *l = mem_links(&b->g, e, lc);
+	if (l[0] < cap) {
+		l[1 + l[0]++] = node;
+	} else {
+		for (uint32_t i = 0; i < cap; i++)
+			c[i] = (hitem){qdist(&b->q, ev, l[1 + i]), l[1 + i]};
+		c[cap] = (hitem){qdist(&b->q, ev, node), node};
+		for (uint32_t i = 1; i <= cap; i++) /* insertion sort: cap is small */
+			for (uint32_t j = i; j > 0 && c[j].d < c[j - 1].d; j--) {
+				hitem t = c[j];
+				c[j] = c[j - 1];
+				c[j - 1] = t;
+			}
+		l[0] = select_heuristic(b, c, cap + 1, cap, l + 1);
+	}
+	node_unlock(b, e);
+}
+
+/* Greedy descent (ef = 1) from ep through levels top..stop+1, reading links under locks. */
+static uint32_t greedy(builder *b, const float *qv, uint32_t ep, float *dep, uint32_t top,
+                       uint32_t stop)
+{
+	uint32_t buf[OMEN_HNSW_M_MAX];
+	for (uint32_t lc = top; lc > stop; lc--)
+		for (bool changed = true; changed;) {
+			changed = false;
+			uint32_t n = links_copy(b, ep, lc, buf);
+			for (uint32_t i = 0; i < n; i++) {
+				float d = qdist(&b->q, qv, buf[i]);
+				if (d < *dep) {
+					*dep = d;
+					ep = buf[i];
+					changed = true;
+				}
+			}
+		}
+	return ep;
+}
+
+/* INSERT (Algorithm 1) of one node. */
+static bool insert(builder *b, hnsw_scratch *x, uint32_t node)
+{
+	graph *g = &b->g;
+	uint32_t level = g->level[node], sel[OMEN_HNSW_M_MAX];
+	const float *qv = snap_vec(b->s, node);
+	pthread_mutex_lock(&b->entry_mu);
+	if (b->empty) {
+		g->entry = node;
+		g->max_level = level;
+		b->empty = false;
+		pthread_mutex_unlock(&b->entry_mu);
+		return true;
+	}
+	uint32_t ep = (uint32_t)g->entry, top = g->max_level;
+	bool raise = level > top; /* keep the lock: this node becomes the entry point */
+	if (!raise)
+		pthread_mutex_unlock(&b->entry_mu);
+	float dep = qdist(&b->q, qv, ep);
+	ep = greedy(b, qv, ep, &dep, top, level);
+	bool ok = true;
+	for (uint32_t lc = level < top ? level : top; ok; lc--) {
+		size_t n;
+		ok = layer_search(b, x, qv, ep, dep, g->efc, lc) && top_sorted(x, &n);
+		if (!ok)
+			break;
+		uint32_t kept = select_heuristic(b, x->sel, n, g->m, sel);
+		node_lock(b, node);
+		uint32_t *l = mem_links(g, node, lc);
+		memcpy(l + 1, sel, kept * sizeof *sel);
+		l[0] = kept;
+		node_unlock(b, node);
+		for (uint32_t i = 0; i < kept; i++)
+			link_back(b, sel[i], node, lc);
+		ep = x->sel[0].id;
+		dep = x->sel[0].d;
+		if (lc == 0)
+			break;
+	}
+	if (raise) {
+		g->entry = node;
+		g->max_level = level;
+		pthread_mutex_unlock(&b->entry_mu);
+	}
+	return ok;
+}
+
+/* Sizes the in-memory graph for n nodes, keeping what rows below old_n already hold. */
+static int graph_alloc(graph *g, uint64_t n, double ml)
+{
+	uint64_t old = g->l0 ? g->n : 0;
+	uint32_t *l0 = realloc(g->l0, n * (1 + g->m0) * sizeof *l0);
+	uint8_t *level = l0 ? realloc(g->level, n) : NULL;
+	uint32_t **up = level ? realloc(g->up, n * sizeof *up) : NULL;
+	if (l0)
+		g->l0 = l0;
+	if (level)
+		g->level = level;
+	if (up)
+		g->up = up;
+	if (!up)
+		return status_set(OMEN_ENOMEM, "out of memory for the index");
+	memset(l0 + old * (1 + g->m0), 0, (n - old) * (1 + g->m0) * sizeof *l0);
+	for (uint64_t i = old; i < n; i++) {
+		level[i] = (uint8_t)draw_level(i, ml);
+		up[i] = level[i] ? calloc((size_t)level[i] * (1 + g->m), sizeof **up) : NULL;
+		if (level[i] && !up[i]) {
+			g->n = i;
+			return status_set(OMEN_ENOMEM, "out of memory for the index");
+		}
+	}
+	g->n = n;
+	return OMEN_OK;
+}
+
+/* Copies the mapped graph (m) into the in-memory graph g. */
+static int graph_load(const graph *m, graph *g)
+{
+	g->m = m->m;
+	g->m0 = m->m0;
+	g->efc = m->efc;
+	g->entry = m->entry;
+	g->max_level = m->max_level;
+	size_t rec = 1 + m->m0;
+	g->n = 0;
+	g->l0 = malloc(m->n * rec * sizeof *g->l0);
+	g->level = calloc(m->n ? m->n : 1, 1);
+	g->up = calloc(m->n ? m->n : 1, sizeof *g->up);
+	if (!g->l0 || !g->level || !g->up)
+		return status_set(OMEN_ENOMEM, "out of memory for the index");
+	g->n = m->n;
+	for (uint64_t i = 0; i < m->n; i++)
+		memcpy(g->l0 + i * rec, map_links(m, i, 0), rec * 4);
+	for (uint32_t u = 0; u < m->n_up; u++) {
+		uint32_t node = ld32(m->up_ids + 4 * (size_t)u);
+		size_t off = ld32(m->up_off + 4 * (size_t)u), end = ld32(m->up_off + 4 * (u + 1));
+		size_t words = end - off, levels = words / (1 + m->m);
+		if (node >= m->n || levels == 0 || levels >= MAX_LEVEL)
+			return status_set(OMEN_ECORRUPT, "index levels are inconsistent");
+		g->level[node] = (uint8_t)levels;
+		g->up[node] = malloc(words * 4);
+		if (!g->up[node])
+			return status_set(OMEN_ENOMEM, "out of memory for the index");
+		memcpy(g->up[node], m->up_links + 4 * off, words * 4);
+	}
+	return OMEN_OK;
+}
+
+/* Inserts rows first..n-1 that are live in the snapshot, in parallel, reporting progress. */
+static int insert_all(builder *b, uint64_t first, const omen_index_params *p)
+{
+	uint64_t n = b->g.n, total = n - first;
+	_Atomic uint64_t done = 0;
+	uint64_t start = first;
+	for (; b->empty && start < n; start++) /* the first node alone: it becomes the entry */
+		if (!snap_tomb(b->s, start))
+			insert(b, NULL, (uint32_t)start);
+	int nthreads = p->threads > 0 ? p->threads : omp_get_max_threads(), failed = 0;
+#pragma omp parallel num_threads(nthreads) reduction(| : failed)
+	{
+		hnsw_scratch *x = calloc(1, sizeof *x);
+		failed = !x;
+		uint64_t next_report = 0;
+#pragma omp for schedule(dynamic, 64)
+		for (uint64_t r = start; r < n; r++) {
+			if (!failed && !snap_tomb(b->s, r))
+				failed = !insert(b, x, (uint32_t)r);
+			uint64_t d = atomic_fetch_add_explicit(&done, 1, memory_order_relaxed) + 1;
+			if (p->progress && omp_get_thread_num() == 0 && d >= next_report) {
+				p->progress(p->progress_ctx, d + (start - first), total);
+				next_report = d + total / 100 + 1;
+			}
+		}
+		scratch_free(x);
+	}
+	if (p->progress)
+		p->progress(p->progress_ctx, total, total);
+	return failed ? status_set(OMEN_ENOMEM, "out of memory while building the index") : OMEN_OK;
+}
+
+/* Marks in seen[] every node reachable from `from` over all levels (breadth first). */
+static void mark_reach(const graph *g, uint32_t from, uint8_t *seen, uint32_t *queue)
+{
+	uint64_t head = 0, tail = 0;
+	if (seen[from])
+		return;
+	seen[from] = 1;
+	queue[tail++] = from;
+	while (head < tail) {
+		uint32_t node = queue[head++];
+		for (uint32_t lc = 0; lc <= g->level[node]; lc++) {
+			const uint32_t *l = mem_links(g, node, lc);
+			for (uint32_t i = 0; i < l[0]; i++)
+				if (!seen[l[1 + i]]) {
+					seen[l[1 + i]] = 1;
+					queue[tail++] = l[1 + i];
+				}
+		}
+	}
+}
+
+/* Gives node an in-link on level 0 from the closest reachable node with a free slot, found by a
+ * search for node's own vector; the farthest link of the closest one when none has room. */
+static bool adopt(builder *b, hnsw_scratch *x, uint32_t node, const uint8_t *seen)
+{
+	graph *g = &b->g;
+	const float *qv = snap_vec(b->s, node);
+	float d = qdist(&b->q, qv, g->entry);
+	uint32_t ep = greedy(b, qv, (uint32_t)g->entry, &d, g->max_level, 0);
+	size_t n;
+	if (!layer_search(b, x, qv, ep, d, g->efc, 0) || !top_sorted(x, &n))
+		return false;
+	uint32_t parent = UINT32_MAX;
+	for (size_t i = 0; i < n && parent == UINT32_MAX; i++) {
+		uint32_t c = x->sel[i].id;
+		if (c != node && seen[c] && mem_links(g, c, 0)[0] < g->m0)
+			parent = c;
+	}
+	for (size_t i = 0; i < n && parent == UINT32_MAX; i++)
+		if (x->sel[i].id != node && seen[x->sel[i].id])
+			parent = x->sel[i].id;
+	if (parent == UINT32_MAX)
+		return true; /* nothing reachable near it: left for check to report */
+	uint32_t *l = mem_links(g, parent, 0);
+	if (l[0] < g->m0)
+		l[1 + l[0]++] = node;
+	else
+		l[g->m0] = node;
+	return true;
+}
+
+/* Heuristic pruning can leave a node without in-links, unreachable from the entry point. This
+ * pass finds such live nodes and links each from a reachable neighbour, so that every live
+ * point can be found (and omen_check passes). Runs single-threaded; few nodes need it. */
+static int repair(builder *b)
+{
+	graph *g = &b->g;
+	uint8_t *seen = calloc(g->n ? g->n : 1, 1);
+	uint32_t *queue = malloc((g->n ? g->n : 1) * sizeof *queue);
+	hnsw_scratch *x = calloc(1, sizeof *x);
+	int st = seen && queue && x ? OMEN_OK : status_set(OMEN_ENOMEM, "out of memory");
+	if (st == OMEN_OK && !b->empty)
+		mark_reach(g, (uint32_t)g->entry, seen, queue);
+	for (uint64_t i = 0; st == OMEN_OK && !b->empty && i < g->n; i++) {
+		if (seen[i] || snap_tomb(b->s, i))
+			continue;
+		if (!adopt(b, x, (uint32_t)i, seen))
+			st = status_set(OMEN_ENOMEM, "out of memory");
+		mark_reach(g, (uint32_t)i, seen, queue);
+	}
+	free(seen);
+	free(queue);
+	scratch_free(x);
+	return st;
+}
+
+/* ---- persistence ---- */
+
+typedef struct persist_ctx {
+	omen_collection *c;
+	const graph *g;
+	uint64_t bytes;
+} persist_ctx;
+
+/* Reserves size bytes for a record under key kb; NULL (with *st set) on failure. */
+static unsigned char *put_rec(MDB_txn *txn, MDB_dbi dbi, const unsigned char *kb, size_t klen,
+                              size_t size, int *st)
+{
+	MDB_val k = {klen, (void *)kb}, v = {size, NULL};
+	int rc = mdb_put(txn, dbi, &k, &v, MDB_RESERVE);
+	*st = rc ? status_from_mdb(rc, "index") : OMEN_OK;
+	return rc ? NULL : v.mv_data;
+}
+
+static int persist_l0(persist_ctx *x, MDB_txn *txn)
+{
+	const graph *g = x->g;
+	size_t rec = 4 + 4 * (size_t)g->m0, size = REC_HEADER + (size_t)L0_NODES * rec;
+	for (uint64_t c0 = 0; c0 < g->n; c0 += L0_NODES) {
+		unsigned char kb[9];
+		int st;
+		key1(kb, 'L', c0 >> L0_SHIFT);
+		unsigned char *p = put_rec(txn, x->c->graph_dbi, kb, 9, size, &st);
+		if (!p)
+			return st;
+		memset(p, 0, size);
+		rec_put(p, L0_MAGIC);
+		uint64_t cnt = g->n - c0 < L0_NODES ? g->n - c0 : L0_NODES;
+		memcpy(p + REC_HEADER, g->l0 + c0 * (1 + g->m0), cnt * rec);
+		x->bytes += size;
+	}
+	return OMEN_OK;
+}
+
+static int persist_upper(persist_ctx *x, MDB_txn *txn)
+{
+	const graph *g = x->g;
+	size_t n_up = 0, words = 0;
+	for (uint64_t i = 0; i < g->n; i++)
+		if (g->level[i]) {
+			n_up++;
+			words += (size_t)g->level[i] * (1 + g->m);
+		}
+	size_t size = REC_HEADER + 8 * n_up + 4 + 4 * words;
+	unsigned char kb[9];
+	int st;
+	key1(kb, 'U', 0);
+	unsigned char *p = put_rec(txn, x->c->graph_dbi, kb, 1, size, &st);
+	if (!p)
+		return st;
+	memset(p, 0, REC_HEADER);
+	rec_put(p, UP_MAGIC);
+	le32_put(p + 8, (uint32_t)n_up);
+	unsigned char *ids = p + REC_HEADER, *off = ids + 4 * n_up, *links = off + 4 * (n_up + 1);
+	size_t u = 0, w = 0;
+	for (uint64_t i = 0; i < g->n; i++) {
+		if (!g->level[i])
+			continue;
+		size_t nw = (size_t)g->level[i] * (1 + g->m);
+		le32_put(ids + 4 * u, (uint32_t)i);
+		le32_put(off + 4 * u++, (uint32_t)w);
+		memcpy(links + 4 * w, g->up[i], nw * 4);
+		w += nw;
+	}
+	le32_put(off + 4 * u, (uint32_t)w);
+	x->bytes += size;
+	return OMEN_OK;
+}
+
+static int persist_fn(MDB_txn *txn, void *arg)
+{
+	persist_ctx *x = arg;
+	const graph *g = x->g;
+	catalog_rec r;
+	int st = coll_catalog(x->c, txn, &r);
+	int rc = st == OMEN_OK ? mdb_drop(txn, x->c->graph_dbi, 0) : 0;
+	if (rc != 0)
+		return status_from_mdb(rc, "index");
+	x->bytes = HDR_SIZE;
+	if (st == OMEN_OK)
+		st = persist_l0(x, txn);
+	if (st == OMEN_OK)
+		st = persist_upper(x, txn);
+	unsigned char kb[9], *p = NULL;
+	key1(kb, 'H', 0);
+	if (st == OMEN_OK)
+		p = put_rec(txn, x->c->graph_dbi, kb, 1, HDR_SIZE, &st);
+	if (!p)
+		return st;
+	memset(p, 0, HDR_SIZE);
+	rec_put(p, HDR_MAGIC);
+	le32_put(p + 8, g->m);
+	le32_put(p + 12, g->m0);
+	le32_put(p + 16, g->efc);
+	le32_put(p + 20, g->max_level);
+	le64_put(p + 24, g->entry);
+	le64_put(p + 32, g->n);
+	le32_put(p + 40, L0_NODES);
+	le64_put(p + 48, x->bytes);
+	return OMEN_OK;
+}
+
+static int drop_fn(MDB_txn *txn, void *arg)
+{
+	omen_collection *c = arg;
+	int rc = mdb_drop(txn, c->graph_dbi, 0);
+	return rc ? status_from_mdb(rc, "index") : OMEN_OK;
+}
+
+int hnsw_drop(omen_collection *c)
+{
+	return store_write(c->db->st, drop_fn, c, 4096);
+}
+
+/* ---- omen_build_index for HNSW ---- */
+
+/* Builds or extends the graph over the snapshot's rows into b->g. */
+static int build_graph(builder *b, MDB_txn *txn, const omen_index_params *p)
+{
+	graph mapped = {0};
+	int st = graph_map(b->s->c, txn, &mapped);
+	uint64_t first = 0, n = b->s->rec.rows;
+	if (st == OMEN_OK && mapped.m == p->m && mapped.efc == p->ef_construction &&
+	    mapped.n <= n) {
+		st = graph_load(&mapped, &b->g); /* extend the existing graph */
+		first = mapped.n;
+		b->empty = mapped.n == 0;
+	} else if (st == OMEN_OK || st == OMEN_ENOTFOUND) {
+		st = OMEN_OK;
+		b->g.m = p->m;
+		b->g.m0 = 2 * p->m;
+		b->g.efc = p->ef_construction;
+		b->empty = true;
+	}
+	graph_free(&mapped);
+	if (st == OMEN_OK)
+		st = graph_alloc(&b->g, n, b->ml);
+	if (st == OMEN_OK)
+		st = insert_all(b, first, p);
+	if (st == OMEN_OK)
+		st = repair(b);
+	return st;
+}
+
+int hnsw_build(omen_collection *c, const omen_index_params *p)
+{
+	builder b = {.ml = 1.0 / log((double)p->m)};
+	b.locks = calloc(LOCK_STRIPES, sizeof *b.locks);
+	if (!b.locks)
+		return status_set(OMEN_ENOMEM, "out of memory");
+	pthread_mutex_init(&b.entry_mu, NULL);
+	MDB_txn *txn;
+	snapshot s;
+	int st = store_read_begin(c->db->st, &txn);
+	if (st == OMEN_OK) {
+		st = snap_open(c, txn, NULL, &s);
+		if (st == OMEN_OK) {
+			b.s = &s;
+			b.q = qctx_make(&s);
+			st = build_graph(&b, txn, p);
+			snap_close(&s);
+		}
+		store_read_end(c->db->st, txn);
+	}
+	if (st == OMEN_OK) {
+		persist_ctx x = {c, &b.g, 0};
+		st = store_write(c->db->st, persist_fn, &x,
+		                 b.g.n * (4 + 4 * (uint64_t)b.g.m0));
+	}
+	graph_free(&b.g);
+	pthread_mutex_destroy(&b.entry_mu);
+	free(b.locks);
+	return st;
+}
+
+/* ---- integrity check ---- */
+
+typedef struct check_ctx {
+	const graph *g;
+	const snapshot *s;
+	char *report;
+	size_t len, cap;
+	uint64_t errors;
+} check_ctx;
+
+static void say(check_ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(check_ctx *x, const char *fmt, ...)
+{
+	va_list ap;
+	for (int pass = 0; pass < 2; pass++) {
+		va_start(ap, fmt);
+		int n = vsnprintf(x->report ? x->report + x->len : NULL,
+		                  x->report ? x->cap - x->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return;
+		if (x->report && x->len + (size_t)n < x->cap) {
+			x->len += (size_t)n;
+			return;
+		}
+		size_t cap = (x->cap + (size_t)n + 1) * 2;
+		char *r = realloc(x->report, cap);
+		if (!r)
+			return;
+		x->report = r;
+		x->cap = cap;
+	}
+}
+
+/* Checks one link list: count within cap, ids valid, no self links, levels consistent. */
+static void check_list(check_ctx *x, uint64_t node, uint32_t lc, const unsigned char *l,
+                       uint32_t cap, const uint8_t *levels)
+{
+	uint32_t n = ld32(l);
+	if (n > cap) {
+		if (x->errors++ < 20)
+			say(x, "node %llu level %u: %u links, at most %u allowed\n",
+			    (unsigned long long)node, lc, n, cap);
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t nb = ld32(l + 4 + 4 * i);
+		const char *bad = nb >= x->g->n          ? "points past the last node"
+		                  : nb == node            ? "links to itself"
+		                  : levels[nb] < lc       ? "links to a node absent from that level"
+		                                          : NULL;
+		if (bad && x->errors++ < 20)
+			say(x, "node %llu level %u: link %u (%u) %s\n", (unsigned long long)node, lc, i,
+			    nb, bad);
+	}
+}
+
+/* Reads every node's level from the upper-level record, checking its order and sizes. */
+static uint8_t *check_levels(check_ctx *x)
+{
+	const graph *g = x->g;
+	uint8_t *levels = calloc(g->n ? g->n : 1, 1);
+	if (!levels)
+		return NULL;
+	for (uint32_t u = 0; u < g->n_up; u++) {
+		uint32_t node = ld32(g->up_ids + 4 * (size_t)u);
+		uint32_t w = ld32(g->up_off + 4 * (u + 1)) - ld32(g->up_off + 4 * (size_t)u);
+		bool sorted = u == 0 || node > ld32(g->up_ids + 4 * (size_t)(u - 1));
+		if (node >= g->n || !sorted || w == 0 || w % (1 + g->m) ||
+		    w / (1 + g->m) > g->max_level) {
+			if (x->errors++ < 20)
+				say(x, "upper levels: entry %u (node %u) is inconsistent\n", u, node);
+			continue;
+		}
+		levels[node] = (uint8_t)(w / (1 + g->m));
+	}
+	if (g->n && levels[g->entry] != g->max_level && x->errors++ < 20)
+		say(x, "entry point %llu has level %u, the graph's top level is %u\n",
+		    (unsigned long long)g->entry, levels[g->entry], g->max_level);
+	return levels;
+}
+
+/* Breadth-first search from the entry point over every level: reached[node] set. Returns the
+ * number of live (not tombstoned) nodes not reached. */
+static uint64_t check_reach(check_ctx *x, const uint8_t *levels)
+{
+	const graph *g = x->g;
+	uint8_t *seen = calloc(g->n ? g->n : 1, 1);
+	uint32_t *queue = malloc((g->n ? g->n : 1) * sizeof *queue);
+	uint64_t head = 0, tail = 0, lost = 0;
+	if (!seen || !queue) {
+		x->errors++;
+		say(x, "out of memory for the reachability check\n");
+		free(seen), free(queue);
+		return 0;
+	}
+	if (g->n) {
+		seen[g->entry] = 1;
+		queue[tail++] = (uint32_t)g->entry;
+	}
+	while (head < tail) {
+		uint32_t node = queue[head++];
+		for (uint32_t lc = 0; lc <= levels[node]; lc++) {
+			const unsigned char *l = map_links(g, node, lc);
+			uint32_t n = ld32(l), cap = lc ? g->m : g->m0;
+			for (uint32_t i = 0; i < n && i < cap; i++) {
+				uint32_t nb = ld32(l + 4 + 4 * i);
+				if (nb < g->n && !seen[nb]) {
+					seen[nb] = 1;
+					queue[tail++] = nb;
+				}
+			}
+		}
+	}
+	for (uint64_t i = 0; i < g->n; i++)
+		if (!seen[i] && !snap_tomb(x->s, i) && lost++ < 10)
+			say(x, "live node %llu (id %llu) is unreachable from the entry point\n",
+			    (unsigned long long)i, (unsigned long long)snap_id(x->s, i));
+	free(seen);
+	free(queue);
+	return lost;
+}
+
+static void check_graph(check_ctx *x)
+{
+	const graph *g = x->g;
+	uint8_t *levels = check_levels(x);
+	if (!levels) {
+		x->errors++;
+		say(x, "out of memory\n");
+		return;
+	}
+	uint64_t links = 0;
+	for (uint64_t i = 0; i < g->n; i++) {
+		check_list(x, i, 0, map_links(g, i, 0), g->m0, levels);
+		links += ld32(map_links(g, i, 0)) <= g->m0 ? ld32(map_links(g, i, 0)) : 0;
+		for (uint32_t lc = 1; lc <= levels[i]; lc++)
+			check_list(x, i, lc, map_links(g, i, lc), g->m, levels);
+	}
+	uint64_t lost = x->errors ? 0 : check_reach(x, levels);
+	x->errors += lost;
+	say(x, "hnsw: %llu nodes, m=%u, ef_construction=%u, %u levels above 0 (%u nodes), "
+	       "%.1f links per node on level 0\n",
+	    (unsigned long long)g->n, g->m, g->efc, g->max_level, g->n_up,
+	    g->n ? (double)links / (double)g->n : 0.0);
+	say(x, "reachability: %llu live nodes unreachable\n", (unsigned long long)lost);
+	free(levels);
+}
+
+int hnsw_check(omen_collection *c, char **report)
+{
+	check_ctx x = {0};
+	graph g = {0};
+	MDB_txn *txn;
+	snapshot s;
+	int st = store_read_begin(c->db->st, &txn);
+	if (st != OMEN_OK)
+		return st;
+	st = snap_open(c, txn, NULL, &s);
+	if (st == OMEN_OK) {
+		x.s = &s;
+		int gs = graph_map(c, txn, &g);
+		if (gs == OMEN_ENOTFOUND) {
+			say(&x, "collection '%s': no index (flat): nothing to check\n", c->name);
+		} else if (gs != OMEN_OK) {
+			x.errors++;
+			say(&x, "collection '%s': %s\n", c->name, status_msg());
+		} else {
+			x.g = &g;
+			check_graph(&x);
+		}
+		snap_close(&s);
+	}
+	store_read_end(c->db->st, txn);
+	graph_free(&g);
+	if (st == OMEN_OK && x.errors)
+		st = status_set(OMEN_ECORRUPT, "collection '%s': index check found %llu problems",
+		                c->name, (unsigned long long)x.errors);
+	if (report && st != OMEN_OK && st != OMEN_ECORRUPT) {
+		free(x.report);
+		return st;
+	}
+	if (report)
+		*report = x.report ? x.report : strdup("");
+	else
+		free(x.report);
+	return st;
+}

@@ -1,0 +1,386 @@
+/*
+ * HNSW tests on real data: Fashion-MNIST (Debian's dataset-fashion-mnist, converted by
+ * bench/data.py; ops/test prepares it). Recall@10 against exact search at the default ef,
+ * persistence, incremental inserts, deletes, filtered search at several selectivities, the
+ * automatic choice of index, parameter checks, and omen_check on healthy and damaged graphs.
+ */
+#include <lmdb.h>
+#include <math.h>
+
+#include "helpers.h"
+
+#define NQ 200
+#define K 10
+
+static float *base, *queries;
+static size_t nbase, dim;
+
+static float *read_fvecs(const char *path, size_t *n, size_t *d)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		fail_msg("%s missing: run `python3 bench/data.py fashion data` (ops/test does)", path);
+	int32_t dd;
+	assert_int_equal(fread(&dd, 4, 1, f), 1);
+	fseek(f, 0, SEEK_END);
+	long size = ftell(f);
+	size_t rec = 4 + 4 * (size_t)dd, m = (size_t)size / rec;
+	float *v = malloc(m * (size_t)dd * sizeof *v);
+	fseek(f, 0, SEEK_SET);
+	for (size_t i = 0; i < m; i++) {
+		assert_int_equal(fread(&dd, 4, 1, f), 1);
+		assert_int_equal(fread(v + i * (size_t)dd, 4, (size_t)dd, f), (size_t)dd);
+	}
+	fclose(f);
+	*n = m;
+	*d = (size_t)dd;
+	return v;
+}
+
+static int load_data(void **state)
+{
+	(void)state;
+	const char *dir = getenv("OMEN_FASHION");
+	char p[1024];
+	size_t nq, d2;
+	snprintf(p, sizeof p, "%s/base.fvecs", dir ? dir : "data/fashion-mnist");
+	base = read_fvecs(p, &nbase, &dim);
+	snprintf(p, sizeof p, "%s/query.fvecs", dir ? dir : "data/fashion-mnist");
+	queries = read_fvecs(p, &nq, &d2);
+	assert_true(nq >= NQ && d2 == dim);
+	return 0;
+}
+
+static int free_data(void **state)
+{
+	(void)state;
+	free(base);
+	free(queries);
+	return 0;
+}
+
+typedef struct fixture {
+	char dir[512];
+	omen_db *db;
+	omen_collection *c;
+} fixture;
+
+/* A collection of the first n base vectors (ids = rows), metadata {"sel": i % 100}. */
+static void fx_make(fixture *f, const char *name, size_t n, omen_metric m)
+{
+	tmp_dir(f->dir, sizeof f->dir, "hnsw");
+	omen_open_options o;
+	omen_open_options_init(&o);
+	o.durability = OMEN_DURABLE_RELAXED;
+	assert_omen_ok(omen_open(f->dir, &o, &f->db));
+	assert_omen_ok(omen_create_collection(f->db, name, dim, m));
+	assert_omen_ok(omen_collection_open(f->db, name, &f->c));
+	const char **meta = malloc(n * sizeof *meta);
+	char (*mb)[32] = malloc(n * sizeof *mb);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(mb[i], sizeof mb[i], "{\"sel\": %zu}", i % 100);
+		meta[i] = mb[i];
+	}
+	omen_batch b = {n, dim, NULL, base, meta};
+	assert_omen_ok(omen_upsert(f->c, &b, NULL));
+	free(meta);
+	free(mb);
+}
+
+static void fx_close(fixture *f)
+{
+	omen_close(f->db);
+	rm_tree(f->dir);
+}
+
+static void build(omen_collection *c, omen_index_type type)
+{
+	omen_index_params p;
+	omen_index_params_init(&p);
+	p.type = type;
+	assert_omen_ok(omen_build_index(c, &p));
+}
+
+/* Searches NQ queries (approximate, or exact) with an optional filter. */
+static void search(omen_collection *c, int exact, const char *filter, uint64_t *ids)
+{
+	float d[NQ * K];
+	omen_search_params p;
+	omen_search_params_init(&p);
+	p.k = K;
+	p.exact = exact;
+	p.filter = filter;
+	assert_omen_ok(omen_search(c, queries, NQ, dim, &p, ids, d));
+}
+
+static double recall(const uint64_t *got, const uint64_t *want)
+{
+	size_t hit = 0, total = 0;
+	for (size_t q = 0; q < NQ; q++)
+		for (size_t i = 0; i < K; i++) {
+			if (want[q * K + i] == OMEN_NO_ID)
+				continue;
+			total++;
+			for (size_t j = 0; j < K; j++)
+				hit += got[q * K + j] == want[q * K + i];
+		}
+	return total ? (double)hit / (double)total : 1.0;
+}
+
+static double measure(omen_collection *c, const char *filter)
+{
+	uint64_t got[NQ * K], want[NQ * K];
+	search(c, 1, filter, want);
+	search(c, 0, filter, got);
+	return recall(got, want);
+}
+
+static void assert_healthy(omen_collection *c)
+{
+	char *report;
+	int st = omen_check(c, &report);
+	if (st != OMEN_OK)
+		fail_msg("check: %s\n%s", omen_errmsg(NULL), report);
+	omen_free(report);
+}
+
+static void test_recall_persist(void **state)
+{
+	(void)state;
+	fixture f;
+	fx_make(&f, "fm", 10000, OMEN_METRIC_L2);
+	build(f.c, OMEN_INDEX_HNSW);
+	omen_collection_stats s;
+	assert_omen_ok(omen_collection_stats_get(f.c, &s));
+	assert_string_equal(s.index, "hnsw");
+	assert_int_equal(s.indexed, 10000);
+	assert_int_equal(s.hnsw_m, OMEN_HNSW_M_DEFAULT);
+	assert_true(s.index_bytes > 10000 * 4 * OMEN_HNSW_M_DEFAULT);
+	double r = measure(f.c, NULL);
+	if (r < 0.95)
+		fail_msg("recall@10 at the default ef: %.4f < 0.95", r);
+	assert_healthy(f.c);
+	uint64_t before[NQ * K], after[NQ * K];
+	search(f.c, 0, NULL, before);
+	omen_close(f.db);
+	assert_omen_ok(omen_open(f.dir, NULL, &f.db));
+	assert_omen_ok(omen_collection_open(f.db, "fm", &f.c));
+	assert_omen_ok(omen_collection_stats_get(f.c, &s));
+	assert_string_equal(s.index, "hnsw");
+	search(f.c, 0, NULL, after);
+	assert_memory_equal(before, after, sizeof before);
+	fx_close(&f);
+}
+
+static void test_cosine(void **state)
+{
+	(void)state;
+	fixture f;
+	fx_make(&f, "cos", 5000, OMEN_METRIC_COSINE);
+	build(f.c, OMEN_INDEX_HNSW);
+	double r = measure(f.c, NULL);
+	if (r < 0.95)
+		fail_msg("cosine recall@10: %.4f < 0.95", r);
+	assert_healthy(f.c);
+	fx_close(&f);
+}
+
+/* Points written after the build are found at once (exact tail) and indexed on the next
+ * build, which extends the graph. */
+static void test_incremental(void **state)
+{
+	(void)state;
+	fixture f;
+	fx_make(&f, "inc", 8000, OMEN_METRIC_L2);
+	build(f.c, OMEN_INDEX_HNSW);
+	omen_batch b = {2000, dim, NULL, base + 8000 * dim, NULL};
+	uint64_t ids[2000];
+	assert_omen_ok(omen_upsert(f.c, &b, ids));
+	omen_collection_stats s;
+	assert_omen_ok(omen_collection_stats_get(f.c, &s));
+	assert_int_equal(s.indexed, 8000);
+	omen_search_params p;
+	omen_search_params_init(&p);
+	p.k = 1;
+	for (size_t i = 0; i < 2000; i += 97) {
+		uint64_t id;
+		float d;
+		assert_omen_ok(omen_search(f.c, base + (8000 + i) * dim, 1, dim, &p, &id, &d));
+		assert_int_equal(d, 0);
+		assert_true(id == ids[i] || memcmp(base + id * dim, base + (8000 + i) * dim,
+		                                   dim * sizeof *base) == 0);
+	}
+	build(f.c, OMEN_INDEX_HNSW);
+	assert_omen_ok(omen_collection_stats_get(f.c, &s));
+	assert_int_equal(s.indexed, 10000);
+	double r = measure(f.c, NULL);
+	if (r < 0.95)
+		fail_msg("recall@10 after extending: %.4f < 0.95", r);
+	assert_healthy(f.c);
+	fx_close(&f);
+}
+
+/* After deleting 20%, deleted points never appear and recall stays within 0.01 of a fresh
+ * build over the remaining points. */
+static void test_deletes(void **state)
+{
+	(void)state;
+	fixture f, g;
+	size_t n = 10000, nd = 0;
+	fx_make(&f, "del", n, OMEN_METRIC_L2);
+	build(f.c, OMEN_INDEX_HNSW);
+	uint64_t *del = malloc(n / 5 * sizeof *del);
+	for (size_t i = 0; i < n; i += 5)
+		del[nd++] = i;
+	size_t removed;
+	assert_omen_ok(omen_delete(f.c, del, nd, &removed));
+	assert_int_equal(removed, nd);
+	uint64_t got[NQ * K];
+	search(f.c, 0, NULL, got);
+	for (size_t i = 0; i < NQ * K; i++)
+		assert_true(got[i] % 5 != 0);
+	double r_del = measure(f.c, NULL);
+	assert_healthy(f.c);
+	/* A fresh build over the same 80%. */
+	tmp_dir(g.dir, sizeof g.dir, "hnsw");
+	assert_omen_ok(omen_open(g.dir, NULL, &g.db));
+	assert_omen_ok(omen_create_collection(g.db, "fresh", dim, OMEN_METRIC_L2));
+	assert_omen_ok(omen_collection_open(g.db, "fresh", &g.c));
+	uint64_t *keep = malloc(n * sizeof *keep);
+	float *kv = malloc(n * dim * sizeof *kv);
+	size_t nk = 0;
+	for (size_t i = 0; i < n; i++)
+		if (i % 5) {
+			memcpy(kv + nk * dim, base + i * dim, dim * sizeof *kv);
+			keep[nk++] = i;
+		}
+	omen_batch b = {nk, dim, keep, kv, NULL};
+	assert_omen_ok(omen_upsert(g.c, &b, NULL));
+	free(keep);
+	free(kv);
+	build(g.c, OMEN_INDEX_HNSW);
+	double r_fresh = measure(g.c, NULL);
+	if (r_del < r_fresh - 0.01)
+		fail_msg("recall after 20%% deletes %.4f, fresh build %.4f", r_del, r_fresh);
+	free(del);
+	fx_close(&f);
+	fx_close(&g);
+}
+
+/* Filtered search returns only matching points, k of them, with high recall at 1%, 10% and
+ * 50% selectivity. */
+static void test_filtered(void **state)
+{
+	(void)state;
+	fixture f;
+	fx_make(&f, "flt", 10000, OMEN_METRIC_L2);
+	build(f.c, OMEN_INDEX_HNSW);
+	const char *filters[3] = {"{\"sel\": 7}", "{\"sel\": {\"$lt\": 10}}",
+	                          "{\"sel\": {\"$gte\": 50}}"};
+	for (int i = 0; i < 3; i++) {
+		uint64_t got[NQ * K];
+		search(f.c, 0, filters[i], got);
+		for (size_t j = 0; j < NQ * K; j++) {
+			assert_true(got[j] != OMEN_NO_ID);
+			uint64_t sel = got[j] % 100;
+			assert_true(i == 0 ? sel == 7 : i == 1 ? sel < 10 : sel >= 50);
+		}
+		double r = measure(f.c, filters[i]);
+		print_message("filter %s: recall@10 %.4f\n", filters[i], r);
+		if (r < 0.9)
+			fail_msg("filter %s: recall@10 %.4f < 0.9", filters[i], r);
+	}
+	fx_close(&f);
+}
+
+static void test_auto_and_params(void **state)
+{
+	(void)state;
+	fixture f;
+	fx_make(&f, "auto", OMEN_INDEX_AUTO_HNSW_MIN - 1, OMEN_METRIC_L2);
+	omen_collection_stats s;
+	build(f.c, OMEN_INDEX_AUTO);
+	assert_omen_ok(omen_collection_stats_get(f.c, &s));
+	assert_string_equal(s.index, "flat");
+	omen_batch b = {1, dim, NULL, base + 20000 * dim, NULL};
+	assert_omen_ok(omen_upsert(f.c, &b, NULL));
+	build(f.c, OMEN_INDEX_AUTO);
+	assert_omen_ok(omen_collection_stats_get(f.c, &s));
+	assert_string_equal(s.index, "hnsw");
+	build(f.c, OMEN_INDEX_FLAT);
+	assert_omen_ok(omen_collection_stats_get(f.c, &s));
+	assert_string_equal(s.index, "flat");
+	omen_index_params p;
+	omen_index_params_init(&p);
+	p.m = OMEN_HNSW_M_MIN - 1;
+	assert_omen_status(omen_build_index(f.c, &p), OMEN_EINVAL);
+	p.m = OMEN_HNSW_M_MAX + 1;
+	assert_omen_status(omen_build_index(f.c, &p), OMEN_EINVAL);
+	omen_index_params_init(&p);
+	p.ef_construction = OMEN_HNSW_EFC_MIN - 1;
+	assert_omen_status(omen_build_index(f.c, &p), OMEN_EINVAL);
+	omen_index_params_init(&p);
+	p.type = (omen_index_type)9;
+	assert_omen_status(omen_build_index(f.c, &p), OMEN_EINVAL);
+	omen_search_params sp;
+	omen_search_params_init(&sp);
+	sp.ef = OMEN_HNSW_EF_MAX + 1;
+	uint64_t id;
+	float d;
+	assert_omen_status(omen_search(f.c, queries, 1, dim, &sp, &id, &d), OMEN_EINVAL);
+	fx_close(&f);
+}
+
+/* Writes a level-0 link past the last node through LMDB directly: check must say so, and a
+ * search must neither crash nor return it. */
+static void test_check_damaged(void **state)
+{
+	(void)state;
+	fixture f;
+	fx_make(&f, "dmg", 2000, OMEN_METRIC_L2);
+	build(f.c, OMEN_INDEX_HNSW);
+	assert_healthy(f.c);
+	omen_close(f.db);
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 16);
+	assert_int_equal(mdb_env_open(env, f.dir, 0, 0644), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "c1.g", 0, &dbi), 0);
+	unsigned char kb[9] = {'L', 0, 0, 0, 0, 0, 0, 0, 0};
+	MDB_val k = {9, kb}, v;
+	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+	unsigned char *copy = malloc(v.mv_size);
+	memcpy(copy, v.mv_data, v.mv_size);
+	uint32_t bogus = 1u << 30;
+	memcpy(copy + 16 + 4, &bogus, 4); /* node 0, first link */
+	v.mv_data = copy;
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	free(copy);
+	assert_omen_ok(omen_open(f.dir, NULL, &f.db));
+	assert_omen_ok(omen_collection_open(f.db, "dmg", &f.c));
+	char *report;
+	assert_omen_status(omen_check(f.c, &report), OMEN_ECORRUPT);
+	assert_non_null(strstr(report, "past the last node"));
+	omen_free(report);
+	uint64_t got[NQ * K];
+	search(f.c, 0, NULL, got);
+	for (size_t i = 0; i < NQ * K; i++)
+		assert_true(got[i] < 2000);
+	fx_close(&f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_recall_persist), cmocka_unit_test(test_cosine),
+	    cmocka_unit_test(test_incremental),    cmocka_unit_test(test_deletes),
+	    cmocka_unit_test(test_filtered),       cmocka_unit_test(test_auto_and_params),
+	    cmocka_unit_test(test_check_damaged),
+	};
+	return cmocka_run_group_tests(tests, load_data, free_data);
+}

@@ -166,5 +166,7 @@ int cmd_load(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_delete(int argc, char **argv);
+int cmd_index(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * Commands that manage collections rather than points: create, drop and info. info opens the
  * database read-only and reports what omen_collection_stats_get and omen_db_stats_get say, as
- * text (one line per collection) or JSON.
+ * text (one line per collection) or JSON, index included. Building and checking indexes is in
+ * cmd_index.c.
  */
 #include <stdio.h>
 #include <string.h>
@@ -79,21 +80,28 @@ static int coll_stats(omen_db *db, const char *name, omen_collection_stats *st)
 static void print_stats(const omen_collection_stats *st)
 {
 	printf("%s: dim %u, metric %s, points %llu, deleted %llu, segments %llu, "
-	       "vector bytes %llu, index %s\n",
+	       "vector bytes %llu, index %s, indexed %llu, index bytes %llu",
 	       st->name, st->dim, omen_metric_name(st->metric), (unsigned long long)st->points,
 	       (unsigned long long)st->deleted, (unsigned long long)st->segments,
-	       (unsigned long long)st->vector_bytes, st->index ? st->index : "?");
+	       (unsigned long long)st->vector_bytes, st->index ? st->index : "?",
+	       (unsigned long long)st->indexed, (unsigned long long)st->index_bytes);
+	if (st->hnsw_m != 0)
+		printf(", m %u, ef_construction %u", st->hnsw_m, st->hnsw_ef_construction);
+	putchar('\n');
 }
 
-/* The JSON object describing one collection; NULL when out of memory. */
+/* The JSON object describing one collection; NULL when out of memory. hnsw_m and
+ * hnsw_ef_construction are always present, 0 without an HNSW index, as in the API. */
 static json_t *stats_json(const omen_collection_stats *st)
 {
-	return json_pack("{s:s, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:s}", "name", st->name, "dim",
-	                 (json_int_t)st->dim, "metric", omen_metric_name(st->metric), "points",
-	                 cli_json_u64(st->points), "deleted", cli_json_u64(st->deleted), "next_id",
-	                 cli_json_u64(st->next_id), "segments", cli_json_u64(st->segments),
-	                 "vector_bytes", cli_json_u64(st->vector_bytes), "index",
-	                 st->index ? st->index : "?");
+	return json_pack(
+	    "{s:s, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:o, s:o, s:I, s:I}", "name", st->name,
+	    "dim", (json_int_t)st->dim, "metric", omen_metric_name(st->metric), "points",
+	    cli_json_u64(st->points), "deleted", cli_json_u64(st->deleted), "next_id",
+	    cli_json_u64(st->next_id), "segments", cli_json_u64(st->segments), "vector_bytes",
+	    cli_json_u64(st->vector_bytes), "index", st->index ? st->index : "?", "indexed",
+	    cli_json_u64(st->indexed), "index_bytes", cli_json_u64(st->index_bytes), "hnsw_m",
+	    (json_int_t)st->hnsw_m, "hnsw_ef_construction", (json_int_t)st->hnsw_ef_construction);
 }
 
 /* info DB: every collection, in the library's (byte) order. */

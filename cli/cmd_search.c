@@ -19,8 +19,10 @@ typedef struct search_args {
 	const char *filter;              /* --filter, or NULL */
 	const char *out;                 /* --out, or NULL */
 	int json;                        /* --json */
+	int exact;                       /* --exact */
 	uint64_t k;                      /* --k */
 	uint64_t threads;                /* --threads, default 0 = all cores */
+	uint64_t ef;                     /* --ef, default 0 = the library's default */
 } search_args;
 
 /* The results of one search call: nq x k ids and distances, and the time it took. */
@@ -34,14 +36,13 @@ typedef struct results {
 /* Parses the command line into *a. Returns 0 or CLI_USAGE. */
 static int search_parse(int argc, char **argv, search_args *a)
 {
-	const char *k_s = NULL, *threads_s = NULL, *json = NULL;
-	const cli_opt opts[] = {{"--k", 1, &k_s},
-	                        {"--threads", 1, &threads_s},
-	                        {"--filter", 1, &a->filter},
-	                        {"--out", 1, &a->out},
-	                        {"--json", 0, &json}};
+	const char *k_s = NULL, *threads_s = NULL, *ef_s = NULL, *json = NULL, *exact = NULL;
+	const cli_opt opts[] = {
+	    {"--k", 1, &k_s},      {"--threads", 1, &threads_s}, {"--filter", 1, &a->filter},
+	    {"--out", 1, &a->out}, {"--json", 0, &json},         {"--ef", 1, &ef_s},
+	    {"--exact", 0, &exact}};
 	size_t npos;
-	int rc = cli_getopts("search", argc, argv, opts, 5, &npos);
+	int rc = cli_getopts("search", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), &npos);
 
 	if (rc != 0)
 		return rc;
@@ -51,12 +52,16 @@ static int search_parse(int argc, char **argv, search_args *a)
 	a->coll = argv[1];
 	a->queries = argv[2];
 	a->json = json != NULL;
+	a->exact = exact != NULL;
 	if (k_s == NULL)
 		return cli_usage_err("search", "--k is required");
 	if (cli_opt_u64("search", "--k", k_s, 0, UINT64_MAX, &a->k) != 0)
 		return CLI_USAGE;
 	if (threads_s &&
 	    cli_opt_u64("search", "--threads", threads_s, 0, SEARCH_MAX_THREADS, &a->threads))
+		return CLI_USAGE;
+	/* Any size_t parses; the library refuses an ef above OMEN_HNSW_EF_MAX with its message. */
+	if (ef_s && cli_opt_u64("search", "--ef", ef_s, 0, SIZE_MAX, &a->ef))
 		return CLI_USAGE;
 	return 0;
 }
@@ -176,6 +181,8 @@ static int run_search(const search_args *a, omen_collection *coll, const vecfile
 	params.k = r->k;
 	params.filter = a->filter;
 	params.threads = (int)a->threads;
+	params.ef = (size_t)a->ef;
+	params.exact = a->exact;
 	t0 = cli_now();
 	rc = omen_search(coll, queries, vf->n, vf->dim, &params, r->ids, r->dists);
 	r->seconds = cli_now() - t0;

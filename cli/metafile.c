@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "cli.h"
 
 /* Reads the whole file into a NUL-terminated malloc'd buffer. */

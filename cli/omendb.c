@@ -34,13 +34,16 @@ static const command commands[] = {
      "  --metadata F     JSON lines: line i is vector i's metadata object, empty or null\n"
      "  --relaxed        relaxed durability, one flush at the end (faster bulk loads)\n"},
     {"search", cmd_search,
-     "usage: omendb search DB COLL QUERIES --k K [--threads T] [--filter JSON]\n"
-     "                     [--out FILE.ivecs] [--json]\n"
+     "usage: omendb search DB COLL QUERIES --k K [--threads T] [--filter JSON] [--ef N]\n"
+     "                     [--exact] [--out FILE.ivecs] [--json]\n"
      "  Searches the k nearest points of every vector of QUERIES (.fvecs, .bvecs, .npy or\n"
-     "  .csv) in one batch.\n"
+     "  .csv) in one batch, through the collection's index when it has one.\n"
      "  --k K            results per query (required)\n"
      "  --threads T      search threads (default 0 = all cores)\n"
      "  --filter JSON    metadata filter, e.g. '{\"color\": \"red\"}' (see docs/FILTERS.md)\n"
+     "  --ef N           HNSW candidate list size, at most 16384 (default 0 = 64); raised\n"
+     "                   to k when smaller\n"
+     "  --exact          exact search even when the collection has an index\n"
      "  --out F          write the result ids as .ivecs (int32 k, then k int32 ids)\n"
      "  --json           print one JSON object: queries, k, seconds, qps, results\n"},
     {"get", cmd_get,
@@ -50,6 +53,18 @@ static const command commands[] = {
     {"delete", cmd_delete,
      "usage: omendb delete DB COLL ID...\n"
      "  Deletes the points with these ids; ids not present are ignored.\n"},
+    {"index", cmd_index,
+     "usage: omendb index DB COLL [--type auto|flat|hnsw] [--m M] [--ef-construction N]\n"
+     "                    [--threads T]\n"
+     "  Builds (or extends) the approximate index of COLL over its points; flat drops it.\n"
+     "  --type T         auto (default): flat below 10000 points, else hnsw; flat; hnsw\n"
+     "  --m M            HNSW links per node per level, 4..64 (default 16)\n"
+     "  --ef-construction N\n"
+     "                   HNSW candidate list size while building, 8..4096 (default 200)\n"
+     "  --threads T      build threads (default 0 = all cores)\n"},
+    {"check", cmd_check,
+     "usage: omendb check DB COLL\n"
+     "  Verifies the index of COLL and prints the report. Exit status 1 if it is damaged.\n"},
     {"info", cmd_info,
      "usage: omendb info DB [COLL] [--json]\n"
      "  Describes every collection of DB, or collection COLL.\n"
@@ -69,9 +84,12 @@ static const char main_usage[] =
     "commands:\n"
     "  create DB COLL --dim D [--metric l2|ip|cosine]\n"
     "  load   DB COLL FILE [--start-id N] [--batch N] [--metadata FILE.jsonl] [--relaxed]\n"
-    "  search DB COLL QUERIES --k K [--threads T] [--filter JSON] [--out FILE.ivecs] [--json]\n"
+    "  search DB COLL QUERIES --k K [--threads T] [--filter JSON] [--ef N] [--exact]\n"
+    "                        [--out FILE.ivecs] [--json]\n"
     "  get    DB COLL ID... [--json]\n"
     "  delete DB COLL ID...\n"
+    "  index  DB COLL [--type auto|flat|hnsw] [--m M] [--ef-construction N] [--threads T]\n"
+    "  check  DB COLL\n"
     "  info   DB [COLL] [--json]\n"
     "  drop   DB COLL\n"
     "\n"

@@ -11,7 +11,8 @@
  * collection's graph sub-database in one write transaction, and searched straight from the map
  * without loading anything. Layout (docs/FORMAT.md):
  *   "H"            header
- *   "L" + u64 BE   level-0 links of 4096 consecutive nodes: per node u32 count, 2M u32 ids
+ *   "L" + u64 BE   level-0 links of 4096 consecutive nodes (fewer in the last record): per
+ *                  node u32 count, 2M u32 ids
  *   "U"            upper levels: sorted node ids, offsets, and per level u32 count + M u32 ids
  * Deleted points stay in the graph as waypoints and never enter results; rows written after
  * the build are searched exactly until the index is extended to them.
@@ -327,13 +328,15 @@ static int graph_map(omen_collection *c, MDB_txn *txn, graph *g)
 	if (st != OMEN_OK)
 		return st;
 	size_t nl0 = (size_t)((g->n + L0_NODES - 1) >> L0_SHIFT);
-	size_t l0_bytes = REC_HEADER + (size_t)L0_NODES * (4 + 4 * (size_t)g->m0);
 	g->l0c = calloc(nl0 ? nl0 : 1, sizeof *g->l0c);
 	if (!g->l0c)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	unsigned char kb[9];
 	MDB_val k = {9, kb}, v;
 	for (size_t i = 0; i < nl0; i++) {
+		uint64_t nodes = g->n - ((uint64_t)i << L0_SHIFT);
+		size_t l0_bytes = REC_HEADER + (size_t)(nodes < L0_NODES ? nodes : L0_NODES) *
+		                                   (4 + 4 * (size_t)g->m0);
 		key1(kb, 'L', i);
 		int rc = mdb_get(txn, c->graph_dbi, &k, &v);
 		if (rc != 0 || !rec_ok(&v, L0_MAGIC, l0_bytes) || v.mv_size != l0_bytes)
@@ -914,17 +917,18 @@ static unsigned char *put_rec(MDB_txn *txn, MDB_dbi dbi, const unsigned char *kb
 static int persist_l0(persist_ctx *x, MDB_txn *txn)
 {
 	const graph *g = x->g;
-	size_t rec = 4 + 4 * (size_t)g->m0, size = REC_HEADER + (size_t)L0_NODES * rec;
+	size_t rec = 4 + 4 * (size_t)g->m0;
 	for (uint64_t c0 = 0; c0 < g->n; c0 += L0_NODES) {
 		unsigned char kb[9];
 		int st;
+		uint64_t cnt = g->n - c0 < L0_NODES ? g->n - c0 : L0_NODES;
+		size_t size = REC_HEADER + cnt * rec;
 		key1(kb, 'L', c0 >> L0_SHIFT);
 		unsigned char *p = put_rec(txn, x->c->graph_dbi, kb, 9, size, &st);
 		if (!p)
 			return st;
-		memset(p, 0, size);
+		memset(p, 0, REC_HEADER);
 		rec_put(p, L0_MAGIC);
-		uint64_t cnt = g->n - c0 < L0_NODES ? g->n - c0 : L0_NODES;
 		memcpy(p + REC_HEADER, g->l0 + c0 * (1 + g->m0), cnt * rec);
 		x->bytes += size;
 	}

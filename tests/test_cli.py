@@ -155,7 +155,7 @@ def snapshot(db, tmp_path):
 # ---- help, version, usage ----
 
 
-COMMANDS = ["create", "load", "search", "get", "delete", "info", "drop"]
+COMMANDS = ["create", "load", "search", "get", "delete", "index", "check", "info", "drop"]
 
 
 def test_help_and_version():
@@ -166,6 +166,10 @@ def test_help_and_version():
     for c in COMMANDS:
         r = run(c, "--help")
         assert r.returncode == 0 and r.stdout.startswith("usage: omendb " + c), r.stdout
+    for opt in ["--ef", "--exact"]:
+        assert opt in ok("search", "--help")
+    for opt in ["--type", "--m", "--ef-construction", "--threads"]:
+        assert opt in ok("index", "--help")
     r = run("--version")
     assert r.returncode == 0 and re.fullmatch(r"omendb \d+\.\d+\.\d+\n", r.stdout)
 
@@ -191,10 +195,24 @@ def test_help_and_version():
     ["search", "{db}", "c", "q.fvecs", "--k", "abc"],
     ["search", "{db}", "c", "q.fvecs", "--k", "-1"],
     ["search", "{db}", "c", "q.fvecs", "--k", "5", "--threads", "two"],
+    ["search", "{db}", "c", "q.fvecs", "--k", "5", "--ef", "abc"],
+    ["search", "{db}", "c", "q.fvecs", "--k", "5", "--ef", "-1"],
+    ["search", "{db}", "c", "q.fvecs", "--k", "5", "--exact=1"],
     ["get", "{db}", "c"],
     ["get", "{db}", "c", "1x"],
     ["get", "{db}", "c", "18446744073709551615"],
     ["delete", "{db}", "c", "abc"],
+    ["index", "{db}"],
+    ["index", "{db}", "c", "d"],
+    ["index", "{db}", "c", "--type", "bogus"],
+    ["index", "{db}", "c", "--m", "abc"],
+    ["index", "{db}", "c", "--m", "-1"],
+    ["index", "{db}", "c", "--m", "4294967296"],
+    ["index", "{db}", "c", "--ef-construction", "1.5"],
+    ["index", "{db}", "c", "--threads", "x"],
+    ["index", "{db}", "c", "--ef", "64"],
+    ["check", "{db}"],
+    ["check", "{db}", "c", "--m", "4"],
     ["info"],
     ["info", "{db}", "c", "d"],
     ["drop", "{db}"],
@@ -242,6 +260,7 @@ def test_commands_on_missing_db(tmp_path):
     q = write_fvecs(tmp_path / "q.fvecs", rand(2))
     for args in [("info", missing), ("info", missing, "c"), ("get", missing, "c", 1),
                  ("delete", missing, "c", 1), ("drop", missing, "c"),
+                 ("index", missing, "c"), ("check", missing, "c"),
                  ("load", missing, "c", q), ("search", missing, "c", q, "--k", 1)]:
         fail(*args, status=1)
     assert not missing.exists()
@@ -316,14 +335,12 @@ def test_csv_blank_lines_and_npy_single_vector(tmp_path):
     assert np.array_equal(get_vectors(dbp, "c", [3]), want[:1])
 
 
-def test_progress_bar_only_on_a_terminal(tmp_path, db):
-    f = write_fvecs(tmp_path / "p.fvecs", rand(50, seed=6))
-    r = run("load", db, "c", f, "--batch", 10)
-    assert r.returncode == 0 and r.stderr == ""
+def run_on_terminal(*args):
+    """Runs the tool with stderr on a pseudo-terminal; returns (status, stdout, stderr bytes)."""
     master, slave = os.openpty()
     try:
-        p = subprocess.run([CLI, "load", str(db), "c", str(f), "--batch", "10"],
-                           stdout=subprocess.PIPE, stderr=slave, timeout=60)
+        p = subprocess.run([CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=slave,
+                           timeout=60)
         os.close(slave)
         slave = None
         err = b""
@@ -336,9 +353,17 @@ def test_progress_bar_only_on_a_terminal(tmp_path, db):
         if slave is not None:
             os.close(slave)
         os.close(master)
-    assert p.returncode == 0
+    return p.returncode, p.stdout.decode(), err
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path, db):
+    f = write_fvecs(tmp_path / "p.fvecs", rand(50, seed=6))
+    r = run("load", db, "c", f, "--batch", 10)
+    assert r.returncode == 0 and r.stderr == ""
+    status, out, err = run_on_terminal("load", db, "c", f, "--batch", 10)
+    assert status == 0
     assert b"100.0%" in err and b"vectors/s" in err and b"ETA" in err, err
-    assert LOADED.fullmatch(p.stdout.decode())
+    assert LOADED.fullmatch(out)
 
 
 # ---- search ----
@@ -472,6 +497,227 @@ def test_delete(tmp_path, db):
     assert info_json(db, "c")["points"] == 198
     assert run("get", db, "c", victims[0]).returncode == 1
     assert ok("delete", db, "c", victims[0]) == "deleted 0 of 1\n"
+
+
+# ---- indexes: index, search --ef / --exact, check, info ----
+
+
+INDEXED = re.compile(r"indexed (\S+): (?:hnsw m=(\d+) ef_construction=(\d+)|(flat)) "
+                     r"over (\d+) points in [\d.]+ s\n")
+BIG_N, BIG_DIM = 12_000, 16
+
+
+def index(*args):
+    """Runs `index`; returns (kind, m, ef_construction, points) from its summary line."""
+    out = ok("index", *args)
+    m = INDEXED.fullmatch(out)
+    assert m, out
+    if m[4]:
+        return "flat", None, None, int(m[5])
+    return "hnsw", int(m[2]), int(m[3]), int(m[5])
+
+
+def l2_knn(data, queries, k):
+    """Exact squared-L2 top k by numpy, in float64 (the Gram form: no n x nq x dim array)."""
+    x, q = data.astype(np.float64), queries.astype(np.float64)
+    d = (q * q).sum(1)[:, None] - 2 * q @ x.T + (x * x).sum(1)[None, :]
+    order = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(d, order, axis=1)
+
+
+def assert_same_knn(got_ids, got_d, want_ids, want_d):
+    """Exact results: the same distances, and the same ids wherever the distance is not a
+    near-tie that float32 may order either way."""
+    got_d = np.asarray(got_d, dtype=np.float64)
+    assert np.allclose(got_d, want_d, rtol=1e-4, atol=1e-5)
+    padded = np.pad(want_d, ((0, 0), (1, 1)), constant_values=np.inf)
+    gap = np.minimum(np.diff(padded[:, :-1], axis=1), np.diff(padded[:, 1:], axis=1))
+    clear = np.abs(gap) > 1e-4 * np.abs(want_d) + 1e-6
+    assert (np.asarray(got_ids)[clear] == want_ids[clear]).all()
+    assert clear.mean() > 0.9  # the check above is not vacuous
+
+
+def search_json(*args):
+    res = json.loads(ok("search", *args, "--json"))["results"]
+    ids = np.array([[e["id"] for e in row] for row in res])
+    dists = np.array([[e["distance"] for e in row] for row in res])
+    return ids, dists
+
+
+def recall(got, want):
+    return np.mean([len(set(g) & set(w)) / len(w) for g, w in zip(got, want)])
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory):
+    """12,000 random 16-d points in collection 'c', indexed with `index` and its defaults
+    (auto, which picks HNSW here). Shared by the tests that only read it."""
+    t = tmp_path_factory.mktemp("big")
+    data = rand(BIG_N, BIG_DIM, seed=20)
+    queries = rand(100, BIG_DIM, seed=21)
+    dbp = t / "db"
+    ok("create", dbp, "c", "--dim", BIG_DIM)
+    ok("load", dbp, "c", write_npy(t / "d.npy", data), "--relaxed")
+    built = index(dbp, "c")
+    return {"db": dbp, "data": data, "queries": queries, "built": built,
+            "qf": write_fvecs(t / "q.fvecs", queries), "tmp": t}
+
+
+@pytest.fixture
+def small_hnsw(tmp_path, db):
+    """The 200-point `db` with an HNSW index (m 8, ef_construction 40)."""
+    assert index(db, "c", "--type", "hnsw", "--m", 8, "--ef-construction", 40) == \
+        ("hnsw", 8, 40, 200)
+    return db
+
+
+def test_index_auto_picks_hnsw_at_the_threshold(tmp_path):
+    dbp = tmp_path / "db"
+    data = rand(10_000, 4, seed=22)
+    ok("create", dbp, "c", "--dim", 4)
+    ok("load", dbp, "c", write_npy(tmp_path / "a.npy", data[:9_999]), "--relaxed")
+    # small m and ef_construction: this test is about the choice, not the graph
+    cheap = ["--m", 4, "--ef-construction", 8]
+    assert index(dbp, "c", *cheap) == ("flat", None, None, 9_999)
+    assert info_json(dbp, "c")["index"] == "flat"
+    ok("load", dbp, "c", write_npy(tmp_path / "b.npy", data[9_999:]))
+    assert index(dbp, "c", *cheap) == ("hnsw", 4, 8, 10_000)
+    info = info_json(dbp, "c")
+    assert info["index"] == "hnsw" and info["indexed"] == 10_000
+    assert (info["hnsw_m"], info["hnsw_ef_construction"]) == (4, 8)
+
+
+def test_index_default_is_auto_hnsw_with_default_parameters(big):
+    assert big["built"] == ("hnsw", 16, 200, BIG_N)
+    info = info_json(big["db"], "c")
+    assert info["index"] == "hnsw" and info["indexed"] == BIG_N and info["points"] == BIG_N
+    assert info["hnsw_m"] == 16 and info["hnsw_ef_construction"] == 200
+    assert info["index_bytes"] > 0
+
+
+def test_index_hnsw_parameters_shown_by_info(small_hnsw):
+    info = info_json(small_hnsw, "c")
+    assert info["index"] == "hnsw" and info["indexed"] == 200 and info["index_bytes"] > 0
+    assert (info["hnsw_m"], info["hnsw_ef_construction"]) == (8, 40)
+    assert info_json(small_hnsw)["collections"][0] == info
+    text = ok("info", small_hnsw, "c")
+    assert re.fullmatch(r"c: dim 8, metric l2, points 200, deleted 0, segments \d+, "
+                        r"vector bytes \d+, index hnsw, indexed 200, index bytes [1-9]\d*, "
+                        r"m 8, ef_construction 40\n", text), text
+    # flat drops the index
+    assert index(small_hnsw, "c", "--type", "flat") == ("flat", None, None, 200)
+    info = info_json(small_hnsw, "c")
+    assert info["index"] == "flat" and info["hnsw_m"] == 0
+    assert info["hnsw_ef_construction"] == 0 and info["index_bytes"] == 0
+    assert ok("info", small_hnsw, "c").rstrip().endswith("index flat, indexed 0, index bytes 0")
+
+
+def test_info_of_an_unindexed_collection(db):
+    info = info_json(db, "c")
+    assert (info["index"], info["indexed"], info["index_bytes"]) == ("flat", 0, 0)
+    assert (info["hnsw_m"], info["hnsw_ef_construction"]) == (0, 0)
+
+
+def test_search_ef_recall(big):
+    want, _ = l2_knn(big["data"], big["queries"], 10)
+    out = big["tmp"] / "r.ivecs"
+    for ef in [[], ["--ef", 64]]:  # 64 is also the default
+        ok("search", big["db"], "c", big["qf"], "--k", 10, "--out", out, *ef)
+        got = read_ivecs(out)
+        assert got.shape == (100, 10)
+        assert recall(got, want) >= 0.9, (ef, recall(got, want))
+    # --ef reaches the library: a short candidate list finds fewer true neighbours
+    low, dists = search_json(big["db"], "c", big["qf"], "--k", 10, "--ef", 10)
+    assert low.shape == (100, 10) and (np.diff(dists, axis=1) >= 0).all()
+    assert 0.5 <= recall(low, want) < recall(got, want) - 0.02
+    # ef below k is raised to k
+    one, _ = search_json(big["db"], "c", big["qf"], "--k", 10, "--ef", 1)
+    assert np.array_equal(one, low)
+
+
+def test_search_exact_matches_brute_force(big):
+    want_ids, want_d = l2_knn(big["data"], big["queries"], 10)
+    # with an ef that alone gives a recall well below 1 (see test_search_ef_recall)
+    got, dists = search_json(big["db"], "c", big["qf"], "--k", 10, "--exact", "--ef", 10)
+    assert_same_knn(got, dists, want_ids, want_d)
+
+
+def test_search_ef_ignored_without_index(tmp_path, db):
+    data = get_vectors(db, "c", range(200))
+    queries = rand(10, seed=23)
+    qf = write_fvecs(tmp_path / "q.fvecs", queries)
+    want_ids, want_d = l2_knn(data, queries, 10)
+    for extra in [["--ef", 10], ["--ef", 16384], ["--exact"]]:
+        got, dists = search_json(db, "c", qf, "--k", 10, *extra)
+        assert_same_knn(got, dists, want_ids, want_d)
+
+
+def test_points_written_after_the_index(tmp_path, small_hnsw):
+    far = np.full((1, DIM), 5.0, dtype=np.float32)
+    load(small_hnsw, "c", write_fvecs(tmp_path / "far.fvecs", far))
+    ok("delete", small_hnsw, "c", 0)
+    qf = write_fvecs(tmp_path / "q.fvecs", np.vstack([far + 0.01, rand(1)]))
+    got, _ = search_json(small_hnsw, "c", qf, "--k", 3)
+    assert got[0][0] == 200  # written after the index: searched exactly
+    assert 0 not in got[1]  # deleted after the index: never returned
+    # indexing again with the same parameters extends the index to the new point; the summary
+    # counts live points, info's "indexed" rows (which may include the deleted one)
+    assert index(small_hnsw, "c", "--type", "hnsw", "--m", 8, "--ef-construction", 40) == \
+        ("hnsw", 8, 40, 200)
+    info = info_json(small_hnsw, "c")
+    assert info["points"] == 200 and info["indexed"] in (200, 201)
+    got, _ = search_json(small_hnsw, "c", qf, "--k", 3)
+    assert got[0][0] == 200 and 0 not in got[1]
+    assert run("check", small_hnsw, "c").returncode == 0
+
+
+def test_check(big, db):
+    r = run("check", big["db"], "c")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert r.stdout.strip(), "empty report"
+    r = run("check", db, "c")  # no index: healthy
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+def test_index_progress_bar_only_on_a_terminal(small_hnsw):
+    # new parameters each time: a full build (the same ones would find nothing to extend)
+    args = ("index", small_hnsw, "c", "--type", "hnsw", "--ef-construction", 20, "--m")
+    r = run(*args, 10)
+    assert r.returncode == 0 and r.stderr == "" and INDEXED.fullmatch(r.stdout)
+    status, out, err = run_on_terminal(*args, 12)
+    assert status == 0 and INDEXED.fullmatch(out), out
+    assert b"%" in err and b"vectors/s" in err and b"ETA" in err, err
+    assert info_json(small_hnsw, "c")["hnsw_m"] == 12
+
+
+INDEX_BAD = {
+    # out of range: the library's errors, whatever the type (auto would pick flat here)
+    "m_zero": (["index", "--m", 0], 1),
+    "m_too_large": (["index", "--m", 1000], 1),
+    "efc_one": (["index", "--ef-construction", 1], 1),
+    "m_zero_hnsw": (["index", "--type", "hnsw", "--m", 0], 1),
+    "m_below_min_hnsw": (["index", "--type", "hnsw", "--m", 3], 1),
+    "m_above_max_hnsw": (["index", "--type", "hnsw", "--m", 65], 1),
+    "efc_one_hnsw": (["index", "--type", "hnsw", "--ef-construction", 1], 1),
+    "efc_above_max_hnsw": (["index", "--type", "hnsw", "--ef-construction", 4097], 1),
+    "type_bogus": (["index", "--type", "bogus"], 2),
+    "type_empty": (["index", "--type", ""], 2),
+    "m_not_a_number": (["index", "--m", "16x"], 2),
+    "ef_abc": (["search", "Q", "--k", 3, "--ef", "abc"], 2),
+    "ef_negative": (["search", "Q", "--k", 3, "--ef", "-5"], 2),
+    "ef_above_max": (["search", "Q", "--k", 3, "--ef", 16385], 1),
+}
+
+
+@pytest.mark.parametrize("case", INDEX_BAD, ids=list(INDEX_BAD))
+def test_bad_index_input_leaves_db_unchanged(tmp_path, small_hnsw, case):
+    (cmd, *extra), status = INDEX_BAD[case]
+    q = write_fvecs(tmp_path / "q.fvecs", rand(3))
+    extra = [q if a == "Q" else a for a in extra]
+    before = snapshot(small_hnsw, tmp_path)
+    err = fail(cmd, small_hnsw, "c", *extra, status=status)
+    assert len(err.splitlines()) == 1 or "usage:" in err
+    assert snapshot(small_hnsw, tmp_path) == before
 
 
 # ---- bad input leaves the database unchanged ----
@@ -634,6 +880,8 @@ BAD_INPUTS = {
     "filter_malformed": bad_search("--k", 3, "--filter", '{"color": ', match="filter"),
     "filter_not_object": bad_search("--k", 3, "--filter", "[1]"),
     "delete_unknown_coll": lambda t: (["delete", "{db}", "zz", 1], "zz"),
+    "index_unknown_coll": lambda t: (["index", "{db}", "zz"], "zz"),
+    "check_unknown_coll": lambda t: (["check", "{db}", "zz"], "zz"),
     "drop_unknown_coll": lambda t: (["drop", "{db}", "zz"], "zz"),
 }
 
@@ -675,6 +923,7 @@ def test_foreign_directories_untouched(tmp_path, kind):
     v = write_fvecs(tmp_path / "v.fvecs", rand(5))
     for args in [("info", d), ("info", d, "--json"), ("create", d, "c", "--dim", DIM),
                  ("load", d, "c", v), ("search", d, "c", v, "--k", 1), ("get", d, "c", 0),
-                 ("delete", d, "c", 0), ("drop", d, "c")]:
+                 ("delete", d, "c", 0), ("index", d, "c"), ("check", d, "c"),
+                 ("drop", d, "c")]:
         fail(*args, status=1)
         assert tree(d) == before, args

@@ -355,7 +355,10 @@ int omen_build_index(omen_collection *c, const omen_index_params *params)
 			return st;
 		p.type = points < OMEN_INDEX_AUTO_HNSW_MIN ? OMEN_INDEX_FLAT : OMEN_INDEX_HNSW;
 	}
-	return p.type == OMEN_INDEX_FLAT ? hnsw_drop(c) : hnsw_build(c, &p);
+	pthread_mutex_lock(&c->db->build_mu);
+	st = p.type == OMEN_INDEX_FLAT ? hnsw_drop(c) : hnsw_build(c, &p);
+	pthread_mutex_unlock(&c->db->build_mu);
+	return st;
 }
 
 int omen_check(omen_collection *c, char **report)

@@ -35,6 +35,12 @@ int omen_open(const char *path, const omen_open_options *opt, omen_db **out)
 		return st;
 	}
 	pthread_mutex_init(&db->mu, NULL);
+	pthread_mutex_init(&db->build_mu, NULL);
+	if (!opt->read_only && !opt->no_background_index &&
+	    (st = indexer_start(db, &db->ix)) != OMEN_OK) {
+		omen_close(db);
+		return st;
+	}
 	*out = db;
 	return OMEN_OK;
 }
@@ -43,9 +49,12 @@ void omen_close(omen_db *db)
 {
 	if (!db)
 		return;
+	atomic_store(&db->cancel, 1);
+	indexer_stop(db->ix);
 	while (db->open)
 		omen_collection_close(db->open);
 	store_close(db->st);
+	pthread_mutex_destroy(&db->build_mu);
 	pthread_mutex_destroy(&db->mu);
 	free(db);
 }

@@ -5,17 +5,30 @@
 #ifndef OMEN_ENGINE_H
 #define OMEN_ENGINE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "omendb/omendb.h"
 #include "storage/storage.h"
 
+typedef struct indexer indexer;
+
 struct omen_db {
 	store *st;
 	pthread_mutex_t mu;    /* guards the list of open collection handles */
 	omen_collection *open; /* open handles, for omen_drop_collection's busy check */
+	pthread_mutex_t build_mu; /* one index build at a time (user or background) */
+	atomic_int cancel;        /* set by omen_close: builds in progress give up */
+	indexer *ix;              /* background indexer, or NULL (read-only, or disabled) */
 };
+
+/* ---- background indexer (indexer.c) ---- */
+
+int indexer_start(omen_db *db, indexer **out);
+/* Tells the indexer that collection name was written to. */
+void indexer_notify(indexer *ix, const char *name);
+void indexer_stop(indexer *ix);
 
 struct omen_collection {
 	omen_db *db;

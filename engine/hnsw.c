@@ -805,6 +805,8 @@ static int insert_all(builder *b, uint64_t first, const omen_index_params *p)
 		uint64_t next_report = 0;
 #pragma omp for schedule(dynamic, 64)
 		for (uint64_t r = start; r < n; r++) {
+			if (!failed && atomic_load_explicit(&b->s->c->db->cancel, memory_order_relaxed))
+				failed = 2;
 			if (!failed && !snap_tomb(b->s, r))
 				failed = !insert(b, x, (uint32_t)r);
 			uint64_t d = atomic_fetch_add_explicit(&done, 1, memory_order_relaxed) + 1;
@@ -817,6 +819,8 @@ static int insert_all(builder *b, uint64_t first, const omen_index_params *p)
 	}
 	if (p->progress)
 		p->progress(p->progress_ctx, total, total);
+	if (failed & 2)
+		return status_set(OMEN_EBUSY, "index build cancelled: the database is closing");
 	return failed ? status_set(OMEN_ENOMEM, "out of memory while building the index") : OMEN_OK;
 }
 

@@ -372,6 +372,8 @@ int omen_upsert(omen_collection *c, const omen_batch *b, uint64_t *assigned_ids)
 		                 (uint64_t)p.n * chunk_bytes(1, c->dim));
 	if (st == OMEN_OK && assigned_ids)
 		memcpy(assigned_ids, p.ids, p.n * sizeof *p.ids);
+	if (st == OMEN_OK)
+		indexer_notify(c->db->ix, c->name);
 	prepared_free(&p);
 	return st;
 }

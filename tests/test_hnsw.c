@@ -220,6 +220,54 @@ static void test_incremental(void **state)
 	fx_close(&f);
 }
 
+/* The background indexer extends the graph once the tail reaches its threshold (10,000 rows
+ * here), without any call from the user; searches keep working meanwhile. */
+static void test_background(void **state)
+{
+	(void)state;
+	fixture f;
+	fx_make(&f, "bg", 10000, OMEN_METRIC_L2);
+	build(f.c, OMEN_INDEX_HNSW);
+	omen_batch b = {10000, dim, NULL, base + 10000 * dim, NULL};
+	assert_omen_ok(omen_upsert(f.c, &b, NULL));
+	omen_collection_stats s;
+	for (int i = 0; i < 600; i++) {
+		assert_omen_ok(omen_collection_stats_get(f.c, &s));
+		if (s.indexed == 20000)
+			break;
+		uint64_t got[NQ * K];
+		search(f.c, 0, NULL, got);
+		usleep(200000);
+	}
+	assert_int_equal(s.indexed, 20000);
+	double r = measure(f.c, NULL);
+	if (r < 0.95)
+		fail_msg("recall@10 after background extension: %.4f < 0.95", r);
+	assert_healthy(f.c);
+	fx_close(&f);
+}
+
+/* Closing the database while the indexer extends a graph cancels the build: the close is
+ * prompt and the old index stays valid. */
+static void test_close_cancels(void **state)
+{
+	(void)state;
+	fixture f;
+	fx_make(&f, "cc", 10000, OMEN_METRIC_L2);
+	build(f.c, OMEN_INDEX_HNSW);
+	omen_batch b = {10000, dim, NULL, base + 10000 * dim, NULL};
+	assert_omen_ok(omen_upsert(f.c, &b, NULL));
+	usleep(300000); /* let the indexer start */
+	omen_close(f.db);
+	assert_omen_ok(omen_open(f.dir, NULL, &f.db));
+	assert_omen_ok(omen_collection_open(f.db, "cc", &f.c));
+	omen_collection_stats s;
+	assert_omen_ok(omen_collection_stats_get(f.c, &s));
+	assert_true(s.indexed == 10000 || s.indexed == 20000);
+	assert_healthy(f.c);
+	fx_close(&f);
+}
+
 /* After deleting 20%, deleted points never appear and recall stays within 0.01 of a fresh
  * build over the remaining points. */
 static void test_deletes(void **state)
@@ -378,7 +426,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_recall_persist), cmocka_unit_test(test_cosine),
-	    cmocka_unit_test(test_incremental),    cmocka_unit_test(test_deletes),
+	    cmocka_unit_test(test_incremental),    cmocka_unit_test(test_background),
+	    cmocka_unit_test(test_close_cancels),  cmocka_unit_test(test_deletes),
 	    cmocka_unit_test(test_filtered),       cmocka_unit_test(test_auto_and_params),
 	    cmocka_unit_test(test_check_damaged),
 	};

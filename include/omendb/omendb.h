@@ -90,6 +90,8 @@ typedef struct omen_open_options {
 	int read_only;              /* nonzero: open an existing database read-only */
 	int no_create;              /* nonzero: fail with OMEN_ENOTDB instead of creating a new
 	                               database where none exists */
+	int no_background_index;    /* nonzero: no background indexer (docs/HNSW.md); tails
+	                               are then indexed only by omen_build_index */
 } omen_open_options;
 
 /* Fills *opt with the defaults documented above. */

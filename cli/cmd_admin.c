@@ -86,22 +86,24 @@ static void print_stats(const omen_collection_stats *st)
 	       (unsigned long long)st->vector_bytes, st->index ? st->index : "?",
 	       (unsigned long long)st->indexed, (unsigned long long)st->index_bytes);
 	if (st->hnsw_m != 0)
-		printf(", m %u, ef_construction %u", st->hnsw_m, st->hnsw_ef_construction);
+		printf(", m %u, ef_construction %u%s", st->hnsw_m, st->hnsw_ef_construction,
+		       st->hnsw_int8 ? ", int8" : "");
 	putchar('\n');
 }
 
-/* The JSON object describing one collection; NULL when out of memory. hnsw_m and
- * hnsw_ef_construction are always present, 0 without an HNSW index, as in the API. */
+/* The JSON object describing one collection; NULL when out of memory. hnsw_m,
+ * hnsw_ef_construction and hnsw_int8 are always present, 0 (false) without an HNSW index. */
 static json_t *stats_json(const omen_collection_stats *st)
 {
 	return json_pack(
-	    "{s:s, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:o, s:o, s:I, s:I}", "name", st->name,
+	    "{s:s, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:o, s:o, s:I, s:I, s:b}", "name", st->name,
 	    "dim", (json_int_t)st->dim, "metric", omen_metric_name(st->metric), "points",
 	    cli_json_u64(st->points), "deleted", cli_json_u64(st->deleted), "next_id",
 	    cli_json_u64(st->next_id), "segments", cli_json_u64(st->segments), "vector_bytes",
 	    cli_json_u64(st->vector_bytes), "index", st->index ? st->index : "?", "indexed",
 	    cli_json_u64(st->indexed), "index_bytes", cli_json_u64(st->index_bytes), "hnsw_m",
-	    (json_int_t)st->hnsw_m, "hnsw_ef_construction", (json_int_t)st->hnsw_ef_construction);
+	    (json_int_t)st->hnsw_m, "hnsw_ef_construction", (json_int_t)st->hnsw_ef_construction,
+	    "hnsw_int8", st->hnsw_int8 != 0);
 }
 
 /* info DB: every collection, in the library's (byte) order. */

@@ -40,11 +40,12 @@ static int parse_index_type(const char *s, omen_index_type *out)
  * to say. Returns 0 or CLI_USAGE. */
 static int index_parse(int argc, char **argv, index_args *a)
 {
-	const char *type_s = NULL, *m_s = NULL, *efc_s = NULL, *threads_s = NULL;
+	const char *type_s = NULL, *m_s = NULL, *efc_s = NULL, *threads_s = NULL, *int8 = NULL;
 	const cli_opt opts[] = {{"--type", 1, &type_s},
 	                        {"--m", 1, &m_s},
 	                        {"--ef-construction", 1, &efc_s},
-	                        {"--threads", 1, &threads_s}};
+	                        {"--threads", 1, &threads_s},
+	                        {"--int8", 0, &int8}};
 	uint64_t v;
 	size_t npos;
 	int rc = cli_getopts("index", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), &npos);
@@ -68,6 +69,7 @@ static int index_parse(int argc, char **argv, index_args *a)
 			return CLI_USAGE;
 		a->params.ef_construction = (uint32_t)v;
 	}
+	a->params.int8 = int8 != NULL;
 	if (threads_s) {
 		if (cli_opt_u64("index", "--threads", threads_s, 0, INDEX_MAX_THREADS, &v) != 0)
 			return CLI_USAGE;

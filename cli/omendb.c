@@ -55,10 +55,11 @@ static const command commands[] = {
      "  Deletes the points with these ids; ids not present are ignored.\n"},
     {"index", cmd_index,
      "usage: omendb index DB COLL [--type auto|flat|hnsw] [--m M] [--ef-construction N]\n"
-     "                    [--threads T]\n"
+     "                    [--threads T] [--int8]\n"
      "  Builds (or extends) the approximate index of COLL over its points; flat drops it.\n"
      "  --type T         auto (default): flat below 10000 points, else hnsw; flat; hnsw\n"
      "  --m M            HNSW links per node per level, 4..64 (default 16)\n"
+     "  --int8           traverse int8-quantized vectors, re-rank exactly (docs/HNSW.md)\n"
      "  --ef-construction N\n"
      "                   HNSW candidate list size while building, 8..4096 (default 200)\n"
      "  --threads T      build threads (default 0 = all cores)\n"},
@@ -88,7 +89,7 @@ static const char main_usage[] =
     "                        [--out FILE.ivecs] [--json]\n"
     "  get    DB COLL ID... [--json]\n"
     "  delete DB COLL ID...\n"
-    "  index  DB COLL [--type auto|flat|hnsw] [--m M] [--ef-construction N] [--threads T]\n"
+    "  index  DB COLL [--type auto|flat|hnsw] [--m M] [--ef-construction N] [--threads T] [--int8]\n"
     "  check  DB COLL\n"
     "  info   DB [COLL] [--json]\n"
     "  drop   DB COLL\n"

@@ -304,6 +304,7 @@ int omen_collection_stats_get(omen_collection *c, omen_collection_stats *out)
 		s.index_bytes = hi.bytes;
 		s.hnsw_m = hi.m;
 		s.hnsw_ef_construction = hi.efc;
+		s.hnsw_int8 = hi.int8;
 	}
 	*out = s;
 	return OMEN_OK;

@@ -7,6 +7,7 @@
 #define OMEN_DISTANCE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* One kernel set. Each function is pure and thread-safe; dim >= 1, and rows is not read when
  * n == 0. Within a set, out[i] of *_many equals the single-pair kernel on row i bit for bit
@@ -21,6 +22,10 @@ typedef struct dist_kernels {
 	void (*l2sq_many)(const float *q, const float *rows, size_t n, size_t dim, float *out);
 	/* out[i] = dot(q, rows + i * dim) for i < n. */
 	void (*dot_many)(const float *q, const float *rows, size_t n, size_t dim, float *out);
+	/* int8 scalar quantization (uint8 codes c): sum over d of w[d] * (qp[d] - c[d])^2. */
+	float (*sq8_l2)(const float *qp, const float *w, const uint8_t *c, size_t dim);
+	/* sum over d of qs[d] * c[d]. */
+	float (*sq8_dot)(const float *qs, const uint8_t *c, size_t dim);
 } dist_kernels;
 
 /* The best kernel set for this CPU, chosen once (thread-safe). The environment variable

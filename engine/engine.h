@@ -155,6 +155,7 @@ float snap_dist(const snapshot *s, const float *q, uint64_t row);
 /* The persisted graph's header, or OMEN_ENOTFOUND (no message) when there is no index. */
 typedef struct hnsw_info {
 	uint32_t m, efc;
+	bool int8;
 	uint64_t rows;  /* rows 0..rows-1 are in the graph */
 	uint64_t bytes; /* persisted size */
 } hnsw_info;

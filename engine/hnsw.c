@@ -14,6 +14,8 @@
  *   "L" + u64 BE   level-0 links of 4096 consecutive nodes (fewer in the last record): per
  *                  node u32 count, 2M u32 ids
  *   "U"            upper levels: sorted node ids, offsets, and per level u32 count + M u32 ids
+ *   "S", "Q" + u64 with the int8 option: per-dimension minimum and step (f32 each), and the
+ *                  uint8 codes of 4096 consecutive nodes
  * Deleted points stay in the graph as waypoints and never enter results; rows written after
  * the build are searched exactly until the index is extended to them.
  */
@@ -35,6 +37,9 @@
 #define HDR_MAGIC "OMHN"
 #define L0_MAGIC "OMHL"
 #define UP_MAGIC "OMHU"
+#define SQ_MAGIC "OMHS"
+#define CODES_MAGIC "OMHQ"
+#define FLAG_INT8 1u
 #define HDR_SIZE 64
 #define REC_HEADER 16
 #define L0_SHIFT 12 /* 4096 nodes per level-0 link chunk */
@@ -140,8 +145,20 @@ typedef struct hnsw_scratch {
 	heap cand, top;
 	hitem *sel; /* neighbour selection buffer */
 	size_t selcap;
+	float *qbuf; /* the query's int8 form */
+	size_t qbufcap;
 	struct hnsw_scratch *next;
 } hnsw_scratch;
+
+static bool scratch_qbuf(hnsw_scratch *x, size_t dim)
+{
+	if (x->qbufcap < dim) {
+		free(x->qbuf);
+		x->qbuf = malloc(dim * sizeof *x->qbuf);
+		x->qbufcap = x->qbuf ? dim : 0;
+	}
+	return x->qbuf != NULL;
+}
 
 static void scratch_free(hnsw_scratch *x)
 {
@@ -151,6 +168,7 @@ static void scratch_free(hnsw_scratch *x)
 	free(x->cand.a);
 	free(x->top.a);
 	free(x->sel);
+	free(x->qbuf);
 	free(x);
 }
 
@@ -219,7 +237,18 @@ typedef struct graph {
 	uint32_t n_up;
 	size_t up_words; /* u32 words of upper-level links */
 	uint64_t bytes;
+	/* int8 scalar quantization: x[d] ~ qmin[d] + code[d] * qstep[d] */
+	bool int8;
+	uint32_t dim;
+	float *qmin, *qstep, *qw;  /* qw[d] = qstep[d]^2 */
+	const unsigned char **qc;  /* mapped code records (search) */
+	uint8_t *codes;            /* n x dim (build) */
 } graph;
+
+static inline const uint8_t *code_of(const graph *g, uint64_t node)
+{
+	return g->qc[node >> L0_SHIFT] + REC_HEADER + (node & (L0_NODES - 1)) * (size_t)g->dim;
+}
 
 /* Links of node at level lc: count, then ids. */
 static inline const unsigned char *map_links(const graph *g, uint64_t node, uint32_t lc)
@@ -257,6 +286,11 @@ static void graph_free(graph *g)
 	free(g->l0);
 	free(g->level);
 	free((void *)g->l0c);
+	free((void *)g->qc);
+	free(g->qmin);
+	free(g->qstep);
+	free(g->qw);
+	free(g->codes);
 	memset(g, 0, sizeof *g);
 }
 
@@ -300,7 +334,9 @@ static int header_read(omen_collection *c, MDB_txn *txn, graph *g)
 	g->max_level = le32_get(p + 20);
 	g->entry = le64_get(p + 24);
 	g->n = le64_get(p + 32);
+	g->int8 = (le32_get(p + 44) & FLAG_INT8) != 0;
 	g->bytes = le64_get(p + 48);
+	g->dim = c->dim;
 	if (g->m < OMEN_HNSW_M_MIN || g->m > OMEN_HNSW_M_MAX || g->m0 != 2 * g->m ||
 	    g->max_level >= MAX_LEVEL || (g->n && g->entry >= g->n) || g->n > UINT32_MAX)
 		return status_set(OMEN_ECORRUPT, "collection '%s': index header is invalid",
@@ -316,8 +352,54 @@ int hnsw_info_get(omen_collection *c, MDB_txn *txn, hnsw_info *out)
 		return st;
 	out->m = g.m;
 	out->efc = g.efc;
+	out->int8 = g.int8;
 	out->rows = g.n;
 	out->bytes = g.bytes;
+	return OMEN_OK;
+}
+
+/* Allocates the quantizer's arrays (min, step, step squared) for dim dimensions. */
+static int quant_alloc(graph *g)
+{
+	g->qmin = malloc(g->dim * sizeof *g->qmin);
+	g->qstep = malloc(g->dim * sizeof *g->qstep);
+	g->qw = malloc(g->dim * sizeof *g->qw);
+	return g->qmin && g->qstep && g->qw ? OMEN_OK : status_set(OMEN_ENOMEM, "out of memory");
+}
+
+/* Maps the int8 code records and copies the quantizer (min and step per dimension). */
+static int map_codes(omen_collection *c, MDB_txn *txn, graph *g)
+{
+	unsigned char kb[9];
+	MDB_val k = {1, kb}, v;
+	key1(kb, 'S', 0);
+	int rc = mdb_get(txn, c->graph_dbi, &k, &v);
+	size_t want = REC_HEADER + 8 * (size_t)g->dim;
+	if (rc != 0 || !rec_ok(&v, SQ_MAGIC, want) || v.mv_size != want)
+		return status_set(OMEN_ECORRUPT, "collection '%s': index quantizer corrupt", c->name);
+	int st = quant_alloc(g);
+	if (st != OMEN_OK)
+		return st;
+	const unsigned char *p = (const unsigned char *)v.mv_data + REC_HEADER;
+	memcpy(g->qmin, p, 4 * (size_t)g->dim);
+	memcpy(g->qstep, p + 4 * (size_t)g->dim, 4 * (size_t)g->dim);
+	for (uint32_t d = 0; d < g->dim; d++)
+		g->qw[d] = g->qstep[d] * g->qstep[d];
+	size_t nq = (size_t)((g->n + L0_NODES - 1) >> L0_SHIFT);
+	g->qc = calloc(nq ? nq : 1, sizeof *g->qc);
+	if (!g->qc)
+		return status_set(OMEN_ENOMEM, "out of memory");
+	k.mv_size = 9;
+	for (size_t i = 0; i < nq; i++) {
+		uint64_t nodes = g->n - ((uint64_t)i << L0_SHIFT);
+		size_t bytes = REC_HEADER + (size_t)(nodes < L0_NODES ? nodes : L0_NODES) * g->dim;
+		key1(kb, 'Q', i);
+		rc = mdb_get(txn, c->graph_dbi, &k, &v);
+		if (rc != 0 || !rec_ok(&v, CODES_MAGIC, bytes) || v.mv_size != bytes)
+			return status_set(OMEN_ECORRUPT, "collection '%s': index codes %zu corrupt",
+			                  c->name, i);
+		g->qc[i] = v.mv_data;
+	}
 	return OMEN_OK;
 }
 
@@ -361,13 +443,57 @@ static int graph_map(omen_collection *c, MDB_txn *txn, graph *g)
 	g->up_words = words;
 	if (v.mv_size != need + 4 * words)
 		return status_set(OMEN_ECORRUPT, "collection '%s': index levels truncated", c->name);
-	return OMEN_OK;
+	return g->int8 ? map_codes(c, txn, g) : OMEN_OK;
 }
 
 /* ---- search (Algorithms 2 and 5) on the mapped graph ---- */
 
+/* One query's distance function: exact on the float vectors, or on int8 codes, where for l2
+ * |q - x|^2 ~ sum w[d] (qp[d] - code[d])^2 with qp[d] = (q[d] - min[d]) / step[d], and
+ * <q, x> ~ konst + sum qp[d] code[d] with qp[d] = q[d] step[d], konst = <q, min>. */
+typedef struct sctx {
+	const graph *g;
+	const qctx *q;
+	const float *qv; /* the query */
+	const float *qp; /* its int8 form, or NULL for exact distances */
+	float konst;
+} sctx;
+
+static inline float sdist(const sctx *x, uint64_t node)
+{
+	if (!x->qp)
+		return qdist(x->q, x->qv, node);
+	const dist_kernels *dk = x->q->s->dk;
+	const uint8_t *c = code_of(x->g, node);
+	if (x->q->metric == OMEN_METRIC_L2)
+		return dk->sq8_l2(x->qp, x->g->qw, c, x->g->dim);
+	float dot = x->konst + dk->sq8_dot(x->qp, c, x->g->dim);
+	return x->q->metric == OMEN_METRIC_IP ? -dot : 1 - dot;
+}
+
+static inline void sprefetch(const sctx *x, uint64_t node)
+{
+	__builtin_prefetch(x->qp ? (const void *)code_of(x->g, node)
+	                         : (const void *)snap_vec(x->q->s, node));
+}
+
+/* Prepares the int8 form of query qv into qp (dim floats). */
+static float quantize_query(const graph *g, omen_metric m, const float *qv, float *qp)
+{
+	float konst = 0;
+	for (uint32_t d = 0; d < g->dim; d++) {
+		if (m == OMEN_METRIC_L2) {
+			qp[d] = (qv[d] - g->qmin[d]) / g->qstep[d];
+		} else {
+			qp[d] = qv[d] * g->qstep[d];
+			konst += qv[d] * g->qmin[d];
+		}
+	}
+	return konst;
+}
+
 /* Greedy descent through the upper levels (SEARCH-LAYER with ef = 1). */
-static uint64_t descend(const graph *g, const qctx *q, const float *qv, uint64_t ep, float *dep)
+static uint64_t descend(const graph *g, const sctx *q, uint64_t ep, float *dep)
 {
 	for (uint32_t lc = g->max_level; lc >= 1; lc--) {
 		for (bool changed = true; changed;) {
@@ -378,7 +504,7 @@ static uint64_t descend(const graph *g, const qctx *q, const float *qv, uint64_t
 				uint32_t nb = ld32(l + 4 + 4 * i);
 				if (nb >= g->n)
 					continue;
-				float d = qdist(q, qv, nb);
+				float d = sdist(q, nb);
 				if (d < *dep) {
 					*dep = d;
 					ep = nb;
@@ -392,10 +518,10 @@ static uint64_t descend(const graph *g, const qctx *q, const float *qv, uint64_t
 
 /* SEARCH-LAYER on level 0 with ef, collecting only rows allowed into x->top. Excluded rows
  * (deleted, filtered out) are still expanded, so the graph stays navigable. */
-static bool search_l0(const graph *g, const qctx *q, const float *qv, uint64_t ep, float dep,
-                      size_t ef, hnsw_scratch *x)
+static bool search_l0(const graph *g, const sctx *q, uint64_t ep, float dep, size_t ef,
+                      hnsw_scratch *x)
 {
-	const snapshot *s = q->s;
+	const snapshot *s = q->q->s;
 	x->visited[ep] = x->epoch;
 	bool ok = heap_push(&x->cand, dep, (uint32_t)ep);
 	if (!snap_excluded(s, ep))
@@ -413,11 +539,11 @@ static bool search_l0(const graph *g, const qctx *q, const float *qv, uint64_t e
 			if (nb < g->n && x->visited[nb] != x->epoch) {
 				x->visited[nb] = x->epoch;
 				fresh[nf++] = nb;
-				__builtin_prefetch(snap_vec(s, nb));
+				sprefetch(q, nb);
 			}
 		}
 		for (uint32_t i = 0; i < nf && ok; i++) {
-			float d = qdist(q, qv, fresh[i]);
+			float d = sdist(q, fresh[i]);
 			if (x->top.n >= ef && d >= bound)
 				continue;
 			ok = heap_push(&x->cand, d, fresh[i]);
@@ -432,21 +558,42 @@ static bool search_l0(const graph *g, const qctx *q, const float *qv, uint64_t e
 	return ok;
 }
 
-/* K-NN-SEARCH for one query into t (k best allowed rows, unsorted). */
+static int hitem_cmp(const void *a, const void *b)
+{
+	float x = ((const hitem *)a)->d, y = ((const hitem *)b)->d;
+	return x < y ? -1 : x > y;
+}
+
+/* K-NN-SEARCH for one query into t (k best allowed rows, unsorted). With int8 codes the best
+ * max(4k, 40) candidates by quantized distance are re-ranked with exact distances. */
 static int knn_one(const graph *g, const qctx *q, const float *qv, size_t ef, hnsw_scratch *x,
                    topk *t)
 {
 	if (g->n == 0)
 		return OMEN_OK;
-	if (!scratch_begin(x, g->n))
+	if (!scratch_begin(x, g->n) || (g->int8 && !scratch_qbuf(x, g->dim)))
 		return status_set(OMEN_ENOMEM, "out of memory");
-	float dep = qdist(q, qv, g->entry);
-	uint64_t ep = descend(g, q, qv, g->entry, &dep);
-	if (!search_l0(g, q, qv, ep, dep, ef, x))
+	sctx sc = {g, q, qv, NULL, 0};
+	if (g->int8) {
+		sc.konst = quantize_query(g, q->metric, qv, x->qbuf);
+		sc.qp = x->qbuf;
+	}
+	float dep = sdist(&sc, g->entry);
+	uint64_t ep = descend(g, &sc, g->entry, &dep);
+	if (!search_l0(g, &sc, ep, dep, ef, x))
 		return status_set(OMEN_ENOMEM, "out of memory");
-	for (size_t i = 0; i < x->top.n; i++) {
+	size_t n = x->top.n;
+	if (g->int8) { /* re-rank the best max(4k, 40) by quantized distance exactly */
+		size_t keep = 4 * (size_t)t->k < 40 ? 40 : 4 * (size_t)t->k;
+		if (keep < n) {
+			qsort(x->top.a, n, sizeof *x->top.a, hitem_cmp);
+			n = keep;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
 		uint32_t row = x->top.a[i].id;
-		topk_push(t, x->top.a[i].d, snap_id(q->s, row), row);
+		float d = g->int8 ? qdist(q, qv, row) : x->top.a[i].d;
+		topk_push(t, d, snap_id(q->s, row), row);
 	}
 	return OMEN_OK;
 }
@@ -974,6 +1121,37 @@ static int persist_upper(persist_ctx *x, MDB_txn *txn)
 	return OMEN_OK;
 }
 
+/* Writes the quantizer ("S") and the codes ("Q" records of 4096 nodes). */
+static int persist_codes(persist_ctx *x, MDB_txn *txn)
+{
+	const graph *g = x->g;
+	unsigned char kb[9];
+	int st;
+	key1(kb, 'S', 0);
+	size_t size = REC_HEADER + 8 * (size_t)g->dim;
+	unsigned char *p = put_rec(txn, x->c->graph_dbi, kb, 1, size, &st);
+	if (!p)
+		return st;
+	memset(p, 0, REC_HEADER);
+	rec_put(p, SQ_MAGIC);
+	memcpy(p + REC_HEADER, g->qmin, 4 * (size_t)g->dim);
+	memcpy(p + REC_HEADER + 4 * (size_t)g->dim, g->qstep, 4 * (size_t)g->dim);
+	x->bytes += size;
+	for (uint64_t c0 = 0; c0 < g->n; c0 += L0_NODES) {
+		uint64_t cnt = g->n - c0 < L0_NODES ? g->n - c0 : L0_NODES;
+		size = REC_HEADER + cnt * g->dim;
+		key1(kb, 'Q', c0 >> L0_SHIFT);
+		p = put_rec(txn, x->c->graph_dbi, kb, 9, size, &st);
+		if (!p)
+			return st;
+		memset(p, 0, REC_HEADER);
+		rec_put(p, CODES_MAGIC);
+		memcpy(p + REC_HEADER, g->codes + c0 * g->dim, cnt * g->dim);
+		x->bytes += size;
+	}
+	return OMEN_OK;
+}
+
 static int persist_fn(MDB_txn *txn, void *arg)
 {
 	persist_ctx *x = arg;
@@ -988,6 +1166,8 @@ static int persist_fn(MDB_txn *txn, void *arg)
 		st = persist_l0(x, txn);
 	if (st == OMEN_OK)
 		st = persist_upper(x, txn);
+	if (st == OMEN_OK && g->int8)
+		st = persist_codes(x, txn);
 	unsigned char kb[9], *p = NULL;
 	key1(kb, 'H', 0);
 	if (st == OMEN_OK)
@@ -1003,6 +1183,7 @@ static int persist_fn(MDB_txn *txn, void *arg)
 	le64_put(p + 24, g->entry);
 	le64_put(p + 32, g->n);
 	le32_put(p + 40, L0_NODES);
+	le32_put(p + 44, g->int8 ? FLAG_INT8 : 0);
 	le64_put(p + 48, x->bytes);
 	return OMEN_OK;
 }
@@ -1021,15 +1202,80 @@ int hnsw_drop(omen_collection *c)
 
 /* ---- omen_build_index for HNSW ---- */
 
+/* Trains the int8 quantizer: per dimension, the range of the live vectors over 255 steps. */
+static int quant_train(builder *b)
+{
+	graph *g = &b->g;
+	int st = quant_alloc(g);
+	if (st != OMEN_OK)
+		return st;
+	float *max = malloc(g->dim * sizeof *max);
+	if (!max)
+		return status_set(OMEN_ENOMEM, "out of memory");
+	for (uint32_t d = 0; d < g->dim; d++) {
+		g->qmin[d] = INFINITY;
+		max[d] = -INFINITY;
+	}
+	for (uint64_t r = 0; r < g->n; r++) {
+		if (snap_tomb(b->s, r))
+			continue;
+		const float *x = snap_vec(b->s, r);
+		for (uint32_t d = 0; d < g->dim; d++) {
+			g->qmin[d] = x[d] < g->qmin[d] ? x[d] : g->qmin[d];
+			max[d] = x[d] > max[d] ? x[d] : max[d];
+		}
+	}
+	for (uint32_t d = 0; d < g->dim; d++) {
+		if (!(g->qmin[d] <= max[d])) /* no live rows */
+			g->qmin[d] = max[d] = 0;
+		g->qstep[d] = max[d] > g->qmin[d] ? (max[d] - g->qmin[d]) / 255.0f : 1.0f;
+	}
+	free(max);
+	return OMEN_OK;
+}
+
+/* Encodes every node's vector into g->codes with the quantizer (clamped to 0..255). */
+static int quant_encode(builder *b)
+{
+	graph *g = &b->g;
+	g->codes = malloc(g->n * g->dim + 1);
+	if (!g->codes)
+		return status_set(OMEN_ENOMEM, "out of memory for the index codes");
+	for (uint64_t r = 0; r < g->n; r++) {
+		const float *x = snap_vec(b->s, r);
+		uint8_t *c = g->codes + r * g->dim;
+		for (uint32_t d = 0; d < g->dim; d++) {
+			float v = rintf((x[d] - g->qmin[d]) / g->qstep[d]);
+			c[d] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+		}
+	}
+	return OMEN_OK;
+}
+
+/* Keeps the quantizer of the graph being extended. */
+static int quant_keep(const graph *from, graph *g)
+{
+	int st = quant_alloc(g);
+	if (st == OMEN_OK) {
+		memcpy(g->qmin, from->qmin, g->dim * sizeof *g->qmin);
+		memcpy(g->qstep, from->qstep, g->dim * sizeof *g->qstep);
+	}
+	return st;
+}
+
 /* Builds or extends the graph over the snapshot's rows into b->g. */
 static int build_graph(builder *b, MDB_txn *txn, const omen_index_params *p)
 {
 	graph mapped = {0};
 	int st = graph_map(b->s->c, txn, &mapped);
 	uint64_t first = 0, n = b->s->rec.rows;
+	b->g.dim = b->s->c->dim;
+	b->g.int8 = p->int8 != 0;
 	if (st == OMEN_OK && mapped.m == p->m && mapped.efc == p->ef_construction &&
-	    mapped.n <= n) {
+	    mapped.int8 == b->g.int8 && mapped.n <= n) {
 		st = graph_load(&mapped, &b->g); /* extend the existing graph */
+		if (st == OMEN_OK && b->g.int8)
+			st = quant_keep(&mapped, &b->g);
 		first = mapped.n;
 		b->empty = mapped.n == 0;
 	} else if (st == OMEN_OK || st == OMEN_ENOTFOUND) {
@@ -1046,6 +1292,10 @@ static int build_graph(builder *b, MDB_txn *txn, const omen_index_params *p)
 		st = insert_all(b, first, p);
 	if (st == OMEN_OK)
 		st = repair(b);
+	if (st == OMEN_OK && b->g.int8 && !b->g.qmin)
+		st = quant_train(b);
+	if (st == OMEN_OK && b->g.int8)
+		st = quant_encode(b);
 	return st;
 }
 

@@ -37,6 +37,7 @@ static bool tail_due(omen_collection *c, omen_index_params *p)
 	p->type = OMEN_INDEX_HNSW;
 	p->m = s.hnsw_m;
 	p->ef_construction = s.hnsw_ef_construction;
+	p->int8 = s.hnsw_int8;
 	p->threads = omp_get_num_procs() > 1 ? omp_get_num_procs() / 2 : 1;
 	return true;
 }

@@ -612,6 +612,15 @@ def test_index_hnsw_parameters_shown_by_info(small_hnsw):
     assert ok("info", small_hnsw, "c").rstrip().endswith("index flat, indexed 0, index bytes 0")
 
 
+def test_index_int8_shown_by_info_and_searchable(small_hnsw, tmp_path):
+    assert info_json(small_hnsw, "c")["hnsw_int8"] is False
+    ok("index", small_hnsw, "c", "--type", "hnsw", "--m", 8, "--ef-construction", 40, "--int8")
+    info = info_json(small_hnsw, "c")
+    assert info["index"] == "hnsw" and info["hnsw_int8"] is True
+    assert ok("info", small_hnsw, "c").rstrip().endswith("m 8, ef_construction 40, int8")
+    assert ok("check", small_hnsw, "c")
+
+
 def test_info_of_an_unindexed_collection(db):
     info = info_json(db, "c")
     assert (info["index"], info["indexed"], info["index_bytes"]) == ("flat", 0, 0)

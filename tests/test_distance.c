@@ -177,6 +177,42 @@ static void test_many(void **state)
 
 /* ---- Choosing a set --------------------------------------------------------------------- */
 
+/* The int8 kernels of every available set against a double-precision reference. */
+static void test_sq8(void **state)
+{
+	(void)state;
+	static const size_t sq_dims[] = {1, 7, 15, 16, 17, 31, 32, 33, 100, 128, 784, 1000};
+	const char *names[] = {"scalar", "avx2", "avx512"};
+	uint64_t seed = 5;
+	for (int s = 0; s < 3; s++) {
+		const dist_kernels *k = dist_by_name(names[s]);
+		if (!k)
+			continue;
+		for (size_t di = 0; di < sizeof sq_dims / sizeof *sq_dims; di++) {
+			size_t dim = sq_dims[di];
+			float *qp = malloc(dim * sizeof *qp), *w = malloc(dim * sizeof *w);
+			uint8_t *c = malloc(dim + 1);
+			double l2 = 0, dot = 0, mag = 0;
+			for (size_t i = 0; i < dim; i++) {
+				seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+				c[i + 0] = (uint8_t)(seed >> 56);
+				qp[i] = (float)((seed >> 20) % 25600) / 100.0f;
+				w[i] = (float)((seed >> 8) % 1000) / 1000.0f;
+				double d = (double)qp[i] - c[i];
+				l2 += w[i] * d * d;
+				dot += (double)qp[i] * c[i];
+				mag += fabs((double)qp[i] * c[i]) + w[i] * d * d;
+			}
+			double tol = 1e-5 * mag + 1e-6;
+			if (fabs(k->sq8_l2(qp, w, c, dim) - l2) > tol ||
+			    fabs(k->sq8_dot(qp, c, dim) - dot) > tol)
+				fail_msg("%s dim %zu: sq8 kernels disagree with the reference", names[s],
+				         dim);
+			free(qp), free(w), free(c);
+		}
+	}
+}
+
 static void test_by_name(void **state)
 {
 	int level = cpu_level();
@@ -269,6 +305,7 @@ int main(int argc, char **argv)
 	    {"many_avx2", test_many, NULL, NULL, (void *)"avx2"},
 	    {"pair_avx512", test_pair, NULL, NULL, (void *)"avx512"},
 	    {"many_avx512", test_many, NULL, NULL, (void *)"avx512"},
+	    cmocka_unit_test(test_sq8),
 	    cmocka_unit_test(test_by_name),
 	    cmocka_unit_test(test_best_default),
 	    cmocka_unit_test(test_best_capped),

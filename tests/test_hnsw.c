@@ -185,6 +185,37 @@ static void test_cosine(void **state)
 	fx_close(&f);
 }
 
+/* The int8 option: recall at the default ef, healthy graph, persisted flag, and extension
+ * keeping the quantizer. */
+static void test_int8(void **state)
+{
+	(void)state;
+	fixture f;
+	fx_make(&f, "q8", 8000, OMEN_METRIC_L2);
+	omen_index_params p;
+	omen_index_params_init(&p);
+	p.type = OMEN_INDEX_HNSW;
+	p.int8 = 1;
+	assert_omen_ok(omen_build_index(f.c, &p));
+	omen_collection_stats s;
+	assert_omen_ok(omen_collection_stats_get(f.c, &s));
+	assert_true(s.hnsw_int8);
+	assert_true(s.index_bytes > 8000 * dim);
+	double r = measure(f.c, NULL);
+	if (r < 0.95)
+		fail_msg("int8 recall@10: %.4f < 0.95", r);
+	assert_healthy(f.c);
+	omen_batch b = {2000, dim, NULL, base + 8000 * dim, NULL};
+	assert_omen_ok(omen_upsert(f.c, &b, NULL));
+	assert_omen_ok(omen_build_index(f.c, &p));
+	assert_omen_ok(omen_collection_stats_get(f.c, &s));
+	assert_int_equal(s.indexed, 10000);
+	r = measure(f.c, NULL);
+	if (r < 0.95)
+		fail_msg("int8 recall@10 after extending: %.4f < 0.95", r);
+	fx_close(&f);
+}
+
 /* Points written after the build are found at once (exact tail) and indexed on the next
  * build, which extends the graph. */
 static void test_incremental(void **state)
@@ -426,6 +457,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_recall_persist), cmocka_unit_test(test_cosine),
+	    cmocka_unit_test(test_int8),
 	    cmocka_unit_test(test_incremental),    cmocka_unit_test(test_background),
 	    cmocka_unit_test(test_close_cancels),  cmocka_unit_test(test_deletes),
 	    cmocka_unit_test(test_filtered),       cmocka_unit_test(test_auto_and_params),

@@ -147,6 +147,7 @@ typedef struct omen_collection_stats {
 	uint64_t index_bytes;  /* bytes of the persisted index */
 	uint32_t hnsw_m;       /* the index's parameters (0 without HNSW) */
 	uint32_t hnsw_ef_construction;
+	int hnsw_int8;         /* int8-quantized traversal */
 } omen_collection_stats;
 
 int omen_collection_stats_get(omen_collection *coll, omen_collection_stats *out);
@@ -243,6 +244,9 @@ typedef struct omen_index_params {
 	uint32_t m;               /* default OMEN_HNSW_M_DEFAULT, OMEN_HNSW_M_MIN..MAX */
 	uint32_t ef_construction; /* default OMEN_HNSW_EFC_DEFAULT, OMEN_HNSW_EFC_MIN..MAX */
 	int threads;              /* 0 = all cores (default) */
+	int int8;                 /* nonzero: the traversal reads int8 scalar-quantized copies of
+	                             the vectors (a quarter of the bytes; dim bytes more per point)
+	                             and re-ranks its candidates exactly. Default 0. */
 	/* Called from the building thread about every 1% of the work with the points inserted so
 	 * far and the total; NULL for none (default). */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);

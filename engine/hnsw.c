@@ -302,15 +302,7 @@ static void key1(unsigned char *kb, char tag, uint64_t n)
 
 static bool rec_ok(const MDB_val *v, const char *magic, size_t min)
 {
-	const unsigned char *p = v->mv_data;
-	return v->mv_size >= min && memcmp(p, magic, 4) == 0 && (p[4] | p[5] << 8) == 1;
-}
-
-static void rec_put(unsigned char *p, const char *magic)
-{
-	memcpy(p, magic, 4);
-	p[4] = 1;
-	p[5] = p[6] = p[7] = 0;
+	return rec_check(v->mv_data, v->mv_size, magic, min);
 }
 
 /* Reads the header into g (sizes only). OMEN_ENOTFOUND without a message when absent. */
@@ -1079,7 +1071,7 @@ static int persist_l0(persist_ctx *x, MDB_txn *txn)
 		if (!p)
 			return st;
 		memset(p, 0, REC_HEADER);
-		rec_put(p, L0_MAGIC);
+		rec_stamp(p, L0_MAGIC);
 		memcpy(p + REC_HEADER, g->l0 + c0 * (1 + g->m0), cnt * rec);
 		x->bytes += size;
 	}
@@ -1103,7 +1095,7 @@ static int persist_upper(persist_ctx *x, MDB_txn *txn)
 	if (!p)
 		return st;
 	memset(p, 0, REC_HEADER);
-	rec_put(p, UP_MAGIC);
+	rec_stamp(p, UP_MAGIC);
 	le32_put(p + 8, (uint32_t)n_up);
 	unsigned char *ids = p + REC_HEADER, *off = ids + 4 * n_up, *links = off + 4 * (n_up + 1);
 	size_t u = 0, w = 0;
@@ -1133,7 +1125,7 @@ static int persist_codes(persist_ctx *x, MDB_txn *txn)
 	if (!p)
 		return st;
 	memset(p, 0, REC_HEADER);
-	rec_put(p, SQ_MAGIC);
+	rec_stamp(p, SQ_MAGIC);
 	memcpy(p + REC_HEADER, g->qmin, 4 * (size_t)g->dim);
 	memcpy(p + REC_HEADER + 4 * (size_t)g->dim, g->qstep, 4 * (size_t)g->dim);
 	x->bytes += size;
@@ -1145,7 +1137,7 @@ static int persist_codes(persist_ctx *x, MDB_txn *txn)
 		if (!p)
 			return st;
 		memset(p, 0, REC_HEADER);
-		rec_put(p, CODES_MAGIC);
+		rec_stamp(p, CODES_MAGIC);
 		memcpy(p + REC_HEADER, g->codes + c0 * g->dim, cnt * g->dim);
 		x->bytes += size;
 	}
@@ -1175,7 +1167,7 @@ static int persist_fn(MDB_txn *txn, void *arg)
 	if (!p)
 		return st;
 	memset(p, 0, HDR_SIZE);
-	rec_put(p, HDR_MAGIC);
+	rec_stamp(p, HDR_MAGIC);
 	le32_put(p + 8, g->m);
 	le32_put(p + 12, g->m0);
 	le32_put(p + 16, g->efc);

@@ -21,12 +21,14 @@ uint32_t chunk_cap_for_dim(uint32_t dim)
 	return cap;
 }
 
-static bool header_ok(const unsigned char *p, const char *magic)
+bool rec_check(const void *bytes, size_t len, const char *magic, size_t min)
 {
-	return memcmp(p, magic, 4) == 0 && (p[4] | p[5] << 8) == RECORD_VERSION;
+	const unsigned char *p = bytes;
+	return len >= min && len >= 8 && memcmp(p, magic, 4) == 0 &&
+	       (p[4] | p[5] << 8) == RECORD_VERSION;
 }
 
-static void header_put(unsigned char *p, const char *magic)
+void rec_stamp(unsigned char *p, const char *magic)
 {
 	memcpy(p, magic, 4);
 	p[4] = RECORD_VERSION;
@@ -38,7 +40,7 @@ int chunk_view_init(chunk_view *v, const void *bytes, size_t len, uint32_t dim, 
 {
 	const unsigned char *p = bytes;
 	memset(v, 0, sizeof *v);
-	if (len < CHUNK_HEADER || !header_ok(p, CHUNK_MAGIC))
+	if (!rec_check(p, len, CHUNK_MAGIC, CHUNK_HEADER))
 		return status_set(OMEN_ECORRUPT, "vector chunk header is corrupt");
 	uint32_t count = le32_get(p + 8);
 	if (count == 0 || count > cap || le32_get(p + 12) != cap || len != chunk_bytes(count, dim))
@@ -71,7 +73,7 @@ void chunk_write(unsigned char *dst, uint32_t dim, const chunk_view *old, uint32
 {
 	uint32_t count = old_count + n_new;
 	size_t row = (size_t)dim * 4;
-	header_put(dst, CHUNK_MAGIC);
+	rec_stamp(dst, CHUNK_MAGIC);
 	le32_put(dst + 8, count);
 	le32_put(dst + 12, chunk_cap_for_dim(dim));
 	unsigned char *pv = dst + CHUNK_HEADER;
@@ -91,7 +93,7 @@ void chunk_write(unsigned char *dst, uint32_t dim, const chunk_view *old, uint32
 int tomb_load(const void *bytes, size_t len, uint32_t cap, uint64_t *words)
 {
 	const unsigned char *p = bytes;
-	if (len != tomb_bytes(cap) || !header_ok(p, TOMB_MAGIC))
+	if (len != tomb_bytes(cap) || !rec_check(p, len, TOMB_MAGIC, TOMB_HEADER))
 		return status_set(OMEN_ECORRUPT, "tombstone record is corrupt");
 	size_t nw = ((size_t)cap + 63) / 64;
 	for (size_t i = 0; i < nw; i++)
@@ -101,7 +103,7 @@ int tomb_load(const void *bytes, size_t len, uint32_t cap, uint64_t *words)
 
 void tomb_store(unsigned char *dst, uint32_t cap, const uint64_t *words)
 {
-	header_put(dst, TOMB_MAGIC);
+	rec_stamp(dst, TOMB_MAGIC);
 	size_t nw = ((size_t)cap + 63) / 64;
 	for (size_t i = 0; i < nw; i++)
 		le64_put(dst + TOMB_HEADER + i * 8, words[i]);
@@ -109,7 +111,7 @@ void tomb_store(unsigned char *dst, uint32_t cap, const uint64_t *words)
 
 int meta_rec_body(const void *bytes, size_t len, const unsigned char **mp, size_t *mp_len)
 {
-	if (len <= META_HEADER || !header_ok(bytes, META_MAGIC))
+	if (len <= META_HEADER || !rec_check(bytes, len, META_MAGIC, META_HEADER))
 		return status_set(OMEN_ECORRUPT, "metadata record is corrupt");
 	*mp = (const unsigned char *)bytes + META_HEADER;
 	*mp_len = len - META_HEADER;
@@ -118,5 +120,5 @@ int meta_rec_body(const void *bytes, size_t len, const unsigned char **mp, size_
 
 void meta_rec_header(unsigned char *dst)
 {
-	header_put(dst, META_MAGIC);
+	rec_stamp(dst, META_MAGIC);
 }

@@ -62,6 +62,13 @@ static int with_cursor(MDB_txn *txn, MDB_dbi dbi, MDB_cursor **cur)
 	return rc ? status_from_mdb(rc, "id map") : OMEN_OK;
 }
 
+/* Positions cur on the run that contains id: OMEN_ENOTFOUND (no message) when none does. */
+static int run_find(MDB_cursor *cur, uint64_t id, run *r)
+{
+	int st = run_floor(cur, id, r);
+	return st == OMEN_OK && id - r->first >= r->n ? OMEN_ENOTFOUND : st;
+}
+
 int idmap_get(MDB_txn *txn, MDB_dbi dbi, uint64_t id, uint64_t *row)
 {
 	MDB_cursor *cur;
@@ -69,14 +76,11 @@ int idmap_get(MDB_txn *txn, MDB_dbi dbi, uint64_t id, uint64_t *row)
 	int st = with_cursor(txn, dbi, &cur);
 	if (st != OMEN_OK)
 		return st;
-	st = run_floor(cur, id, &r);
+	st = run_find(cur, id, &r);
 	mdb_cursor_close(cur);
-	if (st != OMEN_OK)
-		return st;
-	if (id - r.first >= r.n)
-		return OMEN_ENOTFOUND;
-	*row = r.row + (id - r.first);
-	return OMEN_OK;
+	if (st == OMEN_OK)
+		*row = r.row + (id - r.first);
+	return st;
 }
 
 /* Cuts id out of run r, on which cur sits. */
@@ -104,9 +108,7 @@ int idmap_remove(MDB_txn *txn, MDB_dbi dbi, uint64_t id, uint64_t *row)
 	int st = with_cursor(txn, dbi, &cur);
 	if (st != OMEN_OK)
 		return st;
-	st = run_floor(cur, id, &r);
-	if (st == OMEN_OK && id - r.first >= r.n)
-		st = OMEN_ENOTFOUND;
+	st = run_find(cur, id, &r);
 	if (st == OMEN_OK) {
 		*row = r.row + (id - r.first);
 		st = run_split(cur, r, id);

@@ -139,6 +139,12 @@ int idmap_remove(MDB_txn *txn, MDB_dbi dbi, uint64_t id, uint64_t *row);
 int idmap_insert(MDB_txn *txn, MDB_dbi dbi, uint64_t first, uint64_t row, uint64_t n,
                  bool beyond_all);
 
+/* ---- record headers (chunk.c): 4-byte magic, u16 record version (1), u16 reserved ---- */
+
+/* True when bytes (len of them, at least min) start with magic and a known version. */
+bool rec_check(const void *bytes, size_t len, const char *magic, size_t min);
+void rec_stamp(unsigned char *p, const char *magic);
+
 /* ---- vector chunks (chunk.c) ----
  * A chunk holds up to cap consecutive rows of one collection:
  *   header (16 bytes) | vectors count x dim f32 | squared norms count f32 | ids count u64

@@ -1,0 +1,465 @@
+/*
+ * omendb-bench-hnsw: OmenDB's HNSW index over an ef sweep. bench/hnsw.py runs it in turn with
+ * hnswlib and FAISS (bench/hnsw_peers.py) on the same data, queries and ground truth.
+ *
+ * Usage: omendb-bench-hnsw --base BASE.fvecs --query QUERY.fvecs --metric l2|cosine --db DIR
+ *            --gt GT.ivecs [--n N] [--nq NQ] [--m 16] [--efc 200] [--threads T]
+ *            [--efs 10,16,32,64,128,256,512] [--k 10] [--reps 3] [--min-time S] [--single 0|1]
+ *            [--exclude-self] [--reuse] [--int8 0|1] [--json OUT]
+ *
+ * --int8 1 builds the index with omen_index_params.int8 (int8-quantized traversal, exact
+ * re-ranking). Without --reuse: (re)creates the database DIR with one collection "hnsw" (relaxed
+ * durability), loads the first N base rows (default all) in batches of 10,000 with ids = row
+ * numbers, flushes (timed: load), builds the index with omen_build_index (type HNSW, M, efc,
+ * T threads; timed: build; RssAnon sampled every 5 ms meanwhile for its peak), flushes again
+ * (timed separately), and runs omen_check (timed).
+ * With --reuse: opens DIR as left by an earlier run and checks that its index covers N rows.
+ * Then, after one untimed warm-up call, for each ef: --reps timed calls of omen_search with
+ * all NQ queries as one batch and T threads, more (up to 200) until they add up to --min-time
+ * seconds (default 0); the median is the figure; and, with --single 1,
+ * every query alone (one omen_search call with nq = 1 and threads = 1, each timed: latency).
+ * Recall@k is measured against GT (rows of row numbers from omendb-bench-gt).
+ * --exclude-self: the queries are the first NQ base rows (--query is ignored); k + 1 results
+ * are asked and the query's own id is dropped (hnsw_util.h).
+ * Prints (or writes to --json) one JSON object.
+ */
+#include "bench_util.h"
+#include "hnsw_util.h"
+
+#include <omendb/omendb.h>
+
+#include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define LOAD_BATCH 10000
+#define MAX_EFS 64
+#define MAX_REPS 200
+
+typedef struct hb_args {
+	const char *base, *query, *metric, *db, *gt, *json;
+	size_t n, nq, k, reps, nef;
+	double min_time;
+	size_t efs[MAX_EFS];
+	uint32_t m, efc;
+	int threads, single, exclude_self, reuse, int8;
+} hb_args;
+
+static void usage(void)
+{
+	fprintf(stderr,
+	        "usage: omendb-bench-hnsw --base BASE.fvecs --query QUERY.fvecs --metric l2|cosine "
+	        "--db DIR --gt GT.ivecs [--n N] [--nq NQ] [--m 16] [--efc 200] [--threads T] [--efs "
+	        "10,16,32,64,128,256,512] [--k 10] [--reps 3] [--single 0|1] [--exclude-self] "
+	        "[--min-time S] [--reuse] [--int8 0|1] [--json OUT]\n");
+	exit(2);
+}
+
+static size_t parse_efs(const char *s, size_t *efs)
+{
+	size_t n = 0;
+	char *end;
+	while (*s) {
+		unsigned long long v = strtoull(s, &end, 10);
+		if (end == s || v == 0 || n == MAX_EFS)
+			usage();
+		efs[n++] = (size_t)v;
+		s = *end == ',' ? end + 1 : end;
+		if (*end && *end != ',')
+			usage();
+	}
+	return n;
+}
+
+static void parse_args(int argc, char **argv, hb_args *a)
+{
+	memset(a, 0, sizeof *a);
+	a->k = 10;
+	a->reps = 3;
+	a->m = 16;
+	a->efc = 200;
+	a->threads = 1;
+	a->single = 1;
+	a->nef = parse_efs("10,16,32,64,128,256,512", a->efs);
+	for (int i = 1; i < argc; i++) {
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (strcmp(argv[i], "--exclude-self") == 0) {
+			a->exclude_self = 1;
+			continue;
+		}
+		if (strcmp(argv[i], "--reuse") == 0) {
+			a->reuse = 1;
+			continue;
+		}
+		if (!v)
+			usage();
+		if (strcmp(argv[i], "--base") == 0)
+			a->base = v;
+		else if (strcmp(argv[i], "--query") == 0)
+			a->query = v;
+		else if (strcmp(argv[i], "--metric") == 0)
+			a->metric = v;
+		else if (strcmp(argv[i], "--db") == 0)
+			a->db = v;
+		else if (strcmp(argv[i], "--gt") == 0)
+			a->gt = v;
+		else if (strcmp(argv[i], "--json") == 0)
+			a->json = v;
+		else if (strcmp(argv[i], "--n") == 0)
+			a->n = strtoull(v, NULL, 10);
+		else if (strcmp(argv[i], "--nq") == 0)
+			a->nq = strtoull(v, NULL, 10);
+		else if (strcmp(argv[i], "--k") == 0)
+			a->k = strtoull(v, NULL, 10);
+		else if (strcmp(argv[i], "--reps") == 0)
+			a->reps = strtoull(v, NULL, 10);
+		else if (strcmp(argv[i], "--m") == 0)
+			a->m = (uint32_t)strtoul(v, NULL, 10);
+		else if (strcmp(argv[i], "--efc") == 0)
+			a->efc = (uint32_t)strtoul(v, NULL, 10);
+		else if (strcmp(argv[i], "--threads") == 0)
+			a->threads = atoi(v);
+		else if (strcmp(argv[i], "--single") == 0)
+			a->single = atoi(v);
+		else if (strcmp(argv[i], "--min-time") == 0)
+			a->min_time = atof(v);
+		else if (strcmp(argv[i], "--int8") == 0)
+			a->int8 = atoi(v);
+		else if (strcmp(argv[i], "--efs") == 0)
+			a->nef = parse_efs(v, a->efs);
+		else
+			usage();
+		i++;
+	}
+	if (!a->base || !a->metric || !a->db || !a->gt || (!a->query && !a->exclude_self) ||
+	    !a->k || !a->reps || a->reps > MAX_REPS || a->threads < 0 || !a->nef || a->min_time < 0)
+		usage();
+}
+
+/* Loads rows [0, n) of x into the new collection "hnsw" of a fresh database at path. */
+static double load(const hb_args *a, const float *x, size_t n, size_t dim, omen_metric metric,
+                   omen_db **dbp, omen_collection **collp)
+{
+	omen_open_options opt;
+	uint64_t *ids = bu_xmalloc(LOAD_BATCH * sizeof *ids);
+	double t0;
+
+	bu_rm_rf(a->db);
+	omen_open_options_init(&opt);
+	opt.durability = OMEN_DURABLE_RELAXED;
+	t0 = bu_now();
+	bu_check(omen_open(a->db, &opt, dbp), "omen_open");
+	bu_check(omen_create_collection(*dbp, "hnsw", dim, metric), "create collection");
+	bu_check(omen_collection_open(*dbp, "hnsw", collp), "open collection");
+	for (size_t i = 0; i < n; i += LOAD_BATCH) {
+		omen_batch b = {0};
+		b.n = n - i < LOAD_BATCH ? n - i : LOAD_BATCH;
+		b.dim = dim;
+		for (size_t j = 0; j < b.n; j++)
+			ids[j] = i + j;
+		b.ids = ids;
+		b.vectors = x + i * dim;
+		bu_check(omen_upsert(*collp, &b, NULL), "upsert");
+	}
+	bu_check(omen_flush(*dbp), "flush");
+	free(ids);
+	return bu_now() - t0;
+}
+
+static void progress(void *ctx, uint64_t done, uint64_t total)
+{
+	double *last = ctx;
+	double now = bu_now();
+	if (now - *last >= 10.0) {
+		fprintf(stderr, "omendb-bench-hnsw: build %llu / %llu\n", (unsigned long long)done,
+		        (unsigned long long)total);
+		*last = now;
+	}
+}
+
+/* Samples RssAnon every 5 ms while a build runs, keeping the largest value. */
+typedef struct rss_sampler {
+	pthread_t th;
+	atomic_int stop;
+	long peak_kb;
+} rss_sampler;
+
+static void *rss_sample(void *arg)
+{
+	rss_sampler *r = arg;
+	const struct timespec tick = {0, 5000000};
+	while (!atomic_load(&r->stop)) {
+		long v = bu_proc_status_kb("RssAnon");
+		if (v > r->peak_kb)
+			r->peak_kb = v;
+		nanosleep(&tick, NULL);
+	}
+	return NULL;
+}
+
+static void rss_start(rss_sampler *r)
+{
+	atomic_init(&r->stop, 0);
+	r->peak_kb = bu_proc_status_kb("RssAnon");
+	if (pthread_create(&r->th, NULL, rss_sample, r) != 0)
+		bu_die("pthread_create", "cannot start the RSS sampler");
+}
+
+static long rss_stop(rss_sampler *r)
+{
+	long v;
+	atomic_store(&r->stop, 1);
+	pthread_join(r->th, NULL);
+	v = bu_proc_status_kb("RssAnon");
+	return v > r->peak_kb ? v : r->peak_kb;
+}
+
+/* File size and allocated bytes of DIR/data.mdb. */
+static void mdb_size(const char *dir, uint64_t *size, uint64_t *alloc)
+{
+	char p[4200];
+	struct stat st;
+	snprintf(p, sizeof p, "%s/data.mdb", dir);
+	*size = *alloc = 0;
+	if (stat(p, &st) == 0) {
+		*size = (uint64_t)st.st_size;
+		*alloc = (uint64_t)st.st_blocks * 512;
+	}
+}
+
+/* Writes ' "key": v,' with null for a negative v (a phase that did not run). */
+static void json_num(FILE *f, const char *key, double v)
+{
+	if (v < 0)
+		fprintf(f, " \"%s\": null,", key);
+	else
+		fprintf(f, " \"%s\": %.6f,", key, v);
+}
+
+typedef struct ef_result {
+	size_t ef;
+	double recall, single_recall;
+	double *batch_s;
+	double batch_median_s, single_total_s, p50_ms, p99_ms;
+	size_t nreps;
+} ef_result;
+
+int main(int argc, char **argv)
+{
+	hb_args a;
+	omen_db *db = NULL;
+	omen_collection *coll = NULL;
+	omen_metric metric;
+	omen_collection_stats cs;
+	omen_search_params sp;
+	size_t n, dim, nq, qdim, kres, gt_rows, gt_k;
+	float *x = NULL, *q, *dists;
+	uint64_t *ids, *gt, mdb_bytes, mdb_alloc;
+	double load_s = -1, build_s = -1, flush_s = -1, check_s = -1, open_s = -1, warm_s;
+	long rss_anon0 = -1, rss_anon1 = -1, rss_file0 = -1, rss_file1 = -1, rss_peak = -1;
+	int check_rc = -1;
+	char *check_report = NULL;
+	ef_result *er;
+	FILE *out;
+
+	parse_args(argc, argv, &a);
+	if (omen_metric_parse(a.metric, &metric) != OMEN_OK || metric == OMEN_METRIC_IP)
+		usage();
+	gt = hu_ivecs_read(a.gt, &gt_rows, &gt_k);
+	if (!gt)
+		bu_die(a.gt, "no such file (make it with omendb-bench-gt)");
+
+	/* Data: the base rows are needed to load and, with --exclude-self, as queries. */
+	if (!a.reuse || a.exclude_self)
+		x = bu_fvecs_load(a.base, a.n, &n, &dim);
+	else {
+		bu_fvecs f;
+		bu_fvecs_open(&f, a.base);
+		n = a.n && a.n < f.n ? a.n : f.n;
+		dim = f.dim;
+		bu_fvecs_close(&f);
+	}
+	if (a.exclude_self) {
+		nq = a.nq && a.nq < n ? a.nq : n;
+		q = bu_xmalloc(nq * dim * sizeof *q);
+		memcpy(q, x, nq * dim * sizeof *q);
+	} else {
+		q = bu_fvecs_load(a.query, a.nq, &nq, &qdim);
+		if (qdim != dim)
+			bu_die(a.query, "dimension %zu, base has %zu", qdim, dim);
+	}
+	if (gt_rows < nq || gt_k < a.k)
+		bu_die(a.gt, "%zu rows of %zu ids; %zu queries and k = %zu needed", gt_rows, gt_k, nq,
+		       a.k);
+	kres = a.k + (a.exclude_self ? 1 : 0);
+
+	if (!a.reuse) {
+		omen_index_params ip;
+		double last = bu_now();
+
+		load_s = load(&a, x, n, dim, metric, &db, &coll);
+		fprintf(stderr, "omendb-bench-hnsw: loaded %zu x %zu in %.2f s\n", n, dim, load_s);
+		omen_index_params_init(&ip);
+		ip.type = OMEN_INDEX_HNSW;
+		ip.m = a.m;
+		ip.ef_construction = a.efc;
+		ip.threads = a.threads;
+		ip.int8 = a.int8;
+		ip.progress = progress;
+		ip.progress_ctx = &last;
+		rss_sampler rs;
+		/* Free heap pages left resident by the load go back to the system first, or the
+		 * build would reuse them and its growth would not show. */
+		malloc_trim(0);
+		rss_anon0 = bu_proc_status_kb("RssAnon");
+		rss_file0 = bu_proc_status_kb("RssFile");
+		rss_start(&rs);
+		double t0 = bu_now();
+		bu_check(omen_build_index(coll, &ip), "omen_build_index");
+		build_s = bu_now() - t0;
+		rss_peak = rss_stop(&rs);
+		rss_anon1 = bu_proc_status_kb("RssAnon");
+		rss_file1 = bu_proc_status_kb("RssFile");
+		t0 = bu_now();
+		bu_check(omen_flush(db), "flush after build");
+		flush_s = bu_now() - t0;
+		fprintf(stderr, "omendb-bench-hnsw: index built in %.2f s (+ flush %.2f s), %d threads\n",
+		        build_s, flush_s, a.threads);
+		t0 = bu_now();
+		check_rc = omen_check(coll, &check_report);
+		check_s = bu_now() - t0;
+		if (check_rc != OMEN_OK)
+			fprintf(stderr, "omendb-bench-hnsw: omen_check: %s\n%s\n",
+			        omen_strerror(check_rc), check_report ? check_report : "");
+	} else {
+		double t0 = bu_now();
+		bu_check(omen_open(a.db, NULL, &db), "omen_open");
+		bu_check(omen_collection_open(db, "hnsw", &coll), "open collection");
+		open_s = bu_now() - t0;
+	}
+	free(x);
+	x = NULL;
+	bu_check(omen_collection_stats_get(coll, &cs), "collection stats");
+	mdb_size(a.db, &mdb_bytes, &mdb_alloc);
+	if (cs.points != n || !cs.index || strcmp(cs.index, "hnsw") != 0 || cs.indexed != n)
+		fprintf(stderr, "omendb-bench-hnsw: WARNING: %llu points, index \"%s\" covering %llu "
+		                "rows; expected hnsw over %zu\n",
+		        (unsigned long long)cs.points, cs.index ? cs.index : "(null)",
+		        (unsigned long long)cs.indexed, n);
+
+	ids = bu_xmalloc(nq * kres * sizeof *ids);
+	dists = bu_xmalloc(nq * kres * sizeof *dists);
+	er = bu_xmalloc(a.nef * sizeof *er);
+	omen_search_params_init(&sp);
+	sp.k = kres;
+	sp.threads = a.threads;
+	sp.ef = a.efs[0];
+	{
+		double t0 = bu_now();
+		bu_check(omen_search(coll, q, nq, dim, &sp, ids, dists), "search (warm-up)");
+		warm_s = bu_now() - t0;
+	}
+	for (size_t e = 0; e < a.nef; e++) {
+		ef_result *r = &er[e];
+		memset(r, 0, sizeof *r);
+		r->ef = a.efs[e];
+		r->batch_s = bu_xmalloc(MAX_REPS * sizeof *r->batch_s);
+		sp.ef = r->ef;
+		sp.threads = a.threads;
+		double spent = 0;
+		while (r->nreps < a.reps || (spent < a.min_time && r->nreps < MAX_REPS)) {
+			double t0 = bu_now();
+			bu_check(omen_search(coll, q, nq, dim, &sp, ids, dists), "search");
+			r->batch_s[r->nreps] = bu_now() - t0;
+			spent += r->batch_s[r->nreps++];
+		}
+		r->batch_median_s = bu_median(r->batch_s, r->nreps);
+		r->recall = hu_recall(ids, kres, gt, gt_k, nq, a.k, a.exclude_self);
+		if (a.single) {
+			double *lat = bu_xmalloc(nq * sizeof *lat);
+			sp.threads = 1;
+			memset(ids, 0xff, nq * kres * sizeof *ids);
+			for (size_t i = 0; i < nq; i++) {
+				double t0 = bu_now();
+				bu_check(omen_search(coll, q + i * dim, 1, dim, &sp, ids + i * kres,
+				                     dists + i * kres),
+				         "search (one query)");
+				lat[i] = bu_now() - t0;
+				r->single_total_s += lat[i];
+			}
+			r->p50_ms = 1e3 * bu_quantile(lat, nq, 0.5);
+			r->p99_ms = 1e3 * bu_quantile(lat, nq, 0.99);
+			r->single_recall = hu_recall(ids, kres, gt, gt_k, nq, a.k, a.exclude_self);
+			free(lat);
+		}
+		fprintf(stderr, "omendb-bench-hnsw: ef %4zu: recall@%zu %.4f, batch %.0f q/s (%d thr)",
+		        r->ef, a.k, r->recall, (double)nq / r->batch_median_s, a.threads);
+		if (a.single)
+			fprintf(stderr, ", single %.0f q/s, p50 %.3f ms, p99 %.3f ms", nq / r->single_total_s,
+			        r->p50_ms, r->p99_ms);
+		fputc('\n', stderr);
+	}
+
+	out = bu_open_out(a.json);
+	fprintf(out, "{\"bench\": \"hnsw\", \"system\": \"%s\", \"version\": \"%s\",\n",
+	        cs.hnsw_int8 ? "omendb-int8" : "omendb", OMEN_VERSION_STRING);
+	fprintf(out, " \"base\": \"%s\", \"n\": %zu, \"dim\": %zu, \"metric\": \"%s\", \"nq\": %zu, "
+	             "\"k\": %zu, \"exclude_self\": %s, \"m\": %u, \"efc\": %u, \"threads\": %d, "
+	             "\"reps\": %zu, \"reused\": %s,\n",
+	        a.base, n, dim, a.metric, nq, a.k, a.exclude_self ? "true" : "false", a.m, a.efc,
+	        a.threads, a.reps, a.reuse ? "true" : "false");
+	json_num(out, "load_s", load_s);
+	json_num(out, "build_s", build_s);
+	json_num(out, "flush_after_build_s", flush_s);
+	json_num(out, "check_s", check_s);
+	json_num(out, "open_s", open_s);
+	fprintf(out, " \"warmup_s\": %.6f,\n", warm_s);
+	fprintf(out, " \"check\": %s,\n",
+	        check_rc < 0 ? "null" : check_rc == OMEN_OK ? "\"ok\"" : "\"failed\"");
+	fprintf(out, " \"index\": {\"kind\": \"%s\", \"points\": %llu, \"indexed\": %llu, "
+	             "\"index_bytes\": %llu, \"vector_bytes\": %llu, \"hnsw_m\": %u, "
+	             "\"hnsw_ef_construction\": %u, \"hnsw_int8\": %d},\n",
+	        cs.index ? cs.index : "", (unsigned long long)cs.points,
+	        (unsigned long long)cs.indexed, (unsigned long long)cs.index_bytes,
+	        (unsigned long long)cs.vector_bytes, cs.hnsw_m, cs.hnsw_ef_construction, cs.hnsw_int8);
+	fprintf(out, " \"bytes\": {\"index_per_vector\": %.3f, \"vectors_per_vector\": %.3f, "
+	             "\"file_per_vector\": %.3f, \"file_bytes\": %llu, \"file_allocated_bytes\": %llu",
+	        (double)cs.index_bytes / (double)n, (double)cs.vector_bytes / (double)n,
+	        (double)mdb_bytes / (double)n, (unsigned long long)mdb_bytes,
+	        (unsigned long long)mdb_alloc);
+	if (rss_anon0 >= 0 && rss_anon1 >= 0)
+		fprintf(out, ", \"rss_anon_growth_build_per_vector\": %.3f, "
+		             "\"rss_anon_peak_growth_build_per_vector\": %.3f, "
+		             "\"rss_file_growth_build_per_vector\": %.3f",
+		        1024.0 * (double)(rss_anon1 - rss_anon0) / (double)n,
+		        1024.0 * (double)(rss_peak - rss_anon0) / (double)n,
+		        1024.0 * (double)(rss_file1 - rss_file0) / (double)n);
+	fprintf(out, "},\n \"sweep\": [\n");
+	for (size_t e = 0; e < a.nef; e++) {
+		ef_result *r = &er[e];
+		fprintf(out, "  {\"ef\": %zu, \"recall\": %.6f, \"batch_s\": ", r->ef, r->recall);
+		bu_json_doubles(out, r->batch_s, r->nreps);
+		fprintf(out, ", \"batch_median_s\": %.9g, \"batch_qps\": %.3f", r->batch_median_s,
+		        (double)nq / r->batch_median_s);
+		if (a.single)
+			fprintf(out, ", \"single_total_s\": %.9g, \"single_qps\": %.3f, "
+			             "\"latency_p50_ms\": %.6f, \"latency_p99_ms\": %.6f, "
+			             "\"single_recall\": %.6f",
+			        r->single_total_s, (double)nq / r->single_total_s, r->p50_ms, r->p99_ms,
+			        r->single_recall);
+		fprintf(out, "}%s\n", e + 1 < a.nef ? "," : "");
+		free(r->batch_s);
+	}
+	fprintf(out, " ]}\n");
+	bu_close_out(out);
+
+	omen_free(check_report);
+	omen_collection_close(coll);
+	omen_close(db);
+	free(q), free(ids), free(dists), free(gt), free(er);
+	return check_rc > 0 ? 1 : 0;
+}

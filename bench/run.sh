@@ -1,0 +1,171 @@
+#!/bin/bash
+# Runs the OmenDB benchmarks and writes bench/results/*.json, bench/results/summary.csv, and a
+# table on stdout. See docs/BENCHMARKS.md for what each one measures.
+#
+#   bench/run.sh [all|load|flat|batch|memory|fashion|report|plot]
+#   bench/run.sh hnsw fashion|minilm|synth|all
+#
+# all runs fashion, load, flat, batch and memory (about 5 minutes on 2 cores); report only
+# prints the table of the results present; plot also redraws docs/bench-*.png.
+# hnsw DATASET runs OmenDB's HNSW index against hnswlib and FAISS on one data set (bench/hnsw.py;
+# about 15 minutes for fashion, 1 for minilm, 12 for synth at 200K on 2 cores; "all" runs the
+# three in turn); it is not part of "all".
+#
+# Environment: OMEN_BUILD (build directory, default build-bench), OMEN_DATA (data directory,
+# default data/), OMEN_SCRATCH (databases written by the benchmarks, default $OMEN_DATA/scratch),
+# RUNS_LOAD (default 7), ROUNDS_BATCH (default 5), RUNS_FLAT (default 101).
+# hnsw: HNSW_N (synthetic rows, default 200000; at most 1000000), HNSW_NQ (queries; default 1000
+# for fashion, all for minilm and synth), HNSW_THREADS (default 1,2), HNSW_ROUNDS (3; minilm 5),
+# HNSW_REPS (3; at least, and more until 0.3 s per ef), HNSW_FAISS_DEFAULT (1: also FAISS without OMP_WAIT_POLICY=PASSIVE),
+# HNSW_SYSTEMS (default omendb,hnswlib,faiss,hnswlib-native).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${OMEN_BUILD:-$ROOT/build-bench}
+DATA=${OMEN_DATA:-$ROOT/data}
+SCRATCH=${OMEN_SCRATCH:-$DATA/scratch}
+RES=$ROOT/bench/results
+PY=/usr/bin/python3 # Debian's interpreter: numpy, faiss, matplotlib
+THREADS=2
+what=${1:-all}
+
+build() {
+	if [ ! -f "$BUILD/build.ninja" ]; then
+		meson setup "$BUILD" "$ROOT" >/dev/null
+	fi
+	# Only the benchmark programs (and the library they link), not the rest of the tree.
+	ninja -C "$BUILD" bench/omendb-fashion bench/omendb-bench-load bench/omendb-bench-flat \
+		bench/omendb-bench-batch bench/omendb-bench-memory >/dev/null
+}
+
+synth() { # synth N DIM
+	$PY "$ROOT/bench/data.py" synthetic "$DATA" --n "$1" --dim "$2" >&2
+}
+
+synth_file() { # synth_file N DIM [query]
+	echo "$DATA/synth-clustered-$1-$2${3:+.query}.fvecs"
+}
+
+run_load() {
+	synth 1000000 128
+	synth 200000 768
+	for nd in "1000000 128" "200000 768"; do
+		set -- $nd
+		# LMDB values: first as many vectors as the engine puts in one chunk (the largest power
+		# of two whose chunk fits in 1 MiB at 4 dim + 12 bytes a row, storage/chunk.c), then
+		# 256 per value (the same at 768-d, so that variant is run once).
+		local fit=$((1048576 / (4 * $2 + 12))) cap=16
+		while ((cap * 2 <= fit && cap < 65536)); do cap=$((cap * 2)); done
+		local variants="$cap,256"
+		((cap == 256)) && variants=256
+		echo "== load: $1 x $2, durable, batches of 10000, ${RUNS_LOAD:-7} runs each" >&2
+		"$BUILD/bench/omendb-bench-load" --data "$(synth_file "$1" "$2")" \
+			--dir "$SCRATCH/load" --runs "${RUNS_LOAD:-7}" --batch 10000 \
+			--per-value "$variants" --json "$RES/load-$1-$2.json"
+	done
+}
+
+run_flat() {
+	synth 1000000 128
+	echo "== flat: 1M x 128, one query, $THREADS threads" >&2
+	"$BUILD/bench/omendb-bench-flat" --data "$(synth_file 1000000 128)" \
+		--query "$(synth_file 1000000 128 query)" --db "$SCRATCH/flat" \
+		--runs "${RUNS_FLAT:-101}" --threads $THREADS --json "$RES/flat.json"
+}
+
+run_batch() {
+	$PY "$ROOT/bench/data.py" fashion "$DATA" >&2
+	echo "== batch: Fashion-MNIST, 1000 queries, k=10, $THREADS threads, vs FAISS" >&2
+	$PY "$ROOT/bench/batch.py" --bin "$BUILD/bench/omendb-bench-batch" --data "$DATA" \
+		--db "$SCRATCH/batch" --nq 1000 --k 10 --threads $THREADS \
+		--rounds "${ROUNDS_BATCH:-5}" --reps 5 --json "$RES/batch.json"
+}
+
+run_memory() {
+	synth 1000000 128
+	local data query
+	data=$(synth_file 1000000 128)
+	query=$(synth_file 1000000 128 query)
+	# name: points, batch size, threads
+	for cfg in "250000 10000 2" "1000000 10000 2" "1000000 2500 2" "1000000 10000 1"; do
+		set -- $cfg
+		echo "== memory: $1 x 128, batches of $2, $3 threads" >&2
+		"$BUILD/bench/omendb-bench-memory" --data "$data" --query "$query" \
+			--db "$SCRATCH/memory" --n "$1" --batch "$2" --nq 1000 --threads "$3" \
+			--json "$RES/memory-$1-b$2-t$3.json"
+	done
+}
+
+build_hnsw() {
+	ninja -C "$BUILD" bench/omendb-bench-gt bench/omendb-bench-hnsw >/dev/null
+	# hnswlib compiled here for this CPU (-march=native): Debian's python3-hnswlib is built for
+	# baseline x86-64 (SSE only). Headers from Debian's libhnswlib-dev (bench/data.py).
+	$PY "$ROOT/bench/data.py" hnswlib-headers "$DATA" >&2
+	local exe="$BUILD/bench/hnswlib-native" src="$ROOT/bench/hnswlib_native.cpp"
+	if [ ! -x "$exe" ] || [ "$src" -nt "$exe" ]; then
+		g++ -O3 -march=native -std=c++17 -Wall -Wextra -Wshadow -Werror -pthread \
+			-isystem "$DATA/hnswlib/include" "$src" -o "$exe"
+	fi
+}
+
+run_hnsw_one() { # run_hnsw_one fashion|minilm|synth
+	local args=()
+	case "$1" in
+	fashion) $PY "$ROOT/bench/data.py" fashion "$DATA" >&2 ;;
+	minilm) $PY "$ROOT/bench/data.py" minilm "$DATA" >&2 ;;
+	synth)
+		synth 1000000 128
+		args+=(--n "${HNSW_N:-200000}")
+		;;
+	*)
+		echo "usage: $0 hnsw fashion|minilm|synth|all" >&2
+		exit 2
+		;;
+	esac
+	[ -n "${HNSW_NQ:-}" ] && args+=(--nq "$HNSW_NQ")
+	[ "${HNSW_FAISS_DEFAULT:-0}" = 1 ] && args+=(--faiss-default-env)
+	[ -n "${HNSW_SYSTEMS:-}" ] && args+=(--systems "$HNSW_SYSTEMS")
+	[ -n "${HNSW_ROUNDS:-}" ] && args+=(--rounds "$HNSW_ROUNDS")
+	[ -n "${HNSW_REPS:-}" ] && args+=(--reps "$HNSW_REPS")
+	echo "== hnsw: $1, threads ${HNSW_THREADS:-1,2}" >&2
+	$PY "$ROOT/bench/hnsw.py" --build "$BUILD" --data "$DATA" --scratch "$SCRATCH/hnsw" \
+		--dataset "$1" --threads "${HNSW_THREADS:-1,2}" --out "$RES" "${args[@]}"
+	rm -rf "$SCRATCH/hnsw"
+}
+
+run_hnsw() { # run_hnsw fashion|minilm|synth|all
+	build_hnsw
+	if [ "${1:-}" = all ]; then
+		for d in minilm fashion synth; do run_hnsw_one $d; done
+	else
+		run_hnsw_one "${1:-}"
+	fi
+}
+
+run_fashion() {
+	$PY "$ROOT/bench/data.py" fashion "$DATA" >&2
+	"$BUILD/bench/omendb-fashion" "$DATA" "$SCRATCH/fashion" | tee "$RES/fashion.txt"
+}
+
+mkdir -p "$RES" "$SCRATCH"
+build
+case "$what" in
+all)
+	run_fashion
+	run_load
+	run_flat
+	run_batch
+	run_memory
+	;;
+load | flat | batch | memory | fashion) "run_$what" ;;
+hnsw) run_hnsw "${2:-}" ;;
+report | plot) ;;
+*)
+	echo "usage: $0 [all|load|flat|batch|memory|fashion|report|plot] | hnsw fashion|minilm|synth|all" >&2
+	exit 2
+	;;
+esac
+$PY "$ROOT/bench/report.py" "$RES"
+if [ "$what" != report ]; then
+	$PY "$ROOT/bench/plot.py" "$RES" "$ROOT/docs"
+fi

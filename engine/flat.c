@@ -315,7 +315,7 @@ static int thread_count(int requested, size_t work)
 
 int flat_search(const snapshot *s, const search_req *req)
 {
-	if (s->allow && snap_allowed(s) * 16 < s->rec.rows)
+	if (s->allow && snap_allowed(s) * 4 < s->rec.rows)
 		return selective_search(s, req, thread_count(req->threads, req->nq));
 	return scan_search(s, req, thread_count(req->threads, s->nchunks));
 }

@@ -1,7 +1,7 @@
 /*
  * omen_search: validates the request, normalises cosine queries, opens a snapshot, and picks
  * the path. Exact search serves collections without an index, requests that ask for it, and
- * selective filters (fewer than 1/16 of the rows match: visiting the matches beats any graph).
+ * selective filters (fewer than 1/8 of the rows match: visiting the matches beats the graph).
  * Otherwise HNSW serves the indexed rows and an exact scan the rows written since the index
  * was built, and the two result lists are merged.
  */
@@ -63,7 +63,7 @@ static int run(const snapshot *s, MDB_txn *txn, search_req *req, bool exact)
 		return status_set(OMEN_EINVAL, "k=%zu exceeds the %llu points of collection '%s'",
 		                  req->k, (unsigned long long)s->rec.points, c->name);
 	hnsw_info hi;
-	bool selective = s->allow && snap_allowed(s) * 16 < s->rec.rows;
+	bool selective = s->allow && snap_allowed(s) * 8 < s->rec.rows;
 	int st = exact || selective ? OMEN_ENOTFOUND : hnsw_info_get(c, txn, &hi);
 	if (st == OMEN_ENOTFOUND)
 		return flat_search(s, req);

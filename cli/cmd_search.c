@@ -20,6 +20,7 @@ typedef struct search_args {
 	const char *out;                 /* --out, or NULL */
 	int json;                        /* --json */
 	int exact;                       /* --exact */
+	int partial;                     /* --partial */
 	uint64_t k;                      /* --k */
 	uint64_t threads;                /* --threads, default 0 = all cores */
 	uint64_t ef;                     /* --ef, default 0 = the library's default */
@@ -30,17 +31,19 @@ typedef struct results {
 	size_t nq, k;
 	uint64_t *ids;
 	float *dists;
+	omen_search_info info;
 	double seconds;
 } results;
 
 /* Parses the command line into *a. Returns 0 or CLI_USAGE. */
 static int search_parse(int argc, char **argv, search_args *a)
 {
-	const char *k_s = NULL, *threads_s = NULL, *ef_s = NULL, *json = NULL, *exact = NULL;
+	const char *k_s = NULL, *threads_s = NULL, *ef_s = NULL, *json = NULL, *exact = NULL,
+	           *partial = NULL;
 	const cli_opt opts[] = {
 	    {"--k", 1, &k_s},      {"--threads", 1, &threads_s}, {"--filter", 1, &a->filter},
 	    {"--out", 1, &a->out}, {"--json", 0, &json},         {"--ef", 1, &ef_s},
-	    {"--exact", 0, &exact}};
+	    {"--exact", 0, &exact}, {"--partial", 0, &partial}};
 	size_t npos;
 	int rc = cli_getopts("search", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), &npos);
 
@@ -53,6 +56,7 @@ static int search_parse(int argc, char **argv, search_args *a)
 	a->queries = argv[2];
 	a->json = json != NULL;
 	a->exact = exact != NULL;
+	a->partial = partial != NULL;
 	if (k_s == NULL)
 		return cli_usage_err("search", "--k is required");
 	if (cli_opt_u64("search", "--k", k_s, 0, UINT64_MAX, &a->k) != 0)
@@ -128,9 +132,11 @@ static json_t *row_json(const results *r, size_t q)
  * JSON_MAX_RESULTS_QUERIES queries. */
 static int print_json(const results *r)
 {
-	json_t *obj = json_pack("{s:o, s:o, s:f, s:f}", "queries", cli_json_u64(r->nq), "k",
-	                        cli_json_u64(r->k), "seconds", r->seconds, "qps",
-	                        r->seconds > 0 ? (double)r->nq / r->seconds : 0.0);
+	json_t *obj = json_pack("{s:o, s:o, s:f, s:f, s:{s:i, s:i}}", "queries",
+	                        cli_json_u64(r->nq), "k", cli_json_u64(r->k), "seconds",
+	                        r->seconds, "qps", r->seconds > 0 ? (double)r->nq / r->seconds : 0.0,
+	                        "coverage", "answered", (int)r->info.shards_answered, "total",
+	                        (int)r->info.shards_total);
 	json_t *all;
 
 	if (obj != NULL && r->nq <= JSON_MAX_RESULTS_QUERIES) {
@@ -183,6 +189,8 @@ static int run_search(const search_args *a, omen_collection *coll, const vecfile
 	params.threads = (int)a->threads;
 	params.ef = (size_t)a->ef;
 	params.exact = a->exact;
+	params.partial = a->partial;
+	params.info = &r->info;
 	t0 = cli_now();
 	rc = omen_search(coll, queries, vf->n, vf->dim, &params, r->ids, r->dists);
 	r->seconds = cli_now() - t0;
@@ -205,7 +213,11 @@ static int search_in_db(const search_args *a, const vecfile *vf)
 
 	if (cli_open_db(a->db, CLI_DB_READONLY, &db) != 0 || cli_open_coll(db, a->coll, &coll))
 		goto done;
-	if ((lrc = omen_collection_stats_get(coll, &st)) != OMEN_OK) {
+	/* With --partial a cluster whose shards are not all up still searches: the dimension
+	 * is then checked by the search itself. */
+	if ((lrc = omen_collection_stats_get(coll, &st)) == OMEN_EUNAVAIL && a->partial)
+		st.dim = (uint32_t)vf->dim;
+	else if (lrc != OMEN_OK) {
 		cli_lib_err(lrc, "collection '%s': statistics", a->coll);
 		goto done;
 	}
@@ -221,6 +233,9 @@ static int search_in_db(const search_args *a, const vecfile *vf)
 	if (run_search(a, coll, vf, &r) != 0 || (a->out && write_ivecs(a->out, &r) != 0))
 		goto done;
 	rc = CLI_OK;
+	if (r.info.shards_answered < r.info.shards_total)
+		fprintf(stderr, "omendb: partial results: %u of %u shards answered\n",
+		        r.info.shards_answered, r.info.shards_total);
 	if (a->json)
 		rc = print_json(&r);
 	else if (a->out)

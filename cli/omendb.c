@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -35,7 +36,7 @@ static const command commands[] = {
      "  --relaxed        relaxed durability, one flush at the end (faster bulk loads)\n"},
     {"search", cmd_search,
      "usage: omendb search DB COLL QUERIES --k K [--threads T] [--filter JSON] [--ef N]\n"
-     "                     [--exact] [--out FILE.ivecs] [--json]\n"
+     "                     [--exact] [--partial] [--out FILE.ivecs] [--json]\n"
      "  Searches the k nearest points of every vector of QUERIES (.fvecs, .bvecs, .npy or\n"
      "  .csv) in one batch, through the collection's index when it has one.\n"
      "  --k K            results per query (required)\n"
@@ -44,6 +45,8 @@ static const command commands[] = {
      "  --ef N           HNSW candidate list size, at most 16384 (default 0 = 64); raised\n"
      "                   to k when smaller\n"
      "  --exact          exact search even when the collection has an index\n"
+     "  --partial        cluster: accept results from the shards that answered in time\n"
+     "                   (a note on stderr and \"coverage\" in --json say how many)\n"
      "  --out F          write the result ids as .ivecs (int32 k, then k int32 ids)\n"
      "  --json           print one JSON object: queries, k, seconds, qps, results\n"},
     {"get", cmd_get,
@@ -86,7 +89,7 @@ static const char main_usage[] =
     "  create DB COLL --dim D [--metric l2|ip|cosine]\n"
     "  load   DB COLL FILE [--start-id N] [--batch N] [--metadata FILE.jsonl] [--relaxed]\n"
     "  search DB COLL QUERIES --k K [--threads T] [--filter JSON] [--ef N] [--exact]\n"
-    "                        [--out FILE.ivecs] [--json]\n"
+    "                        [--partial] [--out FILE.ivecs] [--json]\n"
     "  get    DB COLL ID... [--json]\n"
     "  delete DB COLL ID...\n"
     "  index  DB COLL [--type auto|flat|hnsw] [--m M] [--ef-construction N] [--threads T] [--int8]\n"
@@ -94,6 +97,8 @@ static const char main_usage[] =
     "  info   DB [COLL] [--json]\n"
     "  drop   DB COLL\n"
     "\n"
+    "DB is a database directory, or tcp://HOST:PORT for a cluster's coordinator (the token,\n"
+    "if the cluster requires one, is read from $OMENDB_TOKEN).\n"
     "Vector files: .fvecs, .bvecs, .npy (float32), .csv. Exit status: 0 success, 1 error,\n"
     "2 usage error. See docs/CLI.md.\n";
 
@@ -149,6 +154,17 @@ int cli_open_db(const char *path, int flags, omen_db **out)
 	omen_open_options opt;
 	int rc;
 
+	if (omen_is_remote_url(path)) {
+		omen_connect_options co;
+		omen_connect_options_init(&co);
+		co.token = getenv("OMENDB_TOKEN");
+		rc = omen_connect(path, &co, out);
+		if (rc != OMEN_OK) {
+			cli_lib_err(rc, "connect to '%s'", path);
+			return -1;
+		}
+		return 0;
+	}
 	omen_open_options_init(&opt);
 	if (!(flags & CLI_DB_CREATE))
 		opt.no_create = 1;

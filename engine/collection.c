@@ -36,7 +36,7 @@ static int name_check(const char *name)
 #define COLL_DBIS 5
 
 /* Opens (or creates) the sub-databases of collection coll_id into c. */
-static int coll_dbis(MDB_txn *txn, uint32_t coll_id, bool create, omen_collection *c)
+static int coll_dbis(MDB_txn *txn, uint32_t coll_id, bool create, eng_coll *c)
 {
 	static const char kinds[COLL_DBIS] = {'v', 'i', 'm', 't', 'g'};
 	MDB_dbi *dst[COLL_DBIS] = {&c->vec_dbi, &c->id_dbi, &c->meta_dbi, &c->tomb_dbi,
@@ -51,7 +51,7 @@ static int coll_dbis(MDB_txn *txn, uint32_t coll_id, bool create, omen_collectio
 	return OMEN_OK;
 }
 
-int coll_catalog(omen_collection *c, MDB_txn *txn, catalog_rec *out)
+int coll_catalog(eng_coll *c, MDB_txn *txn, catalog_rec *out)
 {
 	catalog_rec r;
 	int st = catalog_get(c->db->st, txn, c->name, &r);
@@ -66,7 +66,7 @@ int coll_catalog(omen_collection *c, MDB_txn *txn, catalog_rec *out)
 /* ---- create, drop, list ---- */
 
 typedef struct create_ctx {
-	omen_db *db;
+	eng_db *db;
 	const char *name;
 	uint32_t dim;
 	omen_metric metric;
@@ -88,7 +88,7 @@ static int create_fn(MDB_txn *txn, void *arg)
 		                  OMEN_MAX_COLLECTIONS);
 	memset(&r, 0, sizeof r);
 	st = store_next_collection_id(s, txn, &r.coll_id);
-	omen_collection tmp;
+	eng_coll tmp;
 	if (st == OMEN_OK)
 		st = coll_dbis(txn, r.coll_id, true, &tmp);
 	if (st != OMEN_OK)
@@ -99,7 +99,7 @@ static int create_fn(MDB_txn *txn, void *arg)
 	return catalog_put(s, txn, x->name, &r);
 }
 
-int omen_create_collection(omen_db *db, const char *name, size_t dim, omen_metric metric)
+int eng_create_collection(eng_db *db, const char *name, size_t dim, omen_metric metric)
 {
 	if (!db)
 		return status_set(OMEN_EINVAL, "database handle is NULL");
@@ -107,8 +107,9 @@ int omen_create_collection(omen_db *db, const char *name, size_t dim, omen_metri
 	if (st != OMEN_OK)
 		return st;
 	if (dim < 1 || dim > OMEN_MAX_DIM)
-		return status_set(OMEN_EINVAL, "collection '%s': dimension must be 1 to %d, got %zu",
-		                  name, OMEN_MAX_DIM, dim);
+		return status_set(OMEN_EINVAL,
+		                  "collection '%s': dimension must be 1 to %d, got %zu", name,
+		                  OMEN_MAX_DIM, dim);
 	if (metric != OMEN_METRIC_L2 && metric != OMEN_METRIC_IP && metric != OMEN_METRIC_COSINE)
 		return status_set(OMEN_EINVAL, "collection '%s': unknown metric %d", name,
 		                  (int)metric);
@@ -122,7 +123,7 @@ static int drop_fn(MDB_txn *txn, void *arg)
 	store *s = x->db->st;
 	catalog_rec r;
 	int st = catalog_get(s, txn, x->name, &r);
-	omen_collection tmp;
+	eng_coll tmp;
 	if (st == OMEN_OK)
 		st = coll_dbis(txn, r.coll_id, false, &tmp);
 	if (st != OMEN_OK)
@@ -139,7 +140,7 @@ static int drop_fn(MDB_txn *txn, void *arg)
 	return rc ? status_from_mdb(rc, "catalog") : OMEN_OK;
 }
 
-int omen_drop_collection(omen_db *db, const char *name)
+int eng_drop_collection(eng_db *db, const char *name)
 {
 	if (!db)
 		return status_set(OMEN_EINVAL, "database handle is NULL");
@@ -147,9 +148,18 @@ int omen_drop_collection(omen_db *db, const char *name)
 	if (st != OMEN_OK)
 		return st;
 	pthread_mutex_lock(&db->mu);
-	for (omen_collection *c = db->open; c; c = c->next)
-		if (!strcmp(c->name, name))
-			st = status_set(OMEN_EBUSY, "collection '%s' has open handles", name);
+	bool waiting;
+	do { /* the indexer's handle is closed soon: wait for it, fail for a user's */
+		waiting = false;
+		for (eng_coll *c = db->open; c && st == OMEN_OK; c = c->next)
+			if (!strcmp(c->name, name) && !c->internal)
+				st = status_set(OMEN_EBUSY, "collection '%s' has open handles",
+				                name);
+			else if (!strcmp(c->name, name))
+				waiting = true;
+		if (st == OMEN_OK && waiting)
+			pthread_cond_wait(&db->closed, &db->mu);
+	} while (st == OMEN_OK && waiting);
 	if (st == OMEN_OK) {
 		create_ctx x = {db, name, 0, 0};
 		st = store_write(db->st, drop_fn, &x, 4096);
@@ -198,7 +208,7 @@ static int list_names(MDB_txn *txn, MDB_dbi dbi, char ***names_out, size_t *n_ou
 	return OMEN_OK;
 }
 
-int omen_list_collections(omen_db *db, char ***names_out, size_t *n_out)
+int eng_list_collections(eng_db *db, char ***names_out, size_t *n_out)
 {
 	if (!db || !names_out || !n_out)
 		return status_set(OMEN_EINVAL, "NULL argument");
@@ -215,7 +225,7 @@ int omen_list_collections(omen_db *db, char ***names_out, size_t *n_out)
 
 static int open_fn(MDB_txn *txn, void *arg)
 {
-	omen_collection *c = arg;
+	eng_coll *c = arg;
 	catalog_rec r;
 	int st = catalog_get(c->db->st, txn, c->name, &r);
 	if (st == OMEN_OK)
@@ -229,17 +239,23 @@ static int open_fn(MDB_txn *txn, void *arg)
 	return OMEN_OK;
 }
 
-int omen_collection_open(omen_db *db, const char *name, omen_collection **out)
+int eng_collection_open(eng_db *db, const char *name, eng_coll **out)
+{
+	return coll_open(db, name, false, out);
+}
+
+int coll_open(eng_db *db, const char *name, bool internal, eng_coll **out)
 {
 	if (!db || !out)
 		return status_set(OMEN_EINVAL, "NULL argument");
 	int st = name_check(name);
 	if (st != OMEN_OK)
 		return st;
-	omen_collection *c = calloc(1, sizeof *c);
+	eng_coll *c = calloc(1, sizeof *c);
 	if (!c)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	c->db = db;
+	c->internal = internal;
 	strcpy(c->name, name);
 	st = store_open_handles(db->st, open_fn, c);
 	if (st != OMEN_OK) {
@@ -255,24 +271,25 @@ int omen_collection_open(omen_db *db, const char *name, omen_collection **out)
 	return OMEN_OK;
 }
 
-void omen_collection_close(omen_collection *c)
+void eng_collection_close(eng_coll *c)
 {
 	if (!c)
 		return;
-	omen_db *db = c->db;
+	eng_db *db = c->db;
 	pthread_mutex_lock(&db->mu);
-	for (omen_collection **pp = &db->open; *pp; pp = &(*pp)->next)
+	for (eng_coll **pp = &db->open; *pp; pp = &(*pp)->next)
 		if (*pp == c) {
 			*pp = c->next;
 			break;
 		}
+	pthread_cond_broadcast(&db->closed);
 	pthread_mutex_unlock(&db->mu);
 	hnsw_scratch_release_all(c);
 	pthread_mutex_destroy(&c->scratch_mu);
 	free(c);
 }
 
-int omen_collection_stats_get(omen_collection *c, omen_collection_stats *out)
+int eng_collection_stats_get(eng_coll *c, omen_collection_stats *out)
 {
 	if (!c || !out)
 		return status_set(OMEN_EINVAL, "NULL argument");
@@ -310,12 +327,12 @@ int omen_collection_stats_get(omen_collection *c, omen_collection_stats *out)
 	return OMEN_OK;
 }
 
-int omen_count(omen_collection *c, uint64_t *out)
+int eng_count(eng_coll *c, uint64_t *out)
 {
 	omen_collection_stats s;
 	if (!out)
 		return status_set(OMEN_EINVAL, "NULL argument");
-	int st = omen_collection_stats_get(c, &s);
+	int st = eng_collection_stats_get(c, &s);
 	if (st == OMEN_OK)
 		*out = s.points;
 	return st;
@@ -338,7 +355,7 @@ static int index_params_check(const omen_index_params *p)
 	return OMEN_OK;
 }
 
-int omen_build_index(omen_collection *c, const omen_index_params *params)
+int eng_build_index(eng_coll *c, const omen_index_params *params)
 {
 	omen_index_params p;
 	omen_index_params_init(&p);
@@ -351,7 +368,7 @@ int omen_build_index(omen_collection *c, const omen_index_params *params)
 		return st;
 	if (p.type == OMEN_INDEX_AUTO) {
 		uint64_t points;
-		st = omen_count(c, &points);
+		st = eng_count(c, &points);
 		if (st != OMEN_OK)
 			return st;
 		p.type = points < OMEN_INDEX_AUTO_HNSW_MIN ? OMEN_INDEX_FLAT : OMEN_INDEX_HNSW;
@@ -362,7 +379,7 @@ int omen_build_index(omen_collection *c, const omen_index_params *params)
 	return st;
 }
 
-int omen_check(omen_collection *c, char **report)
+int eng_check(eng_coll *c, char **report)
 {
 	if (!c)
 		return status_set(OMEN_EINVAL, "collection handle is NULL");

@@ -17,7 +17,7 @@ void omen_open_options_init(omen_open_options *opt)
 	opt->checkpoint_bytes = 256ull << 20;
 }
 
-int omen_open(const char *path, const omen_open_options *opt, omen_db **out)
+int eng_open(const char *path, const omen_open_options *opt, eng_db **out)
 {
 	if (!path || !*path || !out)
 		return status_set(OMEN_EINVAL, "path or output handle is NULL");
@@ -26,7 +26,7 @@ int omen_open(const char *path, const omen_open_options *opt, omen_db **out)
 		omen_open_options_init(&defaults);
 		opt = &defaults;
 	}
-	omen_db *db = calloc(1, sizeof *db);
+	eng_db *db = calloc(1, sizeof *db);
 	if (!db)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	int st = store_open(path, opt, &db->st);
@@ -35,38 +35,40 @@ int omen_open(const char *path, const omen_open_options *opt, omen_db **out)
 		return st;
 	}
 	pthread_mutex_init(&db->mu, NULL);
+	pthread_cond_init(&db->closed, NULL);
 	pthread_mutex_init(&db->build_mu, NULL);
 	if (!opt->read_only && !opt->no_background_index &&
 	    (st = indexer_start(db, &db->ix)) != OMEN_OK) {
-		omen_close(db);
+		eng_close(db);
 		return st;
 	}
 	*out = db;
 	return OMEN_OK;
 }
 
-void omen_close(omen_db *db)
+void eng_close(eng_db *db)
 {
 	if (!db)
 		return;
 	atomic_store(&db->cancel, 1);
 	indexer_stop(db->ix);
 	while (db->open)
-		omen_collection_close(db->open);
+		eng_collection_close(db->open);
 	store_close(db->st);
 	pthread_mutex_destroy(&db->build_mu);
+	pthread_cond_destroy(&db->closed);
 	pthread_mutex_destroy(&db->mu);
 	free(db);
 }
 
-int omen_flush(omen_db *db)
+int eng_flush(eng_db *db)
 {
 	if (!db)
 		return status_set(OMEN_EINVAL, "database handle is NULL");
 	return store_sync(db->st);
 }
 
-int omen_db_stats_get(omen_db *db, omen_db_stats *out)
+int eng_db_stats_get(eng_db *db, omen_db_stats *out)
 {
 	if (!db || !out)
 		return status_set(OMEN_EINVAL, "NULL argument");
@@ -116,15 +118,13 @@ const char *omen_strerror(int status)
 		return "protocol error";
 	case OMEN_ELIMIT:
 		return "limit exceeded";
+	case OMEN_EUNAVAIL:
+		return "a cluster node is unavailable";
+	case OMEN_EAUTH:
+		return "not authorised: token missing or wrong";
 	default:
 		return "unknown status";
 	}
-}
-
-const char *omen_errmsg(const omen_db *db)
-{
-	(void)db;
-	return status_msg();
 }
 
 void omen_free(void *p)
@@ -161,11 +161,8 @@ void omen_search_params_init(omen_search_params *p)
 {
 	if (!p)
 		return;
+	memset(p, 0, sizeof *p);
 	p->k = 10;
-	p->filter = NULL;
-	p->threads = 0;
-	p->ef = 0;
-	p->exact = 0;
 }
 
 void omen_index_params_init(omen_index_params *p)

@@ -9,42 +9,75 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "api/api.h"
 #include "omendb/omendb.h"
 #include "storage/storage.h"
 
 typedef struct indexer indexer;
+typedef struct eng_db eng_db;
+typedef struct eng_coll eng_coll;
 
-struct omen_db {
+struct eng_db {
+	struct omen_db base; /* first: the public handle */
 	store *st;
-	pthread_mutex_t mu;    /* guards the list of open collection handles */
-	omen_collection *open; /* open handles, for omen_drop_collection's busy check */
+	pthread_mutex_t mu;       /* guards the list of open collection handles */
+	eng_coll *open;           /* open handles, for omen_drop_collection's busy check */
+	pthread_cond_t closed;    /* signalled (under mu) when a handle is closed */
 	pthread_mutex_t build_mu; /* one index build at a time (user or background) */
 	atomic_int cancel;        /* set by omen_close: builds in progress give up */
 	indexer *ix;              /* background indexer, or NULL (read-only, or disabled) */
 };
 
+/* ---- the embedded implementation of the public API (api/api.c dispatches here) ----
+ * Each eng_X does what omen_X documents in include/omendb/omendb.h. */
+
+int eng_open(const char *path, const omen_open_options *opt, eng_db **out);
+void eng_close(eng_db *db);
+int eng_flush(eng_db *db);
+int eng_db_stats_get(eng_db *db, omen_db_stats *out);
+int eng_create_collection(eng_db *db, const char *name, size_t dim, omen_metric metric);
+int eng_drop_collection(eng_db *db, const char *name);
+int eng_list_collections(eng_db *db, char ***names_out, size_t *n_out);
+int eng_collection_open(eng_db *db, const char *name, eng_coll **out);
+void eng_collection_close(eng_coll *c);
+/* eng_collection_open; an internal handle (the background indexer's) makes a drop wait for its
+ * close rather than fail with OMEN_EBUSY. */
+int coll_open(eng_db *db, const char *name, bool internal, eng_coll **out);
+int eng_collection_stats_get(eng_coll *c, omen_collection_stats *out);
+int eng_count(eng_coll *c, uint64_t *out);
+int eng_upsert(eng_coll *c, const omen_batch *b, uint64_t *assigned_ids);
+int eng_get(eng_coll *c, const uint64_t *ids, size_t n, float *vectors, char **metadata,
+            uint8_t *found);
+int eng_delete(eng_coll *c, const uint64_t *ids, size_t n, size_t *deleted);
+int eng_search(eng_coll *c, const float *queries, size_t nq, size_t dim,
+               const omen_search_params *params, uint64_t *ids_out, float *dists_out);
+int eng_build_index(eng_coll *c, const omen_index_params *params);
+int eng_check(eng_coll *c, char **report);
+
 /* ---- background indexer (indexer.c) ---- */
 
-int indexer_start(omen_db *db, indexer **out);
+int indexer_start(eng_db *db, indexer **out);
 /* Tells the indexer that collection name was written to. */
 void indexer_notify(indexer *ix, const char *name);
 void indexer_stop(indexer *ix);
 
-struct omen_collection {
-	omen_db *db;
+struct eng_coll {
+	struct omen_collection base; /* first: the public handle */
+	eng_db *db;
 	char name[OMEN_MAX_NAME + 1];
 	uint32_t coll_id;
 	uint32_t dim;
 	uint32_t cap; /* rows per vector chunk */
 	omen_metric metric;
-	MDB_dbi vec_dbi;  /* chunk number (BE u64) -> vector chunk */
-	MDB_dbi id_dbi;   /* point id (BE u64) -> row (LE u64) */
-	MDB_dbi meta_dbi; /* row (BE u64) -> metadata record */
-	MDB_dbi tomb_dbi; /* chunk number (BE u64) -> tombstone bitset */
-	MDB_dbi graph_dbi; /* HNSW header, level-0 link chunks, upper levels */
-	pthread_mutex_t scratch_mu; /* guards the pool of search scratch spaces */
+	MDB_dbi vec_dbi;              /* chunk number (BE u64) -> vector chunk */
+	MDB_dbi id_dbi;               /* point id (BE u64) -> row (LE u64) */
+	MDB_dbi meta_dbi;             /* row (BE u64) -> metadata record */
+	MDB_dbi tomb_dbi;             /* chunk number (BE u64) -> tombstone bitset */
+	MDB_dbi graph_dbi;            /* HNSW header, level-0 link chunks, upper levels */
+	pthread_mutex_t scratch_mu;   /* guards the pool of search scratch spaces */
 	struct hnsw_scratch *scratch; /* free scratch spaces, a linked list */
-	omen_collection *next;
+	bool internal; /* the background indexer's: a drop waits for it instead of failing */
+	eng_coll *next;
 };
 
 /* Rows per segment: segments are runs of whole chunks; the last one takes writes. */
@@ -89,7 +122,7 @@ typedef struct roaring_bitmap_s roaring_bitmap_t;
  * (pointers into the map, valid while the transaction lives), tombstones, and the rows a
  * filter allows. */
 typedef struct snapshot {
-	omen_collection *c;
+	eng_coll *c;
 	catalog_rec rec;
 	size_t nchunks;
 	chunk_view *views;
@@ -101,7 +134,7 @@ typedef struct snapshot {
 
 /* Loads the snapshot of collection c in txn, compiling and evaluating filter_json (may be
  * NULL). */
-int snap_open(omen_collection *c, MDB_txn *txn, const char *filter_json, snapshot *s);
+int snap_open(eng_coll *c, MDB_txn *txn, const char *filter_json, snapshot *s);
 void snap_close(snapshot *s);
 
 /* The largest stored squared norm (a pass over all norms; for SGEMM error bounds). */
@@ -138,10 +171,10 @@ typedef struct search_req {
 	size_t nq;
 	size_t k;
 	int threads;
-	size_t ef;            /* HNSW candidate list size (>= k) */
-	uint64_t row_min;     /* exact search: only rows from this one on */
-	uint64_t *ids_out;    /* nq x k */
-	float *dists_out;     /* nq x k */
+	size_t ef;         /* HNSW candidate list size (>= k) */
+	uint64_t row_min;  /* exact search: only rows from this one on */
+	uint64_t *ids_out; /* nq x k */
+	float *dists_out;  /* nq x k */
 } search_req;
 
 /* Exact search over the snapshot's allowed rows from req->row_min on. */
@@ -160,21 +193,21 @@ typedef struct hnsw_info {
 	uint64_t bytes; /* persisted size */
 } hnsw_info;
 
-int hnsw_info_get(omen_collection *c, MDB_txn *txn, hnsw_info *out);
+int hnsw_info_get(eng_coll *c, MDB_txn *txn, hnsw_info *out);
 
 /* Approximate search of the indexed rows; writes nq x k results like flat_search. */
 int hnsw_search(const snapshot *s, MDB_txn *txn, const search_req *req);
 
-int hnsw_build(omen_collection *c, const omen_index_params *p);
-int hnsw_drop(omen_collection *c);
-int hnsw_check(omen_collection *c, char **report);
+int hnsw_build(eng_coll *c, const omen_index_params *p);
+int hnsw_drop(eng_coll *c);
+int hnsw_check(eng_coll *c, char **report);
 
 /* Frees the collection's pooled search scratch spaces (at handle close). */
-void hnsw_scratch_release_all(omen_collection *c);
+void hnsw_scratch_release_all(eng_coll *c);
 
 /* ---- helpers shared by the engine's files ---- */
 
 /* Reads the collection's catalog record in txn; OMEN_ENOTFOUND when it was dropped. */
-int coll_catalog(omen_collection *c, MDB_txn *txn, catalog_rec *out);
+int coll_catalog(eng_coll *c, MDB_txn *txn, catalog_rec *out);
 
 #endif

@@ -193,7 +193,7 @@ static bool scratch_begin(hnsw_scratch *x, uint64_t n)
 	return true;
 }
 
-static hnsw_scratch *scratch_take(omen_collection *c)
+static hnsw_scratch *scratch_take(eng_coll *c)
 {
 	pthread_mutex_lock(&c->scratch_mu);
 	hnsw_scratch *x = c->scratch;
@@ -203,7 +203,7 @@ static hnsw_scratch *scratch_take(omen_collection *c)
 	return x ? x : calloc(1, sizeof *x);
 }
 
-static void scratch_give(omen_collection *c, hnsw_scratch *x)
+static void scratch_give(eng_coll *c, hnsw_scratch *x)
 {
 	if (!x)
 		return;
@@ -213,7 +213,7 @@ static void scratch_give(omen_collection *c, hnsw_scratch *x)
 	pthread_mutex_unlock(&c->scratch_mu);
 }
 
-void hnsw_scratch_release_all(omen_collection *c)
+void hnsw_scratch_release_all(eng_coll *c)
 {
 	while (c->scratch) {
 		hnsw_scratch *x = c->scratch;
@@ -306,7 +306,7 @@ static bool rec_ok(const MDB_val *v, const char *magic, size_t min)
 }
 
 /* Reads the header into g (sizes only). OMEN_ENOTFOUND without a message when absent. */
-static int header_read(omen_collection *c, MDB_txn *txn, graph *g)
+static int header_read(eng_coll *c, MDB_txn *txn, graph *g)
 {
 	unsigned char kb[9];
 	key1(kb, 'H', 0);
@@ -336,7 +336,7 @@ static int header_read(omen_collection *c, MDB_txn *txn, graph *g)
 	return OMEN_OK;
 }
 
-int hnsw_info_get(omen_collection *c, MDB_txn *txn, hnsw_info *out)
+int hnsw_info_get(eng_coll *c, MDB_txn *txn, hnsw_info *out)
 {
 	graph g = {0};
 	int st = header_read(c, txn, &g);
@@ -360,7 +360,7 @@ static int quant_alloc(graph *g)
 }
 
 /* Maps the int8 code records and copies the quantizer (min and step per dimension). */
-static int map_codes(omen_collection *c, MDB_txn *txn, graph *g)
+static int map_codes(eng_coll *c, MDB_txn *txn, graph *g)
 {
 	unsigned char kb[9];
 	MDB_val k = {1, kb}, v;
@@ -396,7 +396,7 @@ static int map_codes(omen_collection *c, MDB_txn *txn, graph *g)
 }
 
 /* Maps the persisted graph of txn into g (zero copy). */
-static int graph_map(omen_collection *c, MDB_txn *txn, graph *g)
+static int graph_map(eng_coll *c, MDB_txn *txn, graph *g)
 {
 	int st = header_read(c, txn, g);
 	if (st != OMEN_OK)
@@ -1042,7 +1042,7 @@ static int repair(builder *b)
 /* ---- persistence ---- */
 
 typedef struct persist_ctx {
-	omen_collection *c;
+	eng_coll *c;
 	const graph *g;
 	uint64_t bytes;
 } persist_ctx;
@@ -1182,12 +1182,12 @@ static int persist_fn(MDB_txn *txn, void *arg)
 
 static int drop_fn(MDB_txn *txn, void *arg)
 {
-	omen_collection *c = arg;
+	eng_coll *c = arg;
 	int rc = mdb_drop(txn, c->graph_dbi, 0);
 	return rc ? status_from_mdb(rc, "index") : OMEN_OK;
 }
 
-int hnsw_drop(omen_collection *c)
+int hnsw_drop(eng_coll *c)
 {
 	return store_write(c->db->st, drop_fn, c, 4096);
 }
@@ -1291,7 +1291,7 @@ static int build_graph(builder *b, MDB_txn *txn, const omen_index_params *p)
 	return st;
 }
 
-int hnsw_build(omen_collection *c, const omen_index_params *p)
+int hnsw_build(eng_coll *c, const omen_index_params *p)
 {
 	builder b = {.ml = 1.0 / log((double)p->m)};
 	b.locks = calloc(LOCK_STRIPES, sizeof *b.locks);
@@ -1471,7 +1471,7 @@ static void check_graph(check_ctx *x)
 	free(levels);
 }
 
-int hnsw_check(omen_collection *c, char **report)
+int hnsw_check(eng_coll *c, char **report)
 {
 	check_ctx x = {0};
 	graph g = {0};

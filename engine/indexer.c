@@ -12,7 +12,7 @@
 #include "engine/engine.h"
 
 struct indexer {
-	omen_db *db;
+	eng_db *db;
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -22,10 +22,10 @@ struct indexer {
 };
 
 /* True when the collection's tail is large enough to index; fills p with its parameters. */
-static bool tail_due(omen_collection *c, omen_index_params *p)
+static bool tail_due(eng_coll *c, omen_index_params *p)
 {
 	omen_collection_stats s;
-	if (omen_collection_stats_get(c, &s) != OMEN_OK || strcmp(s.index, "hnsw") != 0)
+	if (eng_collection_stats_get(c, &s) != OMEN_OK || strcmp(s.index, "hnsw") != 0)
 		return false;
 	uint64_t rows = s.points + s.deleted, tail = rows > s.indexed ? rows - s.indexed : 0;
 	uint64_t need = s.indexed / 20;
@@ -44,17 +44,18 @@ static bool tail_due(omen_collection *c, omen_index_params *p)
 
 static void examine(indexer *ix, const char *name)
 {
-	omen_collection *c;
+	eng_coll *c;
 	omen_index_params p;
-	if (omen_collection_open(ix->db, name, &c) != OMEN_OK)
+	if (coll_open(ix->db, name, true, &c) != OMEN_OK)
 		return; /* dropped meanwhile */
 	if (tail_due(c, &p)) {
 		pthread_mutex_lock(&ix->db->build_mu);
 		if (!atomic_load(&ix->db->cancel) && tail_due(c, &p))
-			hnsw_build(c, &p); /* a failure leaves the old index; the tail stays exact */
+			hnsw_build(c,
+			           &p); /* a failure leaves the old index; the tail stays exact */
 		pthread_mutex_unlock(&ix->db->build_mu);
 	}
-	omen_collection_close(c);
+	eng_collection_close(c);
 }
 
 static void *indexer_main(void *arg)
@@ -76,7 +77,7 @@ static void *indexer_main(void *arg)
 	return NULL;
 }
 
-int indexer_start(omen_db *db, indexer **out)
+int indexer_start(eng_db *db, indexer **out)
 {
 	indexer *ix = calloc(1, sizeof *ix);
 	if (!ix)

@@ -15,7 +15,7 @@
 /* A batch after validation: the vectors to store (normalised for cosine), their squared norms
  * and the encoded metadata records. */
 typedef struct prepared {
-	omen_collection *c;
+	eng_coll *c;
 	size_t n;
 	const uint64_t *ids_in; /* NULL: assign */
 	const float *vecs;
@@ -81,7 +81,7 @@ static int check_ids(prepared *p)
 
 /* Finds the first non-finite component of x for the error message; OMEN_OK if there is none
  * (the squared norm then merely overflowed float). */
-static int find_nonfinite(const omen_collection *c, const float *x, size_t i)
+static int find_nonfinite(const eng_coll *c, const float *x, size_t i)
 {
 	for (size_t j = 0; j < c->dim; j++)
 		if (!isfinite(x[j]))
@@ -95,7 +95,7 @@ static int find_nonfinite(const omen_collection *c, const float *x, size_t i)
  * infinities propagate), unless huge finite values overflow it, which the slow scan tells apart. */
 static int check_vectors(prepared *p, const float *v)
 {
-	omen_collection *c = p->c;
+	eng_coll *c = p->c;
 	size_t dim = c->dim;
 	const dist_kernels *dk = dist_best();
 	if (c->metric == OMEN_METRIC_COSINE && !(p->norm_copy = malloc(p->n * dim * 4)))
@@ -149,7 +149,7 @@ static int check_metadata(prepared *p, const char *const *meta)
 	return OMEN_OK;
 }
 
-static int prepare(omen_collection *c, const omen_batch *b, prepared *p)
+static int prepare(eng_coll *c, const omen_batch *b, prepared *p)
 {
 	memset(p, 0, sizeof *p);
 	p->c = c;
@@ -178,7 +178,7 @@ static int prepare(omen_collection *c, const omen_batch *b, prepared *p)
 /* ---- tombstones ---- */
 
 /* Sets the tombstone bits of rows (sorted ascending in place) in txn. */
-static int tomb_mark(omen_collection *c, MDB_txn *txn, uint64_t *rows, size_t n)
+static int tomb_mark(eng_coll *c, MDB_txn *txn, uint64_t *rows, size_t n)
 {
 	qsort(rows, n, sizeof *rows, cmp_u64);
 	size_t nw = ((size_t)c->cap + 63) / 64;
@@ -216,7 +216,7 @@ static int tomb_mark(omen_collection *c, MDB_txn *txn, uint64_t *rows, size_t n)
 }
 
 /* Removes the live point id (if any): id map entry and metadata. Adds its row to rows[*n]. */
-static int unlink_point(omen_collection *c, MDB_txn *txn, uint64_t id, uint64_t *rows,
+static int unlink_point(eng_coll *c, MDB_txn *txn, uint64_t id, uint64_t *rows,
                         size_t *n)
 {
 	uint64_t row;
@@ -237,7 +237,7 @@ static int unlink_point(omen_collection *c, MDB_txn *txn, uint64_t id, uint64_t 
 
 /* Appends n rows starting at row `first` to the vector chunks. The partial last chunk is
  * rewritten whole (LMDB has no partial value writes); new chunks are appended. */
-static int append_rows(omen_collection *c, MDB_txn *txn, uint64_t first, const prepared *p)
+static int append_rows(eng_coll *c, MDB_txn *txn, uint64_t first, const prepared *p)
 {
 	size_t done = 0;
 	while (done < p->n) {
@@ -282,7 +282,7 @@ static int append_rows(omen_collection *c, MDB_txn *txn, uint64_t first, const p
 
 /* Writes the id map runs and metadata records of the new rows. beyond_all: every id
  * is larger than any id already mapped. */
-static int index_rows(omen_collection *c, MDB_txn *txn, uint64_t first, const prepared *p,
+static int index_rows(eng_coll *c, MDB_txn *txn, uint64_t first, const prepared *p,
                       bool beyond_all)
 {
 	int st = OMEN_OK;
@@ -308,7 +308,7 @@ static int index_rows(omen_collection *c, MDB_txn *txn, uint64_t first, const pr
 }
 
 /* Removes the points that the batch replaces (ids already present). */
-static int replace_existing(omen_collection *c, MDB_txn *txn, prepared *p, uint64_t next_id)
+static int replace_existing(eng_coll *c, MDB_txn *txn, prepared *p, uint64_t next_id)
 {
 	p->replaced = 0;
 	if (!p->ids_in || p->min_id >= next_id)
@@ -328,7 +328,7 @@ static int replace_existing(omen_collection *c, MDB_txn *txn, prepared *p, uint6
 static int upsert_fn(MDB_txn *txn, void *arg)
 {
 	prepared *p = arg;
-	omen_collection *c = p->c;
+	eng_coll *c = p->c;
 	catalog_rec r;
 	int st = coll_catalog(c, txn, &r);
 	if (st != OMEN_OK)
@@ -361,7 +361,7 @@ static int upsert_fn(MDB_txn *txn, void *arg)
 	return catalog_put(c->db->st, txn, c->name, &r);
 }
 
-int omen_upsert(omen_collection *c, const omen_batch *b, uint64_t *assigned_ids)
+int eng_upsert(eng_coll *c, const omen_batch *b, uint64_t *assigned_ids)
 {
 	if (!c)
 		return status_set(OMEN_EINVAL, "collection handle is NULL");
@@ -381,7 +381,7 @@ int omen_upsert(omen_collection *c, const omen_batch *b, uint64_t *assigned_ids)
 /* ---- delete ---- */
 
 typedef struct delete_ctx {
-	omen_collection *c;
+	eng_coll *c;
 	const uint64_t *ids;
 	size_t n;
 	size_t deleted;
@@ -390,7 +390,7 @@ typedef struct delete_ctx {
 static int delete_fn(MDB_txn *txn, void *arg)
 {
 	delete_ctx *x = arg;
-	omen_collection *c = x->c;
+	eng_coll *c = x->c;
 	catalog_rec r;
 	int st = coll_catalog(c, txn, &r);
 	uint64_t *rows = malloc(x->n * sizeof *rows);
@@ -411,7 +411,7 @@ static int delete_fn(MDB_txn *txn, void *arg)
 	return st;
 }
 
-int omen_delete(omen_collection *c, const uint64_t *ids, size_t n, size_t *deleted)
+int eng_delete(eng_coll *c, const uint64_t *ids, size_t n, size_t *deleted)
 {
 	if (!c || (n && !ids))
 		return status_set(OMEN_EINVAL, "NULL argument");
@@ -427,7 +427,7 @@ int omen_delete(omen_collection *c, const uint64_t *ids, size_t n, size_t *delet
 /* ---- get ---- */
 
 /* Looks up one point: its row's vector into vec (may be NULL) and metadata into *meta. */
-static int get_one(omen_collection *c, MDB_txn *txn, uint64_t id, float *vec, char **meta,
+static int get_one(eng_coll *c, MDB_txn *txn, uint64_t id, float *vec, char **meta,
                    uint8_t *found)
 {
 	uint64_t row;
@@ -476,7 +476,7 @@ static int get_one(omen_collection *c, MDB_txn *txn, uint64_t id, float *vec, ch
 	return OMEN_OK;
 }
 
-int omen_get(omen_collection *c, const uint64_t *ids, size_t n, float *vectors,
+int eng_get(eng_coll *c, const uint64_t *ids, size_t n, float *vectors,
              char **metadata, uint8_t *found)
 {
 	if (!c || (n && (!ids || !found)))

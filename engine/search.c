@@ -12,7 +12,7 @@
 #include "engine/engine.h"
 
 /* Validates the queries and, for cosine, normalises them into *copy. */
-static int check_queries(omen_collection *c, const float *qs, size_t nq, float **copy)
+static int check_queries(eng_coll *c, const float *qs, size_t nq, float **copy)
 {
 	size_t dim = c->dim;
 	*copy = NULL;
@@ -37,7 +37,7 @@ static int check_queries(omen_collection *c, const float *qs, size_t nq, float *
 	return OMEN_OK;
 }
 
-static int check_params(omen_collection *c, size_t nq, size_t dim, const omen_search_params *p)
+static int check_params(eng_coll *c, size_t nq, size_t dim, const omen_search_params *p)
 {
 	if (nq < 1 || nq > OMEN_MAX_BATCH)
 		return status_set(OMEN_EINVAL, "query count must be 1 to %d, got %zu",
@@ -58,7 +58,7 @@ static int check_params(omen_collection *c, size_t nq, size_t dim, const omen_se
 /* Runs the request on the snapshot by the path that fits. */
 static int run(const snapshot *s, MDB_txn *txn, search_req *req, bool exact)
 {
-	omen_collection *c = s->c;
+	eng_coll *c = s->c;
 	if (req->k > s->rec.points)
 		return status_set(OMEN_EINVAL, "k=%zu exceeds the %llu points of collection '%s'",
 		                  req->k, (unsigned long long)s->rec.points, c->name);
@@ -70,7 +70,7 @@ static int run(const snapshot *s, MDB_txn *txn, search_req *req, bool exact)
 	return st == OMEN_OK ? hnsw_search(s, txn, req) : st;
 }
 
-int omen_search(omen_collection *c, const float *queries, size_t nq, size_t dim,
+int eng_search(eng_coll *c, const float *queries, size_t nq, size_t dim,
                 const omen_search_params *params, uint64_t *ids_out, float *dists_out)
 {
 	omen_search_params defaults;
@@ -100,5 +100,7 @@ int omen_search(omen_collection *c, const float *queries, size_t nq, size_t dim,
 	if (txn)
 		store_read_end(c->db->st, txn);
 	free(copy);
+	if (st == OMEN_OK && params->info)
+		*params->info = (omen_search_info){1, 1};
 	return st;
 }

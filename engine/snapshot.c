@@ -15,7 +15,7 @@
 /* Loads the views of all chunks, which must be numbered 0..n-1. */
 static int load_chunks(snapshot *s, MDB_txn *txn)
 {
-	omen_collection *c = s->c;
+	eng_coll *c = s->c;
 	uint64_t rows = s->rec.rows;
 	size_t n = (size_t)((rows + c->cap - 1) / c->cap);
 	s->views = calloc(n ? n : 1, sizeof *s->views);
@@ -46,7 +46,7 @@ static int load_chunks(snapshot *s, MDB_txn *txn)
 
 static int load_tombs(snapshot *s, MDB_txn *txn)
 {
-	omen_collection *c = s->c;
+	eng_coll *c = s->c;
 	MDB_cursor *cur;
 	int rc = mdb_cursor_open(txn, c->tomb_dbi, &cur);
 	if (rc != 0)
@@ -112,7 +112,7 @@ static int load_filter(snapshot *s, MDB_txn *txn, const char *json)
 	return st;
 }
 
-int snap_open(omen_collection *c, MDB_txn *txn, const char *filter_json, snapshot *s)
+int snap_open(eng_coll *c, MDB_txn *txn, const char *filter_json, snapshot *s)
 {
 	memset(s, 0, sizeof *s);
 	s->c = c;

@@ -45,7 +45,9 @@ enum {
 	OMEN_EBUSY = 10,    /* resource in use (e.g. dropping a collection with open handles) */
 	OMEN_ENOTSUP = 11,  /* not supported by this build or mode */
 	OMEN_EPROTO = 12,   /* malformed message from a peer */
-	OMEN_ELIMIT = 13    /* a documented limit was exceeded (collections, k, batch size) */
+	OMEN_ELIMIT = 13,   /* a documented limit was exceeded (collections, k, batch size) */
+	OMEN_EUNAVAIL = 14, /* cluster: a node did not answer within the deadline */
+	OMEN_EAUTH = 15     /* cluster: the shared token is missing or wrong */
 };
 
 /* Distance metrics. Distances are "smaller is closer":
@@ -206,7 +208,18 @@ typedef struct omen_search_params {
 	size_t ef;          /* HNSW candidate list size; 0 = OMEN_HNSW_EF_DEFAULT. Raised to k
 	                       when smaller; at most OMEN_HNSW_EF_MAX. Ignored without HNSW. */
 	int exact;          /* nonzero: exact search even when an index exists */
+	int partial;        /* cluster: nonzero accepts results from the shards that answered
+	                       before the deadline (see info); default 0: such a search fails
+	                       with OMEN_EUNAVAIL. Ignored by embedded databases. */
+	struct omen_search_info *info; /* NULL, or receives how the search was served */
 } omen_search_params;
+
+/* How a search was served (filled on success when omen_search_params.info is set). */
+typedef struct omen_search_info {
+	uint32_t shards_total;    /* cluster: logical shards of the collection; embedded: 1 */
+	uint32_t shards_answered; /* shards whose results are merged in (< total only with
+	                             partial) */
+} omen_search_info;
 
 void omen_search_params_init(omen_search_params *p);
 
@@ -264,6 +277,26 @@ int omen_build_index(omen_collection *coll, const omen_index_params *params);
  * reachable from the entry point. OMEN_OK when healthy (also without an index), OMEN_ECORRUPT
  * otherwise. When report is not NULL it receives a text report (free with omen_free). */
 int omen_check(omen_collection *coll, char **report);
+
+/* ---- Remote databases (a cluster's coordinator; docs/CLUSTER.md) ---- */
+
+typedef struct omen_connect_options {
+	const char *token;   /* the shared token the cluster requires, or NULL (default) */
+	uint32_t timeout_ms; /* deadline of each call; default 30000, 1..3600000 */
+} omen_connect_options;
+
+void omen_connect_options_init(omen_connect_options *opt);
+
+/* Connects to a coordinator at url ("tcp://host:port"). The handle serves the same calls as
+ * an embedded database, with these differences: omen_build_index reports no progress;
+ * omen_open_options do not apply; a batch is atomic on each shard, not across shards (a failed
+ * upsert or delete says which shards failed; retrying it is safe). Connecting does not wait
+ * for the coordinator: a call made while it is down fails with OMEN_EUNAVAIL after the
+ * timeout. Close with omen_close(). */
+int omen_connect(const char *url, const omen_connect_options *opt, omen_db **out);
+
+/* True (1) when path names a remote database ("tcp://..."), for programs that accept either. */
+int omen_is_remote_url(const char *path);
 
 /* Makes every acknowledged write durable (needed only in OMEN_DURABLE_RELAXED mode). */
 int omen_flush(omen_db *db);

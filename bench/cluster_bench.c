@@ -1,0 +1,281 @@
+/*
+ * Cluster benchmarks (docs/BENCHMARKS.md, section Cluster), through the public API only.
+ *
+ *   omendb-bench-cluster latency URL DIR [--n N] [--dim D] [--queries Q] [--rounds R]
+ *       Loads the same clustered points into a collection of the cluster at URL and into an
+ *       embedded database in DIR, then runs Q single queries (k = 10) against each, in
+ *       alternating rounds, exact and through HNSW, and prints p50/p99 of both and the
+ *       microseconds the coordinator adds.
+ *   omendb-bench-cluster throughput URL [--n N] [--dim D] [--threads T] [--seconds S]
+ *       Upserts batches of 1,000 points from T client threads for S seconds, then searches
+ *       single queries (k = 10, exact) from T threads for S seconds; prints points/s and
+ *       queries/s.
+ *
+ * Output: one JSON object on stdout.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_util.h"
+#include "omendb/omendb.h"
+
+#define K 10
+
+typedef struct opts {
+	const char *mode, *url, *dir;
+	size_t n, dim, queries, rounds;
+	int threads;
+	double seconds;
+} opts;
+
+/* Clustered Gaussian points: 64 centres (sd 10), unit noise; deterministic per seed. */
+static uint64_t rng_state;
+static double uniform(void)
+{
+	rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+	return ((rng_state >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+static double gauss(void)
+{
+	return sqrt(-2 * log(uniform())) * cos(2 * M_PI * uniform());
+}
+
+static float *clustered(size_t n, size_t dim, uint64_t seed)
+{
+	rng_state = seed;
+	float *c = bu_xmalloc(64 * dim * sizeof *c), *v = bu_xmalloc(n * dim * sizeof *v);
+	for (size_t i = 0; i < 64 * dim; i++)
+		c[i] = (float)(10 * gauss());
+	for (size_t i = 0; i < n; i++) {
+		size_t k = (size_t)(uniform() * 64);
+		for (size_t d = 0; d < dim; d++)
+			v[i * dim + d] = c[k * dim + d] + (float)gauss();
+	}
+	free(c);
+	return v;
+}
+
+static omen_collection *fresh(omen_db *db, const char *name, size_t dim)
+{
+	omen_drop_collection(db, name);
+	bu_check(omen_create_collection(db, name, dim, OMEN_METRIC_L2), "create");
+	omen_collection *c;
+	bu_check(omen_collection_open(db, name, &c), "open collection");
+	return c;
+}
+
+static void load(omen_collection *c, const float *v, size_t n, size_t dim)
+{
+	for (size_t at = 0; at < n; at += 10000) {
+		size_t m = n - at < 10000 ? n - at : 10000;
+		uint64_t *ids = bu_xmalloc(m * sizeof *ids);
+		for (size_t i = 0; i < m; i++)
+			ids[i] = at + i;
+		omen_batch b = {m, dim, ids, v + at * dim, NULL};
+		bu_check(omen_upsert(c, &b, NULL), "upsert");
+		free(ids);
+	}
+}
+
+/* Times each single query; lat receives seconds per query. */
+static void time_queries(omen_collection *c, const float *q, size_t nq, size_t dim, int exact,
+                         double *lat)
+{
+	omen_search_params p;
+	omen_search_params_init(&p);
+	p.k = K;
+	p.exact = exact;
+	p.threads = 1;
+	uint64_t ids[K];
+	float d[K];
+	for (size_t i = 0; i < nq; i++) {
+		double t0 = bu_now();
+		bu_check(omen_search(c, q + i * dim, 1, dim, &p, ids, d), "search");
+		lat[i] = bu_now() - t0;
+	}
+}
+
+static void print_side(const char *name, double *lat, size_t n, int last)
+{
+	printf("    \"%s\": {\"p50_us\": %.1f, \"p99_us\": %.1f}%s\n", name,
+	       1e6 * bu_quantile(lat, n, 0.5), 1e6 * bu_quantile(lat, n, 0.99), last ? "" : ",");
+}
+
+static int latency(const opts *o)
+{
+	omen_db *remote, *local;
+	bu_check(omen_connect(o->url, NULL, &remote), "connect");
+	bu_rm_rf(o->dir);
+	bu_check(omen_open(o->dir, NULL, &local), "open");
+	float *v = clustered(o->n, o->dim, 1), *q = clustered(o->queries, o->dim, 2);
+	omen_collection *cr = fresh(remote, "lat", o->dim), *cl = fresh(local, "lat", o->dim);
+	load(cr, v, o->n, o->dim);
+	load(cl, v, o->n, o->dim);
+	omen_index_params ip;
+	omen_index_params_init(&ip);
+	ip.type = OMEN_INDEX_HNSW;
+	bu_check(omen_build_index(cr, &ip), "index");
+	bu_check(omen_build_index(cl, &ip), "index");
+	size_t total = o->queries * o->rounds;
+	printf("{\"n\": %zu, \"dim\": %zu, \"k\": %d, \"queries\": %zu, \"rounds\": %zu,\n", o->n,
+	       o->dim, K, o->queries, o->rounds);
+	for (int exact = 1; exact >= 0; exact--) {
+		double *lr = bu_xmalloc(total * sizeof *lr), *ll = bu_xmalloc(total * sizeof *ll);
+		time_queries(cl, q, o->queries, o->dim, exact, ll); /* warm-up */
+		time_queries(cr, q, o->queries, o->dim, exact, lr);
+		for (size_t r = 0; r < o->rounds; r++) { /* alternate, so that noise hits both */
+			time_queries(cl, q, o->queries, o->dim, exact, ll + r * o->queries);
+			time_queries(cr, q, o->queries, o->dim, exact, lr + r * o->queries);
+		}
+		double added = bu_quantile(lr, total, 0.5) - bu_quantile(ll, total, 0.5);
+		printf("  \"%s\": {\n", exact ? "exact" : "hnsw");
+		print_side("embedded", ll, total, 0);
+		print_side("cluster", lr, total, 0);
+		printf("    \"added_p50_us\": %.1f, \"added_p99_us\": %.1f\n  }%s\n", 1e6 * added,
+		       1e6 * (bu_quantile(lr, total, 0.99) - bu_quantile(ll, total, 0.99)),
+		       exact ? "," : "");
+		free(lr);
+		free(ll);
+	}
+	printf("}\n");
+	omen_collection_close(cr);
+	omen_collection_close(cl);
+	omen_close(remote);
+	omen_close(local);
+	free(v);
+	free(q);
+	return 0;
+}
+
+typedef struct worker {
+	const opts *o;
+	omen_collection *c;
+	const float *v;
+	int id;
+	double until;
+	size_t done; /* points upserted or queries answered */
+} worker;
+
+static void *upserter(void *arg)
+{
+	worker *w = arg;
+	size_t dim = w->o->dim, m = 1000;
+	uint64_t *ids = bu_xmalloc(m * sizeof *ids);
+	for (uint64_t round = 0; bu_now() < w->until; round++) {
+		for (size_t i = 0; i < m; i++) /* fresh ids per thread and round */
+			ids[i] = ((uint64_t)w->id << 40) + round * m + i;
+		omen_batch b = {m, dim, ids, w->v + ((round * m) % (w->o->n - m)) * dim, NULL};
+		bu_check(omen_upsert(w->c, &b, NULL), "upsert");
+		w->done += m;
+	}
+	free(ids);
+	return NULL;
+}
+
+static void *searcher(void *arg)
+{
+	worker *w = arg;
+	omen_search_params p;
+	omen_search_params_init(&p);
+	p.k = K;
+	p.exact = 1;
+	p.threads = 1;
+	uint64_t ids[K];
+	float d[K];
+	for (size_t i = (size_t)w->id * 7919; bu_now() < w->until; i++, w->done++)
+		bu_check(
+		    omen_search(w->c, w->v + (i % w->o->n) * w->o->dim, 1, w->o->dim, &p, ids, d),
+		    "search");
+	return NULL;
+}
+
+/* Runs fn on o->threads threads for o->seconds; returns operations per second. */
+static double run_threads(const opts *o, omen_collection *c, const float *v, void *(*fn)(void *))
+{
+	pthread_t t[256];
+	worker w[256];
+	double t0 = bu_now();
+	for (int i = 0; i < o->threads; i++) {
+		w[i] = (worker){o, c, v, i + 1, t0 + o->seconds, 0};
+		pthread_create(&t[i], NULL, fn, &w[i]);
+	}
+	size_t done = 0;
+	for (int i = 0; i < o->threads; i++) {
+		pthread_join(t[i], NULL);
+		done += w[i].done;
+	}
+	return (double)done / (bu_now() - t0);
+}
+
+static int throughput(const opts *o)
+{
+	omen_db *db;
+	bu_check(omen_connect(o->url, NULL, &db), "connect");
+	float *v = clustered(o->n, o->dim, 1);
+	omen_collection *c = fresh(db, "tput", o->dim);
+	double ups = run_threads(o, c, v, upserter);
+	double qps = run_threads(o, c, v, searcher);
+	uint64_t points;
+	bu_check(omen_count(c, &points), "count");
+	printf("{\"dim\": %zu, \"threads\": %d, \"seconds\": %.1f, \"upsert_points_per_s\": %.0f, "
+	       "\"search_queries_per_s\": %.1f, \"points_searched\": %llu}\n",
+	       o->dim, o->threads, o->seconds, ups, qps, (unsigned long long)points);
+	omen_collection_close(c);
+	omen_close(db);
+	free(v);
+	return 0;
+}
+
+static size_t num(const char *s)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (*end || !*s)
+		bu_die("omendb-bench-cluster", "'%s' is not a number", s);
+	return (size_t)v;
+}
+
+int main(int argc, char **argv)
+{
+	opts o = {
+	    .n = 100000, .dim = 128, .queries = 1000, .rounds = 5, .threads = 4, .seconds = 10};
+	int pos = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : "";
+		if (strcmp(a, "--n") == 0)
+			o.n = num(val), i++;
+		else if (strcmp(a, "--dim") == 0)
+			o.dim = num(val), i++;
+		else if (strcmp(a, "--queries") == 0)
+			o.queries = num(val), i++;
+		else if (strcmp(a, "--rounds") == 0)
+			o.rounds = num(val), i++;
+		else if (strcmp(a, "--threads") == 0)
+			o.threads = (int)num(val), i++;
+		else if (strcmp(a, "--seconds") == 0)
+			o.seconds = (double)num(val), i++;
+		else if (pos == 0)
+			o.mode = a, pos++;
+		else if (pos == 1)
+			o.url = a, pos++;
+		else if (pos == 2)
+			o.dir = a, pos++;
+		else
+			bu_die("omendb-bench-cluster", "unexpected argument '%s'", a);
+	}
+	if (o.threads < 1 || o.threads > 256 || o.n < 2000 || o.dim < 1 || !o.queries || !o.rounds)
+		bu_die("omendb-bench-cluster", "bad options");
+	if (o.mode && strcmp(o.mode, "latency") == 0 && o.url && o.dir)
+		return latency(&o);
+	if (o.mode && strcmp(o.mode, "throughput") == 0 && o.url)
+		return throughput(&o);
+	fprintf(stderr, "usage: omendb-bench-cluster latency URL DIR [--n N] [--dim D] "
+	                "[--queries Q] [--rounds R]\n"
+	                "       omendb-bench-cluster throughput URL [--n N] [--dim D] "
+	                "[--threads T] [--seconds S]\n");
+	return 2;
+}

@@ -1,0 +1,82 @@
+/*
+ * The coordinator: routes each call of the public API to the shard nodes that hold the
+ * collection's logical shards, gathers and merges their answers, and serves clients over nng
+ * (the wire protocol) and over HTTP with JSON. Internal to coordinator/.
+ */
+#ifndef OMEN_COORDINATOR_H
+#define OMEN_COORDINATOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire/wire.h"
+
+typedef struct coord coord;
+
+typedef struct coord_config {
+	const char *data;   /* directory of the coordinator's metadata (created if missing) */
+	const char *listen; /* nng URL for clients, e.g. "tcp://127.0.0.1:7700" */
+	const char *http;   /* HTTP URL, e.g. "http://127.0.0.1:7780", or NULL for none */
+	const char *const *shards; /* shard node URLs; logical shard s of a collection lives on
+	                              shards[s % nshards] */
+	size_t nshards;
+	const char *token;       /* shared secret required on both endpoints, or NULL */
+	uint32_t deadline_ms;    /* default search/write deadline (default 5000) */
+	size_t max_message;      /* bytes per message / HTTP body (default WIRE_MAX_MSG_DEFAULT) */
+	int workers;             /* concurrent client requests served (default 16) */
+	uint32_t default_shards; /* logical shards of a collection created without a number
+	                            (default COORD_DEFAULT_SHARDS, 8) */
+} coord_config;
+
+/* Opens the metadata, connects to the shard nodes (connections are retried in the
+ * background) and starts listening. On success *out runs until coord_stop. */
+int coord_start(const coord_config *cfg, coord **out);
+
+/* Stops accepting requests, lets those in flight finish, closes everything. NULL is fine. */
+void coord_stop(coord *c);
+
+/* The bound TCP port of the nng endpoint (useful with port 0). */
+int coord_port(const coord *c);
+
+/* Handles one request (its token already checked) and fills rep; what rep's pointers hold is
+ * malloc'd and released by wire_rep_free. Thread-safe; blocks until the shards answer or the
+ * deadline passes. Does not record metrics: each endpoint records its own requests. */
+void coord_handle(coord *c, const wire_req *req, wire_rep *rep);
+
+/* The configured token, or NULL when none is required. */
+const char *coord_token(const coord *c);
+
+/* The configured per-message byte cap. */
+size_t coord_max_message(const coord *c);
+
+/* Calls fn once per logical shard of every collection with its live points as reported by
+ * its shard node (points is UINT64_MAX when the node did not answer). For /metrics. */
+int coord_shard_points(coord *c,
+                       void (*fn)(void *ctx, const char *coll, uint32_t shard, const char *node,
+                                  uint64_t points),
+                       void *ctx);
+
+/* ---- metrics (metrics.c) ---- */
+
+typedef struct metrics metrics;
+
+metrics *metrics_new(void);
+void metrics_free(metrics *m);
+
+/* Records one request: its op, its status (OMEN_OK or an error) and how long it took. Endpoint
+ * is "nng" or "http". Thread-safe and lock-free enough to call on every request. */
+void metrics_observe(metrics *m, const char *endpoint, wire_op op, int status, double seconds);
+
+/* Appends the Prometheus text exposition (format 0.0.4) of every counter and histogram to a
+ * malloc'd string *out (free with free()). */
+int metrics_text(metrics *m, char **out);
+
+/* ---- HTTP endpoint (http.c) ---- */
+
+typedef struct http_srv http_srv;
+
+/* Starts nng's HTTP server on url serving the JSON API of docs/HTTP.md through coord_handle. */
+int http_start(coord *c, metrics *m, const char *url, http_srv **out);
+void http_stop(http_srv *h);
+
+#endif

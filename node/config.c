@@ -1,0 +1,176 @@
+/*
+ * The node's configuration file: JSON read with jansson, every key checked for its type and
+ * range, unknown keys refused (a typo must not silently change a node's role).
+ */
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "node/node.h"
+
+static int bad(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int bad(char *err, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, len, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Copies the string at key (absent: leaves *out NULL). */
+static int get_str(json_t *o, const char *key, char **out, char *err, size_t len)
+{
+	json_t *v = json_object_get(o, key);
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 4000)
+		return bad(err, len, "'%s' must be a non-empty string", key);
+	*out = strdup(json_string_value(v));
+	return 0;
+}
+
+static int get_int(json_t *o, const char *key, long long lo, long long hi, long long *out,
+                   char *err, size_t len)
+{
+	json_t *v = json_object_get(o, key);
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+		return bad(err, len, "'%s' must be an integer from %lld to %lld", key, lo, hi);
+	*out = json_integer_value(v);
+	return 0;
+}
+
+static int only_keys(json_t *o, const char *const *keys, const char *where, char *err, size_t len)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(o, k, v)
+	{
+		int known = 0;
+		for (const char *const *p = keys; *p; p++)
+			known |= strcmp(*p, k) == 0;
+		if (!known)
+			return bad(err, len, "unknown key '%s'%s", k, where);
+	}
+	return 0;
+}
+
+static int load_coordinator(json_t *o, node_config *c, char *err, size_t len)
+{
+	static const char *const keys[] = {"listen",      "http",           "shards",
+	                                   "deadline_ms", "default_shards", NULL};
+	if (!json_is_object(o))
+		return bad(err, len, "'coordinator' must be an object");
+	long long d = 5000, ds = 8;
+	if (only_keys(o, keys, " in 'coordinator'", err, len) ||
+	    get_str(o, "listen", &c->coord_listen, err, len) ||
+	    get_str(o, "http", &c->coord_http, err, len) ||
+	    get_int(o, "deadline_ms", 1, 3600000, &d, err, len) ||
+	    get_int(o, "default_shards", 1, WIRE_MAX_SHARDS, &ds, err, len))
+		return -1;
+	c->deadline_ms = (uint32_t)d;
+	c->default_shards = (uint32_t)ds;
+	json_t *sh = json_object_get(o, "shards");
+	if (!c->coord_listen)
+		return bad(err, len, "'coordinator' needs 'listen'");
+	if (!json_is_array(sh) || json_array_size(sh) == 0 || json_array_size(sh) > 4096)
+		return bad(err, len, "'coordinator' needs 'shards': a list of 1 to 4096 URLs");
+	c->shards = calloc(json_array_size(sh), sizeof *c->shards);
+	size_t i;
+	json_t *v;
+	json_array_foreach(sh, i, v)
+	{
+		if (!json_is_string(v))
+			return bad(err, len, "'shards' holds something other than a URL string");
+		c->shards[c->nshards++] = strdup(json_string_value(v));
+	}
+	c->coordinator = 1;
+	return 0;
+}
+
+static int load_shard(json_t *o, node_config *c, char *err, size_t len)
+{
+	static const char *const keys[] = {"listen", "durability", NULL};
+	if (!json_is_object(o))
+		return bad(err, len, "'shard' must be an object");
+	char *dur = NULL;
+	if (only_keys(o, keys, " in 'shard'", err, len) ||
+	    get_str(o, "listen", &c->shard_listen, err, len) ||
+	    get_str(o, "durability", &dur, err, len))
+		return free(dur), -1;
+	if (dur && strcmp(dur, "sync") != 0 && strcmp(dur, "relaxed") != 0)
+		return free(dur), bad(err, len, "'durability' must be \"sync\" or \"relaxed\"");
+	c->relaxed = dur && strcmp(dur, "relaxed") == 0;
+	free(dur);
+	if (!c->shard_listen)
+		return bad(err, len, "'shard' needs 'listen'");
+	c->shard = 1;
+	return 0;
+}
+
+static int load_top(json_t *o, node_config *c, char *err, size_t len)
+{
+	static const char *const keys[] = {
+	    "name",    "data",        "log_level", "token", "max_message_bytes",
+	    "workers", "coordinator", "shard",     NULL};
+	char *level = NULL;
+	long long maxm = WIRE_MAX_MSG_DEFAULT, workers = 16;
+	if (only_keys(o, keys, "", err, len) || get_str(o, "name", &c->name, err, len) ||
+	    get_str(o, "data", &c->data, err, len) || get_str(o, "token", &c->token, err, len) ||
+	    get_str(o, "log_level", &level, err, len) ||
+	    get_int(o, "max_message_bytes", 4096, 1ll << 31, &maxm, err, len) ||
+	    get_int(o, "workers", 1, 1024, &workers, err, len))
+		return free(level), -1;
+	c->log_level = level ? log_level_parse(level) : LOG_INFO;
+	free(level);
+	if (c->log_level < 0)
+		return bad(err, len, "'log_level' must be error, warn, info or debug");
+	c->max_message = (size_t)maxm;
+	c->workers = (int)workers;
+	if (!c->data)
+		return bad(err, len, "'data' (the data directory) is required");
+	json_t *co = json_object_get(o, "coordinator"), *sh = json_object_get(o, "shard");
+	if (!co && !sh)
+		return bad(err, len, "a node needs a 'coordinator' or a 'shard' section, or both");
+	if ((co && load_coordinator(co, c, err, len)) || (sh && load_shard(sh, c, err, len)))
+		return -1;
+	if (!c->name)
+		c->name = strdup("omendb-node");
+	return 0;
+}
+
+int node_config_load(const char *path, node_config *cfg, char *err, size_t errlen)
+{
+	memset(cfg, 0, sizeof *cfg);
+	json_error_t je;
+	json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+	if (!o)
+		return bad(err, errlen, "%s:%d: %s", path, je.line, je.text);
+	int rc = json_is_object(o)
+	             ? load_top(o, cfg, err, errlen)
+	             : bad(err, errlen, "%s: the configuration is a JSON object", path);
+	json_decref(o);
+	if (rc != 0)
+		node_config_free(cfg);
+	return rc;
+}
+
+void node_config_free(node_config *c)
+{
+	free(c->name);
+	free(c->data);
+	free(c->token);
+	free(c->coord_listen);
+	free(c->coord_http);
+	for (size_t i = 0; i < c->nshards; i++)
+		free(c->shards[i]);
+	free(c->shards);
+	free(c->shard_listen);
+	memset(c, 0, sizeof *c);
+}

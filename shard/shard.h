@@ -1,0 +1,29 @@
+/*
+ * The shard service: serves the wire protocol for the logical shards a node holds. Each
+ * logical shard of a collection is an embedded database of its own (one LMDB environment, one
+ * collection) under DATA/shards/NAME@SHARD, so that a whole logical shard can later be moved
+ * between nodes. Internal to shard/.
+ */
+#ifndef OMEN_SHARD_H
+#define OMEN_SHARD_H
+
+#include <stddef.h>
+
+typedef struct shard_node shard_node;
+
+typedef struct shard_config {
+	const char *data;   /* directory holding this node's shards (created if missing) */
+	const char *listen; /* nng URL, e.g. "tcp://127.0.0.1:7701" */
+	const char *token;  /* required in every request, or NULL */
+	size_t max_message; /* bytes per message */
+	int workers;        /* requests handled at once */
+	int relaxed;        /* nonzero: OMEN_DURABLE_RELAXED for the shards' databases */
+} shard_config;
+
+int shard_start(const shard_config *cfg, shard_node **out);
+int shard_port(const shard_node *s);
+
+/* Stops serving (requests in flight finish) and closes every shard's database. */
+void shard_stop(shard_node *s);
+
+#endif

@@ -6,10 +6,10 @@
  *       embedded database in DIR, then runs Q single queries (k = 10) against each, in
  *       alternating rounds, exact and through HNSW, and prints p50/p99 of both and the
  *       microseconds the coordinator adds.
- *   omendb-bench-cluster throughput URL [--n N] [--dim D] [--threads T] [--seconds S]
- *       Upserts batches of 1,000 points from T client threads for S seconds, then searches
- *       single queries (k = 10, exact) from T threads for S seconds; prints points/s and
- *       queries/s.
+ *   omendb-bench-cluster throughput URL [DIR] [--n N] [--dim D] [--threads T] [--seconds S]
+ *       Loads N points in batches of 1,000 from T client threads (timed: points/s), then
+ *       searches single queries (k = 10, exact) from T threads for S seconds (queries/s); with
+ *       DIR, does the same first on an embedded database there, for reference.
  *
  * Output: one JSON object on stdout.
  */
@@ -160,19 +160,20 @@ typedef struct worker {
 	size_t done; /* points upserted or queries answered */
 } worker;
 
+/* Each thread upserts its share of the n points, 1,000 per batch. */
 static void *upserter(void *arg)
 {
 	worker *w = arg;
-	size_t dim = w->o->dim, m = 1000;
-	uint64_t *ids = bu_xmalloc(m * sizeof *ids);
-	for (uint64_t round = 0; bu_now() < w->until; round++) {
-		for (size_t i = 0; i < m; i++) /* fresh ids per thread and round */
-			ids[i] = ((uint64_t)w->id << 40) + round * m + i;
-		omen_batch b = {m, dim, ids, w->v + ((round * m) % (w->o->n - m)) * dim, NULL};
+	size_t dim = w->o->dim, m = 1000, nt = (size_t)w->o->threads;
+	uint64_t ids[1000];
+	for (size_t at = (size_t)(w->id - 1) * m; at < w->o->n; at += nt * m) {
+		size_t cnt = w->o->n - at < m ? w->o->n - at : m;
+		for (size_t i = 0; i < cnt; i++)
+			ids[i] = at + i;
+		omen_batch b = {cnt, dim, ids, w->v + at * dim, NULL};
 		bu_check(omen_upsert(w->c, &b, NULL), "upsert");
-		w->done += m;
+		w->done += cnt;
 	}
-	free(ids);
 	return NULL;
 }
 
@@ -211,21 +212,43 @@ static double run_threads(const opts *o, omen_collection *c, const float *v, voi
 	return (double)done / (bu_now() - t0);
 }
 
-static int throughput(const opts *o)
+/* Loads n points (timed) and searches for o->seconds, in db; prints one JSON member. */
+static void throughput_on(const opts *o, omen_db *db, const char *name, const float *v, int last)
 {
-	omen_db *db;
-	bu_check(omen_connect(o->url, NULL, &db), "connect");
-	float *v = clustered(o->n, o->dim, 1);
 	omen_collection *c = fresh(db, "tput", o->dim);
 	double ups = run_threads(o, c, v, upserter);
 	double qps = run_threads(o, c, v, searcher);
 	uint64_t points;
 	bu_check(omen_count(c, &points), "count");
-	printf("{\"dim\": %zu, \"threads\": %d, \"seconds\": %.1f, \"upsert_points_per_s\": %.0f, "
-	       "\"search_queries_per_s\": %.1f, \"points_searched\": %llu}\n",
-	       o->dim, o->threads, o->seconds, ups, qps, (unsigned long long)points);
+	if (points != o->n)
+		bu_die("throughput", "%llu points after loading %zu", (unsigned long long)points,
+		       o->n);
+	printf("  \"%s\": {\"upsert_points_per_s\": %.0f, \"search_queries_per_s\": %.1f}%s\n",
+	       name, ups, qps, last ? "" : ",");
 	omen_collection_close(c);
-	omen_close(db);
+	bu_check(omen_drop_collection(db, "tput"), "drop");
+}
+
+static int throughput(const opts *o)
+{
+	omen_db *remote, *local = NULL;
+	bu_check(omen_connect(o->url, NULL, &remote), "connect");
+	if (o->dir) {
+		bu_rm_rf(o->dir);
+		omen_open_options oo;
+		omen_open_options_init(&oo);
+		oo.no_background_index = 1; /* as the shards: nothing indexes behind the load */
+		bu_check(omen_open(o->dir, &oo, &local), "open");
+	}
+	float *v = clustered(o->n, o->dim, 1);
+	printf("{\"n\": %zu, \"dim\": %zu, \"k\": %d, \"client_threads\": %d, \"seconds\": %.1f,\n",
+	       o->n, o->dim, K, o->threads, o->seconds);
+	if (local)
+		throughput_on(o, local, "embedded", v, 0);
+	throughput_on(o, remote, "cluster", v, 1);
+	printf("}\n");
+	omen_close(remote);
+	omen_close(local);
 	free(v);
 	return 0;
 }
@@ -275,7 +298,7 @@ int main(int argc, char **argv)
 		return throughput(&o);
 	fprintf(stderr, "usage: omendb-bench-cluster latency URL DIR [--n N] [--dim D] "
 	                "[--queries Q] [--rounds R]\n"
-	                "       omendb-bench-cluster throughput URL [--n N] [--dim D] "
+	                "       omendb-bench-cluster throughput URL [DIR] [--n N] [--dim D] "
 	                "[--threads T] [--seconds S]\n");
 	return 2;
 }

@@ -17,6 +17,8 @@
 
 #include <nng/protocol/reqrep0/rep.h>
 
+#define SRV_LINGER_MS 100
+
 typedef struct worker {
 	srv *s;
 	pthread_t thread;
@@ -228,9 +230,9 @@ void srv_stop(srv *s)
 {
 	if (!s)
 		return;
+	/* The listener stays open until the end: closing it closes its connections, and with
+	 * them the replies still to be sent. */
 	atomic_store(&s->stopping, 1);
-	if (nng_socket_id(s->sock) > 0)
-		nng_listener_close(s->listener);
 	for (int i = 0; i < s->nworkers; i++) {
 		pthread_mutex_lock(&s->w[i].mu);
 		if (s->w[i].receiving)
@@ -243,8 +245,13 @@ void srv_stop(srv *s)
 		nng_ctx_close(s->w[i].ctx);
 		pthread_mutex_destroy(&s->w[i].mu);
 	}
-	if (nng_socket_id(s->sock) > 0)
+	if (nng_socket_id(s->sock) > 0) {
+		/* A sent reply is queued on its connection, not yet written: give nng's transport
+		 * threads a moment before the socket and its connections close. */
+		if (s->nworkers > 0)
+			nng_msleep(SRV_LINGER_MS);
 		nng_close(s->sock);
+	}
 	free(s->w);
 	free(s->token);
 	free(s);

@@ -210,6 +210,12 @@ static int ask_all(coord *c, const wire_req *q, coll_info *ci, part **out)
 	part *p = parts_new(ci, q);
 	if (!p)
 		return status_set(OMEN_ENOMEM, "out of memory");
+	for (uint32_t s = 0; s < ci->nshards; s++) { /* BUILD's parameters */
+		p[s].req.index_type = q->index_type;
+		p[s].req.m = q->m;
+		p[s].req.ef_construction = q->ef_construction;
+		p[s].req.int8 = q->int8;
+	}
 	uint32_t timeout = q->op == WIRE_BUILD ? 0 : deadline(c, q);
 	if (scatter(c, p, ci->nshards, timeout) > 0) {
 		st = gather_status(c, p, ci->nshards, wire_op_name(q->op));

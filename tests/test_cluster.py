@@ -262,6 +262,12 @@ def test_errors_through_coordinator(env):
     p = cli("search", url, "pts", env["queries"], "--k", 10, "--filter", "{\"$bad\": 1}",
             check=False)
     assert p.returncode == 1
+    cli("create", url, "gone", "--dim", 3)
+    cli("drop", url, "gone")
+    names = [c["name"] for c in json.loads(cli("info", url, "--json").stdout)["collections"]]
+    assert "gone" not in names and "pts" in names
+    p = cli("get", url, "gone", 1, check=False)
+    assert p.returncode == 1 and "gone" in p.stderr
     info = json.loads(cli("info", url, "pts", "--json").stdout)
     local = json.loads(cli("info", env["emb"], "pts", "--json").stdout)
     assert info["points"] == local["points"]  # nothing written by the refused calls

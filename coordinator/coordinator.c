@@ -365,9 +365,12 @@ static int batch_check(const coll_info *ci, const wire_req *q)
 			                  (unsigned long long)i);
 	}
 	for (uint64_t i = 0; q->meta && i < q->n; i++)
-		if (q->meta[i] && omen_metadata_check(q->meta[i]) != OMEN_OK)
-			return status_set(OMEN_EINVAL, "point %llu: %s", (unsigned long long)i,
-			                  omen_errmsg(NULL));
+		if (q->meta[i] && omen_metadata_check(q->meta[i]) != OMEN_OK) {
+			char why[512]; /* the message is rewritten below: copy it first */
+			snprintf(why, sizeof why, "%s", omen_errmsg(NULL));
+			return status_set(OMEN_EINVAL, "metadata of point %llu: %s",
+			                  (unsigned long long)i, why);
+		}
 	return OMEN_OK;
 }
 

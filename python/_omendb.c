@@ -1,0 +1,1155 @@
+/*
+ * The omendb Python extension: the public C API (include/omendb/omendb.h) as two types,
+ * Database and Collection, taking numpy arrays (or anything numpy can read) and returning
+ * numpy arrays. There is no second implementation here: every call is one call of the C API.
+ *
+ * Locking: the GIL is released around every call that may take time (loads, builds,
+ * searches, gets, deletes). A per-database read-write lock keeps handles alive meanwhile:
+ * calls hold it for reading, close() and drop take it for writing, so closing a database
+ * from one thread while another searches waits for the search instead of freeing its handle.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <string.h>
+#include <time.h>
+
+#include "omendb/omendb.h"
+
+static PyObject *omen_error;              /* omendb.Error */
+static PyObject *json_dumps, *json_loads; /* json.dumps, json.loads */
+
+typedef struct CollectionObject CollectionObject;
+
+typedef struct {
+	PyObject_HEAD omen_db *db;
+	int remote;
+	pthread_rwlock_t lock;   /* read: a call in progress; write: closing handles */
+	CollectionObject *colls; /* live Collection objects of this database */
+} DatabaseObject;
+
+struct CollectionObject {
+	PyObject_HEAD DatabaseObject *owner; /* strong reference */
+	omen_collection *coll;               /* NULL once closed */
+	char name[OMEN_MAX_NAME + 1];
+	uint32_t dim;
+	omen_metric metric;
+	CollectionObject *prev, *next;
+};
+
+static PyTypeObject DatabaseType, CollectionType;
+
+/* ---- errors ---- */
+
+/* Raises the exception for status st with the engine's message of this thread: ValueError
+ * for bad arguments, KeyError for an unknown collection, omendb.Error otherwise. */
+static PyObject *raise_status(int st)
+{
+	const char *msg = omen_errmsg(NULL);
+	if (!msg || !*msg)
+		msg = omen_strerror(st);
+	if (st == OMEN_EINVAL || st == OMEN_ELIMIT) {
+		PyErr_SetString(PyExc_ValueError, msg);
+	} else if (st == OMEN_ENOTFOUND) {
+		PyErr_SetString(PyExc_KeyError, msg);
+	} else {
+		PyObject *e = PyObject_CallFunction(omen_error, "s", msg);
+		if (e) {
+			PyObject *code = PyLong_FromLong(st);
+			if (code && PyObject_SetAttrString(e, "status", code) == 0)
+				PyErr_SetObject(omen_error, e);
+			Py_XDECREF(code);
+			Py_DECREF(e);
+		}
+	}
+	return NULL;
+}
+
+/* After a failed argument parse: a number too large for its C type is a bad value. */
+static PyObject *overflow_as_value(void)
+{
+	if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+		PyObject *t, *v, *tb;
+		PyErr_Fetch(&t, &v, &tb);
+		PyErr_Format(PyExc_ValueError, "%S", v ? v : Py_None);
+		Py_XDECREF(t);
+		Py_XDECREF(v);
+		Py_XDECREF(tb);
+	}
+	return NULL;
+}
+
+static PyObject *closed_error(const char *what)
+{
+	PyErr_Format(PyExc_ValueError, "%s is closed", what);
+	return NULL;
+}
+
+/* ---- conversions ---- */
+
+/* A C-contiguous float32 array of the vectors in obj: (n, dim) from a 2-D input, (1, dim)
+ * from a 1-D one (*single is then set). Refuses other shapes and non-real dtypes. */
+static PyArrayObject *as_vectors(PyObject *obj, int *single)
+{
+	if (PyArray_Check(obj)) {
+		char kind = PyArray_DESCR((PyArrayObject *)obj)->kind;
+		if (kind != 'f' && kind != 'i' && kind != 'u') {
+			PyErr_Format(PyExc_ValueError, "vectors must be real numbers, got dtype %R",
+			             (PyObject *)PyArray_DESCR((PyArrayObject *)obj));
+			return NULL;
+		}
+	}
+	PyArrayObject *a = (PyArrayObject *)PyArray_FROM_OTF(
+	    obj, NPY_FLOAT32, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
+	if (!a) {
+		if (PyErr_ExceptionMatches(PyExc_TypeError)) /* e.g. strings */
+			PyErr_SetString(PyExc_ValueError,
+			                "vectors must be an array of real numbers");
+		return NULL;
+	}
+	int nd = PyArray_NDIM(a);
+	if (nd != 1 && nd != 2) {
+		PyErr_Format(PyExc_ValueError, "vectors must have 1 or 2 dimensions, got %d", nd);
+		Py_DECREF(a);
+		return NULL;
+	}
+	*single = nd == 1;
+	return a;
+}
+
+static void vec_shape(PyArrayObject *a, size_t *n, size_t *dim)
+{
+	if (PyArray_NDIM(a) == 1) {
+		*n = 1;
+		*dim = (size_t)PyArray_DIM(a, 0);
+	} else {
+		*n = (size_t)PyArray_DIM(a, 0);
+		*dim = (size_t)PyArray_DIM(a, 1);
+	}
+}
+
+/* 1 when obj is a list or tuple of Python ints (bools excluded), -1 when such a list holds
+ * a negative one, 0 otherwise. */
+static int all_ints(PyObject *obj)
+{
+	if (!PyList_Check(obj) && !PyTuple_Check(obj))
+		return 0;
+	PyObject *seq = PySequence_Fast(obj, ""), *zero = PyLong_FromLong(0);
+	Py_ssize_t n = seq ? PySequence_Fast_GET_SIZE(seq) : 0;
+	int ok = seq && zero;
+	for (Py_ssize_t i = 0; ok == 1 && i < n; i++) {
+		PyObject *e = PySequence_Fast_GET_ITEM(seq, i);
+		ok = PyLong_Check(e) && !PyBool_Check(e);
+		if (ok && PyObject_RichCompareBool(e, zero, Py_LT) == 1)
+			ok = -1;
+	}
+	Py_XDECREF(seq);
+	Py_XDECREF(zero);
+	return ok;
+}
+
+/* A C-contiguous uint64 array of ids: integers only, none negative; a scalar gives one. */
+static PyArrayObject *as_ids(PyObject *obj)
+{
+	int ints = all_ints(obj);
+	if (ints < 0) {
+		PyErr_SetString(PyExc_ValueError, "ids must be non-negative integers");
+		return NULL;
+	}
+	if (ints) { /* numpy would make ints on both sides of 2**63 float64 */
+		PyArrayObject *a =
+		    (PyArrayObject *)PyArray_FROM_OTF(obj, NPY_UINT64, NPY_ARRAY_IN_ARRAY);
+		if (!a && (PyErr_ExceptionMatches(PyExc_OverflowError) ||
+		           PyErr_ExceptionMatches(PyExc_ValueError))) {
+			PyErr_Clear();
+			PyErr_SetString(PyExc_ValueError,
+			                "ids must be integers from 0 to 2**64 - 1");
+		}
+		return a;
+	}
+	PyArrayObject *raw = (PyArrayObject *)PyArray_FROM_O(obj);
+	if (!raw)
+		return NULL;
+	char kind = PyArray_DESCR(raw)->kind;
+	if (PyArray_SIZE(raw) > 0 && kind != 'i' && kind != 'u') {
+		PyErr_SetString(PyExc_ValueError, "ids must be non-negative integers");
+		Py_DECREF(raw);
+		return NULL;
+	}
+	if (kind == 'i' && PyArray_SIZE(raw) > 0) {
+		PyObject *min = PyArray_Min(raw, NPY_MAXDIMS, NULL), *zero = PyLong_FromLong(0);
+		int neg = min && zero && PyObject_RichCompareBool(min, zero, Py_LT) == 1;
+		Py_XDECREF(zero);
+		Py_XDECREF(min);
+		if (neg || !min) {
+			if (!PyErr_Occurred())
+				PyErr_SetString(PyExc_ValueError,
+				                "ids must be non-negative integers");
+			Py_DECREF(raw);
+			return NULL;
+		}
+	}
+	PyArrayObject *a = (PyArrayObject *)PyArray_FROM_OTF(
+	    (PyObject *)raw, NPY_UINT64, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
+	Py_DECREF(raw);
+	if (a && PyArray_NDIM(a) > 1) {
+		PyErr_SetString(PyExc_ValueError, "ids must be a scalar or a 1-D sequence");
+		Py_DECREF(a);
+		return NULL;
+	}
+	return a;
+}
+
+/* JSON text of a dict (json.dumps, NaN refused), or the string itself; NULL on error. The
+ * returned object owns the text. */
+static PyObject *as_json(PyObject *obj, const char *what)
+{
+	if (PyUnicode_Check(obj)) {
+		Py_INCREF(obj);
+		return obj;
+	}
+	if (!PyDict_Check(obj)) {
+		PyErr_Format(PyExc_ValueError, "%s must be a dict or a JSON string, got %s", what,
+		             Py_TYPE(obj)->tp_name);
+		return NULL;
+	}
+	PyObject *args = PyTuple_Pack(1, obj), *kw = Py_BuildValue("{s:O}", "allow_nan", Py_False);
+	PyObject *s = args && kw ? PyObject_Call(json_dumps, args, kw) : NULL;
+	Py_XDECREF(args);
+	Py_XDECREF(kw);
+	if (!s &&
+	    (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_ValueError))) {
+		PyObject *t, *v, *tb;
+		PyErr_Fetch(&t, &v, &tb);
+		PyErr_Format(PyExc_ValueError, "%s: %S", what, v ? v : Py_None);
+		Py_XDECREF(t);
+		Py_XDECREF(v);
+		Py_XDECREF(tb);
+	}
+	return s;
+}
+
+/* ---- Collection ---- */
+
+/* Checks that the collection is open; a NULL return has raised ValueError. */
+static CollectionObject *open_coll(CollectionObject *c)
+{
+	if (!c->coll)
+		return (CollectionObject *)closed_error("collection");
+	return c;
+}
+
+static void coll_unlink(CollectionObject *c)
+{
+	DatabaseObject *d = c->owner;
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (d && d->colls == c)
+		d->colls = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+}
+
+/* Closes the handle; the caller holds the GIL and not the database's lock. */
+static void coll_close_handle(CollectionObject *c)
+{
+	if (!c->coll)
+		return;
+	omen_collection *h = c->coll;
+	DatabaseObject *d = c->owner;
+	Py_BEGIN_ALLOW_THREADS pthread_rwlock_wrlock(&d->lock);
+	c->coll = NULL;
+	omen_collection_close(h);
+	pthread_rwlock_unlock(&d->lock);
+	Py_END_ALLOW_THREADS
+}
+
+static void Collection_dealloc(CollectionObject *c)
+{
+	coll_close_handle(c);
+	coll_unlink(c);
+	Py_XDECREF(c->owner);
+	Py_TYPE(c)->tp_free((PyObject *)c);
+}
+
+/* Makes the Python object of an open handle, owned by database d. */
+static PyObject *coll_wrap(DatabaseObject *d, omen_collection *h)
+{
+	omen_collection_stats s;
+	int st = omen_collection_stats_get(h, &s);
+	if (st != OMEN_OK) {
+		raise_status(st);
+		omen_collection_close(h);
+		return NULL;
+	}
+	CollectionObject *c = PyObject_New(CollectionObject, &CollectionType);
+	if (!c) {
+		omen_collection_close(h);
+		return NULL;
+	}
+	c->coll = h;
+	Py_INCREF(d);
+	c->owner = d;
+	strcpy(c->name, s.name);
+	c->dim = s.dim;
+	c->metric = s.metric;
+	c->prev = NULL;
+	c->next = d->colls;
+	if (d->colls)
+		d->colls->prev = c;
+	d->colls = c;
+	return (PyObject *)c;
+}
+
+#define CALL_UNLOCKED(c, st, expr)                                                                 \
+	do {                                                                                       \
+		Py_BEGIN_ALLOW_THREADS pthread_rwlock_rdlock(&(c)->owner->lock);                   \
+		st = (c)->coll ? (expr) : -1;                                                      \
+		pthread_rwlock_unlock(&(c)->owner->lock);                                          \
+		Py_END_ALLOW_THREADS                                                               \
+	} while (0)
+
+/* Builds the n metadata JSON strings (kept alive in *keep) of a list of dicts/None. */
+static int meta_strings(PyObject *metadata, size_t n, const char ***out, PyObject **keep)
+{
+	PyObject *seq = PySequence_Fast(metadata, "metadata must be a list");
+	if (!seq)
+		return -1;
+	if ((size_t)PySequence_Fast_GET_SIZE(seq) != n) {
+		PyErr_Format(PyExc_ValueError, "metadata has %zd entries for %zu vectors",
+		             PySequence_Fast_GET_SIZE(seq), n);
+		Py_DECREF(seq);
+		return -1;
+	}
+	const char **m = PyMem_Calloc(n ? n : 1, sizeof *m);
+	PyObject *list = PyList_New((Py_ssize_t)n);
+	for (size_t i = 0; m && list && i < n; i++) {
+		PyObject *e = PySequence_Fast_GET_ITEM(seq, i);
+		if (e == Py_None) {
+			Py_INCREF(Py_None);
+			PyList_SET_ITEM(list, i, Py_None);
+			continue;
+		}
+		PyObject *key;
+		Py_ssize_t pos = 0;
+		while (PyDict_Check(e) && PyDict_Next(e, &pos, &key, NULL))
+			if (!PyUnicode_Check(key)) {
+				PyErr_Format(PyExc_ValueError,
+				             "metadata[%zu]: keys must be str, got %s", i,
+				             Py_TYPE(key)->tp_name);
+				break;
+			}
+		PyObject *s = PyDict_Check(e) && !PyErr_Occurred() ? as_json(e, "metadata") : NULL;
+		if (!s) {
+			if (!PyErr_Occurred())
+				PyErr_Format(PyExc_ValueError,
+				             "metadata[%zu] must be a dict or None, got %s", i,
+				             Py_TYPE(e)->tp_name);
+			PyMem_Free(m);
+			m = NULL;
+			break;
+		}
+		PyList_SET_ITEM(list, i, s);
+		m[i] = PyUnicode_AsUTF8(s);
+	}
+	Py_DECREF(seq);
+	if (!m || !list) {
+		Py_XDECREF(list);
+		PyMem_Free(m);
+		return -1;
+	}
+	*out = m;
+	*keep = list;
+	return 0;
+}
+
+static PyObject *Collection_add(CollectionObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"vectors", "ids", "metadata", NULL};
+	PyObject *vobj, *idobj = Py_None, *mobj = Py_None, *keep = NULL, *out = NULL;
+	PyArrayObject *v = NULL, *ids = NULL;
+	const char **meta = NULL;
+	int single;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OO:add", kwlist, &vobj, &idobj, &mobj) ||
+	    !open_coll(self) || !(v = as_vectors(vobj, &single)))
+		return NULL;
+	size_t n, dim;
+	vec_shape(v, &n, &dim);
+	if (idobj != Py_None && !(ids = as_ids(idobj)))
+		goto done;
+	if (ids && (size_t)PyArray_SIZE(ids) != n) {
+		PyErr_Format(PyExc_ValueError, "%zd ids for %zu vectors", PyArray_SIZE(ids), n);
+		goto done;
+	}
+	if (mobj != Py_None && meta_strings(mobj, n, &meta, &keep) != 0)
+		goto done;
+	npy_intp dims[1] = {(npy_intp)n};
+	if (!(out = PyArray_SimpleNew(1, dims, NPY_UINT64)))
+		goto done;
+	if (n == 0)
+		goto done;
+	omen_batch b = {n, dim, ids ? PyArray_DATA(ids) : NULL, PyArray_DATA(v), meta};
+	int st;
+	CALL_UNLOCKED(self, st, omen_upsert(self->coll, &b, PyArray_DATA((PyArrayObject *)out)));
+	if (st != OMEN_OK) {
+		Py_CLEAR(out);
+		st < 0 ? closed_error("collection") : raise_status(st);
+	}
+done:
+	Py_XDECREF(v);
+	Py_XDECREF(ids);
+	Py_XDECREF(keep);
+	PyMem_Free(meta);
+	return out;
+}
+
+static PyObject *search_result(PyObject *ids, PyObject *dists, int single)
+{
+	if (single) { /* one 1-D query: (k,) arrays */
+		PyObject *i1 = PySequence_GetItem(ids, 0), *d1 = PySequence_GetItem(dists, 0);
+		Py_DECREF(ids);
+		Py_DECREF(dists);
+		if (!i1 || !d1) {
+			Py_XDECREF(i1);
+			Py_XDECREF(d1);
+			return NULL;
+		}
+		ids = i1, dists = d1;
+	}
+	return Py_BuildValue("(NN)", ids, dists);
+}
+
+static PyObject *Collection_search(CollectionObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"queries", "k",       "filter",  "ef",
+	                         "exact",   "threads", "partial", NULL};
+	PyObject *qobj, *fobj = Py_None, *ftext = NULL, *ids = NULL, *dists = NULL;
+	Py_ssize_t k = 10, ef = 0;
+	int exact = 0, threads = 0, partial = 0, single;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|n$Onpip:search", kwlist, &qobj, &k, &fobj,
+	                                 &ef, &exact, &threads, &partial))
+		return overflow_as_value();
+	if (!open_coll(self))
+		return NULL;
+	if (k < 1 || ef < 0) {
+		PyErr_Format(PyExc_ValueError,
+		             k < 1 ? "k must be at least 1, got %zd"
+		                   : "ef must not be negative, got %zd",
+		             k < 1 ? k : ef);
+		return NULL;
+	}
+	PyArrayObject *q = as_vectors(qobj, &single);
+	if (!q)
+		return NULL;
+	size_t nq, dim;
+	vec_shape(q, &nq, &dim);
+	if (fobj != Py_None && !(ftext = as_json(fobj, "filter")))
+		goto fail;
+	npy_intp dims[2] = {(npy_intp)nq, k};
+	ids = PyArray_SimpleNew(2, dims, NPY_UINT64);
+	dists = PyArray_SimpleNew(2, dims, NPY_FLOAT32);
+	if (!ids || !dists)
+		goto fail;
+	omen_search_params p;
+	omen_search_params_init(&p);
+	p.k = (size_t)k;
+	p.filter = ftext ? PyUnicode_AsUTF8(ftext) : NULL;
+	p.ef = (size_t)ef;
+	p.exact = exact;
+	p.threads = threads;
+	p.partial = partial;
+	int st = OMEN_OK;
+	if (nq > 0)
+		CALL_UNLOCKED(self, st,
+		              omen_search(self->coll, PyArray_DATA(q), nq, dim, &p,
+		                          PyArray_DATA((PyArrayObject *)ids),
+		                          PyArray_DATA((PyArrayObject *)dists)));
+	if (st != OMEN_OK) {
+		st < 0 ? closed_error("collection") : raise_status(st);
+		goto fail;
+	}
+	Py_DECREF(q);
+	Py_XDECREF(ftext);
+	return search_result(ids, dists, single);
+fail:
+	Py_DECREF(q);
+	Py_XDECREF(ftext);
+	Py_XDECREF(ids);
+	Py_XDECREF(dists);
+	return NULL;
+}
+
+/* A list of n metadata dicts (or None) from the engine's JSON strings, which it frees. */
+static PyObject *meta_list(char **meta, size_t n)
+{
+	PyObject *list = PyList_New((Py_ssize_t)n);
+	for (size_t i = 0; i < n; i++) {
+		PyObject *m = Py_None;
+		if (list && meta[i])
+			m = PyObject_CallFunction(json_loads, "s", meta[i]);
+		else
+			Py_INCREF(Py_None);
+		omen_free(meta[i]);
+		if (!list)
+			continue;
+		if (!m) {
+			Py_CLEAR(list);
+			continue;
+		}
+		PyList_SET_ITEM(list, i, m);
+	}
+	return list;
+}
+
+static PyObject *Collection_get(CollectionObject *self, PyObject *idobj)
+{
+	if (!open_coll(self))
+		return NULL;
+	PyArrayObject *ids = as_ids(idobj);
+	if (!ids)
+		return NULL;
+	size_t n = (size_t)PyArray_SIZE(ids);
+	npy_intp vd[2] = {(npy_intp)n, self->dim}, fd[1] = {(npy_intp)n};
+	PyObject *vec = PyArray_ZEROS(2, vd, NPY_FLOAT32, 0);
+	PyObject *found = PyArray_ZEROS(1, fd, NPY_BOOL, 0);
+	char **meta = PyMem_Calloc(n ? n : 1, sizeof *meta);
+	PyObject *out = NULL;
+	int st = OMEN_OK;
+	if (vec && found && meta && n > 0)
+		CALL_UNLOCKED(self, st,
+		              omen_get(self->coll, PyArray_DATA(ids), n,
+		                       PyArray_DATA((PyArrayObject *)vec), meta,
+		                       PyArray_DATA((PyArrayObject *)found)));
+	if (!vec || !found || !meta)
+		PyErr_NoMemory();
+	else if (st != OMEN_OK)
+		st < 0 ? closed_error("collection") : raise_status(st);
+	else
+		out = Py_BuildValue("(ONO)", vec, meta_list(meta, n), found);
+	Py_DECREF(ids);
+	Py_XDECREF(vec);
+	Py_XDECREF(found);
+	PyMem_Free(meta);
+	return out;
+}
+
+static PyObject *Collection_delete(CollectionObject *self, PyObject *idobj)
+{
+	if (!open_coll(self))
+		return NULL;
+	PyArrayObject *ids = as_ids(idobj);
+	if (!ids)
+		return NULL;
+	size_t n = (size_t)PyArray_SIZE(ids), deleted = 0;
+	int st = OMEN_OK;
+	if (n > 0)
+		CALL_UNLOCKED(self, st, omen_delete(self->coll, PyArray_DATA(ids), n, &deleted));
+	Py_DECREF(ids);
+	if (st != OMEN_OK)
+		return st < 0 ? closed_error("collection") : raise_status(st);
+	return PyLong_FromSize_t(deleted);
+}
+
+static PyObject *Collection_build_index(CollectionObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"type", "m", "ef_construction", "threads", "int8", NULL};
+	const char *type = "auto";
+	long long m = OMEN_HNSW_M_DEFAULT, efc = OMEN_HNSW_EFC_DEFAULT;
+	int threads = 0, int8 = 0;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|s$LLip:build_index", kwlist, &type, &m, &efc,
+	                                 &threads, &int8))
+		return overflow_as_value();
+	if (!open_coll(self))
+		return NULL;
+	if (m < 0 || m > UINT32_MAX || efc < 0 || efc > UINT32_MAX)
+		return PyErr_Format(
+		    PyExc_ValueError, "m must be %d to %d and ef_construction %d to %d",
+		    OMEN_HNSW_M_MIN, OMEN_HNSW_M_MAX, OMEN_HNSW_EFC_MIN, OMEN_HNSW_EFC_MAX);
+	omen_index_params p;
+	omen_index_params_init(&p);
+	if (strcmp(type, "auto") == 0)
+		p.type = OMEN_INDEX_AUTO;
+	else if (strcmp(type, "flat") == 0)
+		p.type = OMEN_INDEX_FLAT;
+	else if (strcmp(type, "hnsw") == 0)
+		p.type = OMEN_INDEX_HNSW;
+	else
+		return PyErr_Format(PyExc_ValueError, "type must be auto, flat or hnsw, got '%s'",
+		                    type);
+	p.m = (uint32_t)m;
+	p.ef_construction = (uint32_t)efc;
+	p.threads = threads;
+	p.int8 = int8;
+	int st;
+	CALL_UNLOCKED(self, st, omen_build_index(self->coll, &p));
+	if (st != OMEN_OK)
+		return st < 0 ? closed_error("collection") : raise_status(st);
+	Py_RETURN_NONE;
+}
+
+static PyObject *Collection_check(CollectionObject *self, PyObject *unused)
+{
+	if (!open_coll(self))
+		return NULL;
+	char *report = NULL;
+	int st;
+	CALL_UNLOCKED(self, st, omen_check(self->coll, &report));
+	if (st != OMEN_OK && st != OMEN_ECORRUPT) {
+		omen_free(report);
+		return st < 0 ? closed_error("collection") : raise_status(st);
+	}
+	PyObject *out =
+	    Py_BuildValue("(Os)", st == OMEN_OK ? Py_True : Py_False, report ? report : "");
+	omen_free(report);
+	return out;
+}
+
+static PyObject *Collection_stats(CollectionObject *self, PyObject *unused)
+{
+	if (!open_coll(self))
+		return NULL;
+	omen_collection_stats s;
+	int st;
+	CALL_UNLOCKED(self, st, omen_collection_stats_get(self->coll, &s));
+	if (st != OMEN_OK)
+		return st < 0 ? closed_error("collection") : raise_status(st);
+	return Py_BuildValue(
+	    "{s:s,s:I,s:s,s:K,s:K,s:K,s:K,s:K,s:s,s:K,s:K,s:I,s:I,s:O}", "name", s.name, "dim",
+	    s.dim, "metric", omen_metric_name(s.metric), "points", (unsigned long long)s.points,
+	    "deleted", (unsigned long long)s.deleted, "next_id", (unsigned long long)s.next_id,
+	    "segments", (unsigned long long)s.segments, "vector_bytes",
+	    (unsigned long long)s.vector_bytes, "index", s.index, "indexed",
+	    (unsigned long long)s.indexed, "index_bytes", (unsigned long long)s.index_bytes,
+	    "hnsw_m", s.hnsw_m, "hnsw_ef_construction", s.hnsw_ef_construction, "hnsw_int8",
+	    s.hnsw_int8 ? Py_True : Py_False);
+}
+
+static Py_ssize_t Collection_len(CollectionObject *self)
+{
+	if (!open_coll(self))
+		return -1;
+	uint64_t n = 0;
+	int st;
+	CALL_UNLOCKED(self, st, omen_count(self->coll, &n));
+	if (st != OMEN_OK) {
+		st < 0 ? closed_error("collection") : raise_status(st);
+		return -1;
+	}
+	return (Py_ssize_t)n;
+}
+
+static PyObject *Collection_count(CollectionObject *self, PyObject *unused)
+{
+	Py_ssize_t n = Collection_len(self);
+	return n < 0 ? NULL : PyLong_FromSsize_t(n);
+}
+
+static PyObject *Collection_close(CollectionObject *self, PyObject *unused)
+{
+	coll_close_handle(self);
+	Py_RETURN_NONE;
+}
+
+static PyObject *Collection_enter(CollectionObject *self, PyObject *unused)
+{
+	if (!open_coll(self))
+		return NULL;
+	Py_INCREF(self);
+	return (PyObject *)self;
+}
+
+static PyObject *Collection_exit(CollectionObject *self, PyObject *args)
+{
+	coll_close_handle(self);
+	Py_RETURN_FALSE;
+}
+
+static PyObject *Collection_get_name(CollectionObject *self, void *unused)
+{
+	return PyUnicode_FromString(self->name);
+}
+
+static PyObject *Collection_get_dim(CollectionObject *self, void *unused)
+{
+	return PyLong_FromUnsignedLong(self->dim);
+}
+
+static PyObject *Collection_get_metric(CollectionObject *self, void *unused)
+{
+	return PyUnicode_FromString(omen_metric_name(self->metric));
+}
+
+static PyObject *Collection_repr(CollectionObject *self)
+{
+	return PyUnicode_FromFormat("<omendb.Collection '%s' dim=%u metric=%s%s>", self->name,
+	                            self->dim, omen_metric_name(self->metric),
+	                            self->coll ? "" : " closed");
+}
+
+static PyMethodDef Collection_methods[] = {
+    {"add", (PyCFunction)(void (*)(void))Collection_add, METH_VARARGS | METH_KEYWORDS,
+     "add(vectors, ids=None, metadata=None) -> ids\n\n"
+     "Inserts or replaces points, atomically. vectors: (n, dim) or (dim,), float32 or float64\n"
+     "(any layout); ids: n non-negative integers, or None to assign the next ids; metadata:\n"
+     "None or n entries, each None or a dict of str to int, float, str or bool. Returns the\n"
+     "n ids written as a uint64 array. The GIL is released while writing."},
+    {"upsert", (PyCFunction)(void (*)(void))Collection_add, METH_VARARGS | METH_KEYWORDS,
+     "upsert(vectors, ids=None, metadata=None) -> ids\n\nThe same as add()."},
+    {"search", (PyCFunction)(void (*)(void))Collection_search, METH_VARARGS | METH_KEYWORDS,
+     "search(queries, k=10, *, filter=None, ef=0, exact=False, threads=0, partial=False)\n"
+     "    -> (ids, distances)\n\n"
+     "The k nearest points of each query: ids (uint64) and distances (float32) of shape\n"
+     "(nq, k) for (nq, dim) queries, (k,) for one (dim,) query; closest first, ties by the\n"
+     "smaller id. filter: a dict or JSON string (docs/FILTERS.md); rows with fewer than k\n"
+     "matches are padded with NO_ID and inf. ef: HNSW candidate list (0 = 64); exact: skip\n"
+     "the index; threads: 0 = all cores; partial: on a cluster, accept the shards that\n"
+     "answered. The GIL is released while searching."},
+    {"get", (PyCFunction)Collection_get, METH_O,
+     "get(ids) -> (vectors, metadata, found)\n\n"
+     "Reads points by id: vectors (n, dim) float32 (zeros where not found), a list of\n"
+     "metadata dicts (or None), and a bool array saying which ids were found."},
+    {"delete", (PyCFunction)Collection_delete, METH_O,
+     "delete(ids) -> int\n\nDeletes points by id, atomically; returns how many existed."},
+    {"build_index", (PyCFunction)(void (*)(void))Collection_build_index,
+     METH_VARARGS | METH_KEYWORDS,
+     "build_index(type='auto', *, m=16, ef_construction=200, threads=0, int8=False)\n\n"
+     "Builds or extends the approximate index: 'auto' (flat below 10,000 points, else\n"
+     "HNSW), 'hnsw', or 'flat' (drops it). The GIL is released while building."},
+    {"check", (PyCFunction)Collection_check, METH_NOARGS,
+     "check() -> (ok, report)\n\nVerifies the index; ok is False when it is damaged."},
+    {"stats", (PyCFunction)Collection_stats, METH_NOARGS,
+     "stats() -> dict\n\nThe collection's statistics (points, deleted, index, ...)."},
+    {"count", (PyCFunction)Collection_count, METH_NOARGS, "count() -> int\n\nLive points."},
+    {"close", (PyCFunction)Collection_close, METH_NOARGS,
+     "close()\n\nCloses the handle (also done when the database closes)."},
+    {"__enter__", (PyCFunction)Collection_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)Collection_exit, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL}};
+
+static PyGetSetDef Collection_getset[] = {
+    {"name", (getter)Collection_get_name, NULL, "the collection's name", NULL},
+    {"dim", (getter)Collection_get_dim, NULL, "the vectors' dimension", NULL},
+    {"metric", (getter)Collection_get_metric, NULL, "'l2', 'ip' or 'cosine'", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+static PySequenceMethods Collection_as_sequence = {.sq_length = (lenfunc)Collection_len};
+
+static PyTypeObject CollectionType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "omendb.Collection",
+    .tp_basicsize = sizeof(CollectionObject),
+    .tp_dealloc = (destructor)Collection_dealloc,
+    .tp_repr = (reprfunc)Collection_repr,
+    .tp_as_sequence = &Collection_as_sequence,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A collection of points: ids, float32 vectors of one dimension, metadata.\n"
+              "Get one from Database.create_collection() or Database.collection().",
+    .tp_methods = Collection_methods,
+    .tp_getset = Collection_getset,
+};
+
+/* ---- Database ---- */
+
+static DatabaseObject *open_db(DatabaseObject *d)
+{
+	if (!d->db)
+		return (DatabaseObject *)closed_error("database");
+	return d;
+}
+
+/* Closes every Collection handle of d, then d; the Python objects stay, closed. */
+static void db_close(DatabaseObject *d)
+{
+	if (!d->db)
+		return;
+	omen_db *h = d->db;
+	Py_BEGIN_ALLOW_THREADS pthread_rwlock_wrlock(&d->lock);
+	for (CollectionObject *c = d->colls; c; c = c->next) {
+		omen_collection_close(c->coll);
+		c->coll = NULL;
+	}
+	d->db = NULL;
+	omen_close(h);
+	pthread_rwlock_unlock(&d->lock);
+	Py_END_ALLOW_THREADS
+}
+
+static void Database_dealloc(DatabaseObject *d)
+{
+	db_close(d);
+	pthread_rwlock_destroy(&d->lock);
+	Py_TYPE(d)->tp_free((PyObject *)d);
+}
+
+static PyObject *db_wrap(omen_db *h, int remote)
+{
+	DatabaseObject *d = PyObject_New(DatabaseObject, &DatabaseType);
+	if (!d) {
+		omen_close(h);
+		return NULL;
+	}
+	d->db = h;
+	d->remote = remote;
+	d->colls = NULL;
+	pthread_rwlock_init(&d->lock, NULL);
+	return (PyObject *)d;
+}
+
+#define DB_CALL(d, st, expr)                                                                       \
+	do {                                                                                       \
+		Py_BEGIN_ALLOW_THREADS pthread_rwlock_rdlock(&(d)->lock);                          \
+		st = (d)->db ? (expr) : -1;                                                        \
+		pthread_rwlock_unlock(&(d)->lock);                                                 \
+		Py_END_ALLOW_THREADS                                                               \
+	} while (0)
+
+static PyObject *db_status(int st)
+{
+	return st < 0 ? closed_error("database") : raise_status(st);
+}
+
+static PyObject *Database_collection(DatabaseObject *self, PyObject *arg)
+{
+	const char *name = PyUnicode_Check(arg) ? PyUnicode_AsUTF8(arg) : NULL;
+	if (!name)
+		return PyErr_Format(PyExc_ValueError, "a collection name is a str, got %s",
+		                    Py_TYPE(arg)->tp_name);
+	if (!open_db(self))
+		return NULL;
+	omen_collection *h = NULL;
+	int st;
+	DB_CALL(self, st, omen_collection_open(self->db, name, &h));
+	if (st != OMEN_OK)
+		return db_status(st);
+	return coll_wrap(self, h);
+}
+
+static PyObject *Database_create_collection(DatabaseObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"name", "dim", "metric", NULL};
+	const char *name, *metric_s = "l2";
+	Py_ssize_t dim;
+	omen_metric metric;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "sn|s:create_collection", kwlist, &name, &dim,
+	                                 &metric_s))
+		return overflow_as_value();
+	if (!open_db(self))
+		return NULL;
+	if (omen_metric_parse(metric_s, &metric) != OMEN_OK)
+		return PyErr_Format(PyExc_ValueError, "metric must be l2, ip or cosine, got '%s'",
+		                    metric_s);
+	if (dim < 1)
+		return PyErr_Format(PyExc_ValueError, "dimension must be 1 to %d, got %zd",
+		                    OMEN_MAX_DIM, dim);
+	int st;
+	DB_CALL(self, st, omen_create_collection(self->db, name, (size_t)dim, metric));
+	if (st != OMEN_OK)
+		return db_status(st);
+	PyObject *n = PyUnicode_FromString(name);
+	PyObject *c = n ? Database_collection(self, n) : NULL;
+	Py_XDECREF(n);
+	return c;
+}
+
+static PyObject *Database_list_collections(DatabaseObject *self, PyObject *unused)
+{
+	if (!open_db(self))
+		return NULL;
+	char **names = NULL;
+	size_t n = 0;
+	int st;
+	DB_CALL(self, st, omen_list_collections(self->db, &names, &n));
+	if (st != OMEN_OK)
+		return db_status(st);
+	PyObject *list = PyList_New((Py_ssize_t)n);
+	for (size_t i = 0; list && i < n; i++) {
+		PyObject *s = PyUnicode_FromString(names[i]);
+		if (!s) {
+			Py_CLEAR(list);
+			break;
+		}
+		PyList_SET_ITEM(list, i, s);
+	}
+	omen_free_strings(names, n);
+	return list;
+}
+
+static int Database_contains(DatabaseObject *self, PyObject *name)
+{
+	PyObject *list = Database_list_collections(self, NULL);
+	if (!list)
+		return -1;
+	int r = PySequence_Contains(list, name);
+	Py_DECREF(list);
+	return r;
+}
+
+static PyObject *Database_drop_collection(DatabaseObject *self, PyObject *arg)
+{
+	const char *name = PyUnicode_Check(arg) ? PyUnicode_AsUTF8(arg) : NULL;
+	if (!name)
+		return PyErr_Format(PyExc_ValueError, "a collection name is a str, got %s",
+		                    Py_TYPE(arg)->tp_name);
+	if (!open_db(self))
+		return NULL;
+	/* This database's own handles to the collection are closed first: a Python program
+	 * that still holds the Collection object would otherwise always get OMEN_EBUSY. */
+	for (CollectionObject *c = self->colls; c; c = c->next)
+		if (c->coll && strcmp(c->name, name) == 0)
+			coll_close_handle(c);
+	int st;
+	DB_CALL(self, st, omen_drop_collection(self->db, name));
+	if (st != OMEN_OK)
+		return db_status(st);
+	Py_RETURN_NONE;
+}
+
+static PyObject *Database_flush(DatabaseObject *self, PyObject *unused)
+{
+	if (!open_db(self))
+		return NULL;
+	int st;
+	DB_CALL(self, st, omen_flush(self->db));
+	if (st != OMEN_OK)
+		return db_status(st);
+	Py_RETURN_NONE;
+}
+
+static PyObject *Database_stats(DatabaseObject *self, PyObject *unused)
+{
+	if (!open_db(self))
+		return NULL;
+	omen_db_stats s;
+	int st;
+	DB_CALL(self, st, omen_db_stats_get(self->db, &s));
+	if (st != OMEN_OK)
+		return db_status(st);
+	return Py_BuildValue("{s:K,s:K,s:K}", "collections", (unsigned long long)s.collections,
+	                     "file_bytes", (unsigned long long)s.file_bytes, "map_bytes",
+	                     (unsigned long long)s.map_bytes);
+}
+
+static PyObject *Database_close(DatabaseObject *self, PyObject *unused)
+{
+	db_close(self);
+	Py_RETURN_NONE;
+}
+
+static PyObject *Database_enter(DatabaseObject *self, PyObject *unused)
+{
+	if (!open_db(self))
+		return NULL;
+	Py_INCREF(self);
+	return (PyObject *)self;
+}
+
+static PyObject *Database_exit(DatabaseObject *self, PyObject *args)
+{
+	db_close(self);
+	Py_RETURN_FALSE;
+}
+
+static PyObject *Database_get_remote(DatabaseObject *self, void *unused)
+{
+	return PyBool_FromLong(self->remote);
+}
+
+static PyObject *Database_repr(DatabaseObject *self)
+{
+	return PyUnicode_FromFormat("<omendb.Database %s%s>", self->remote ? "remote" : "embedded",
+	                            self->db ? "" : " closed");
+}
+
+static PyMethodDef Database_methods[] = {
+    {"create_collection", (PyCFunction)(void (*)(void))Database_create_collection,
+     METH_VARARGS | METH_KEYWORDS,
+     "create_collection(name, dim, metric='l2') -> Collection\n\n"
+     "Creates a collection (name: 1..128 bytes of letters, digits, '_', '-', '.'; metric:\n"
+     "'l2' squared Euclidean, 'ip' negative inner product, 'cosine' 1 - cosine) and opens it."},
+    {"collection", (PyCFunction)Database_collection, METH_O,
+     "collection(name) -> Collection\n\nOpens a collection; KeyError when there is none."},
+    {"drop_collection", (PyCFunction)Database_drop_collection, METH_O,
+     "drop_collection(name)\n\nDeletes a collection and its points; this database's handles\n"
+     "to it are closed first."},
+    {"list_collections", (PyCFunction)Database_list_collections, METH_NOARGS,
+     "list_collections() -> list of str\n\nThe collection names in byte order."},
+    {"flush", (PyCFunction)Database_flush, METH_NOARGS,
+     "flush()\n\nMakes every acknowledged write durable (for durability='relaxed')."},
+    {"stats", (PyCFunction)Database_stats, METH_NOARGS,
+     "stats() -> dict\n\ncollections, file_bytes, map_bytes."},
+    {"close", (PyCFunction)Database_close, METH_NOARGS,
+     "close()\n\nCloses the database and every collection opened from it."},
+    {"__enter__", (PyCFunction)Database_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)Database_exit, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL}};
+
+static PyGetSetDef Database_getset[] = {
+    {"remote", (getter)Database_get_remote, NULL, "True for a cluster (connect())", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+static PySequenceMethods Database_as_sequence = {.sq_contains = (objobjproc)Database_contains};
+static PyMappingMethods Database_as_mapping = {.mp_subscript = (binaryfunc)Database_collection};
+
+static PyTypeObject DatabaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "omendb.Database",
+    .tp_basicsize = sizeof(DatabaseObject),
+    .tp_dealloc = (destructor)Database_dealloc,
+    .tp_repr = (reprfunc)Database_repr,
+    .tp_as_sequence = &Database_as_sequence,
+    .tp_as_mapping = &Database_as_mapping,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "An open database: embedded (omendb.open) or a cluster (omendb.connect).",
+    .tp_methods = Database_methods,
+    .tp_getset = Database_getset,
+};
+
+/* ---- module functions ---- */
+
+static PyObject *mod_open(PyObject *m, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"path",      "durability",       "read_only", "create",
+	                         "max_bytes", "background_index", NULL};
+	PyObject *path;
+	const char *durability = "sync";
+	int read_only = 0, create = 1, background = 1;
+	long long max_bytes = 0;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|$sppLp:open", kwlist, PyUnicode_FSConverter,
+	                                 &path, &durability, &read_only, &create, &max_bytes,
+	                                 &background))
+		return overflow_as_value();
+	if (max_bytes < 0) {
+		Py_DECREF(path);
+		return PyErr_Format(PyExc_ValueError, "max_bytes must not be negative");
+	}
+	omen_open_options o;
+	omen_open_options_init(&o);
+	if (strcmp(durability, "relaxed") == 0)
+		o.durability = OMEN_DURABLE_RELAXED;
+	else if (strcmp(durability, "sync") != 0) {
+		Py_DECREF(path);
+		return PyErr_Format(PyExc_ValueError, "durability must be 'sync' or 'relaxed'");
+	}
+	o.read_only = read_only;
+	o.no_create = !create;
+	o.max_bytes = (uint64_t)max_bytes;
+	o.no_background_index = !background;
+	const char *p = PyBytes_AS_STRING(path);
+	omen_db *db = NULL;
+	int st;
+	Py_BEGIN_ALLOW_THREADS st = omen_open(p, &o, &db);
+	Py_END_ALLOW_THREADS Py_DECREF(path);
+	if (st != OMEN_OK)
+		return raise_status(st);
+	return db_wrap(db, 0);
+}
+
+static PyObject *mod_connect(PyObject *m, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"url", "token", "timeout_ms", NULL};
+	const char *url, *token = NULL;
+	unsigned int timeout = 30000;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|$zI:connect", kwlist, &url, &token, &timeout))
+		return NULL;
+	omen_connect_options o;
+	omen_connect_options_init(&o);
+	o.token = token;
+	o.timeout_ms = timeout;
+	omen_db *db = NULL;
+	int st = omen_connect(url, &o, &db);
+	if (st != OMEN_OK)
+		return raise_status(st);
+	return db_wrap(db, 1);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* For bench/python_overhead.py: seconds spent in `repeats` omen_search calls on the same
+ * queries, with no Python in the loop. */
+static PyObject *mod_time_search(PyObject *m, PyObject *args)
+{
+	CollectionObject *c;
+	PyArrayObject *q;
+	Py_ssize_t k, repeats;
+	int exact, threads;
+	if (!PyArg_ParseTuple(args, "O!O!nnpi", &CollectionType, &c, &PyArray_Type, &q, &k,
+	                      &repeats, &exact, &threads) ||
+	    !open_coll(c))
+		return NULL;
+	if (PyArray_TYPE(q) != NPY_FLOAT32 || PyArray_NDIM(q) != 2 || !PyArray_IS_C_CONTIGUOUS(q))
+		return PyErr_Format(PyExc_ValueError, "queries: a C-contiguous 2-D float32 array");
+	size_t nq = (size_t)PyArray_DIM(q, 0), dim = (size_t)PyArray_DIM(q, 1);
+	uint64_t *ids = PyMem_Malloc(nq * (size_t)k * sizeof *ids);
+	float *d = PyMem_Malloc(nq * (size_t)k * sizeof *d);
+	omen_search_params p;
+	omen_search_params_init(&p);
+	p.k = (size_t)k;
+	p.exact = exact;
+	p.threads = threads;
+	int st = ids && d ? OMEN_OK : OMEN_ENOMEM;
+	double t0 = now_s();
+	for (Py_ssize_t r = 0; st == OMEN_OK && r < repeats; r++)
+		st = omen_search(c->coll, PyArray_DATA(q), nq, dim, &p, ids, d);
+	double t = now_s() - t0;
+	PyMem_Free(ids);
+	PyMem_Free(d);
+	if (st != OMEN_OK)
+		return raise_status(st);
+	return PyFloat_FromDouble(t);
+}
+
+static PyMethodDef module_methods[] = {
+    {"open", (PyCFunction)(void (*)(void))mod_open, METH_VARARGS | METH_KEYWORDS,
+     "open(path, *, durability='sync', read_only=False, create=True, max_bytes=0,\n"
+     "     background_index=True) -> Database\n\n"
+     "Opens (creating, unless create=False) the embedded database in directory path.\n"
+     "durability 'relaxed' syncs at checkpoints and on flush()/close() (bulk loads)."},
+    {"connect", (PyCFunction)(void (*)(void))mod_connect, METH_VARARGS | METH_KEYWORDS,
+     "connect(url, *, token=None, timeout_ms=30000) -> Database\n\n"
+     "A cluster's coordinator at 'tcp://host:port', with the same API as open()."},
+    {"_time_search", (PyCFunction)mod_time_search, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "omendb._omendb",
+                                    "The OmenDB C API for Python (see the omendb package).", -1,
+                                    module_methods};
+
+PyMODINIT_FUNC PyInit__omendb(void);
+
+PyMODINIT_FUNC PyInit__omendb(void)
+{
+	import_array();
+	if (PyType_Ready(&DatabaseType) < 0 || PyType_Ready(&CollectionType) < 0)
+		return NULL;
+	PyObject *json = PyImport_ImportModule("json");
+	if (!json)
+		return NULL;
+	json_dumps = PyObject_GetAttrString(json, "dumps");
+	json_loads = PyObject_GetAttrString(json, "loads");
+	Py_DECREF(json);
+	PyObject *m = PyModule_Create(&module);
+	if (!m || !json_dumps || !json_loads)
+		return NULL;
+	omen_error = PyErr_NewExceptionWithDoc(
+	    "omendb.Error",
+	    "An engine error other than a bad argument (ValueError) or an unknown collection\n"
+	    "(KeyError); .status is the OMEN_* code.",
+	    NULL, NULL);
+	if (!omen_error || PyModule_AddObject(m, "Error", omen_error) < 0)
+		return NULL;
+	Py_INCREF(omen_error);
+	Py_INCREF(&DatabaseType);
+	Py_INCREF(&CollectionType);
+	PyModule_AddObject(m, "Database", (PyObject *)&DatabaseType);
+	PyModule_AddObject(m, "Collection", (PyObject *)&CollectionType);
+	PyModule_AddObject(m, "NO_ID", PyLong_FromUnsignedLongLong(OMEN_NO_ID));
+	PyModule_AddStringConstant(m, "__version__", OMEN_VERSION_STRING);
+	return m;
+}

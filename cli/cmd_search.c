@@ -21,6 +21,7 @@ typedef struct search_args {
 	int json;                        /* --json */
 	int exact;                       /* --exact */
 	int partial;                     /* --partial */
+	omen_device device;              /* --device */
 	uint64_t k;                      /* --k */
 	uint64_t threads;                /* --threads, default 0 = all cores */
 	uint64_t ef;                     /* --ef, default 0 = the library's default */
@@ -39,11 +40,11 @@ typedef struct results {
 static int search_parse(int argc, char **argv, search_args *a)
 {
 	const char *k_s = NULL, *threads_s = NULL, *ef_s = NULL, *json = NULL, *exact = NULL,
-	           *partial = NULL;
+	           *partial = NULL, *device = NULL;
 	const cli_opt opts[] = {
-	    {"--k", 1, &k_s},      {"--threads", 1, &threads_s}, {"--filter", 1, &a->filter},
-	    {"--out", 1, &a->out}, {"--json", 0, &json},         {"--ef", 1, &ef_s},
-	    {"--exact", 0, &exact}, {"--partial", 0, &partial}};
+	    {"--k", 1, &k_s},       {"--threads", 1, &threads_s}, {"--filter", 1, &a->filter},
+	    {"--out", 1, &a->out},  {"--json", 0, &json},         {"--ef", 1, &ef_s},
+	    {"--exact", 0, &exact}, {"--partial", 0, &partial},   {"--device", 1, &device}};
 	size_t npos;
 	int rc = cli_getopts("search", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), &npos);
 
@@ -57,6 +58,13 @@ static int search_parse(int argc, char **argv, search_args *a)
 	a->json = json != NULL;
 	a->exact = exact != NULL;
 	a->partial = partial != NULL;
+	a->device = OMEN_DEVICE_AUTO;
+	if (device && strcmp(device, "cpu") == 0)
+		a->device = OMEN_DEVICE_CPU;
+	else if (device && strcmp(device, "gpu") == 0)
+		a->device = OMEN_DEVICE_GPU;
+	else if (device && strcmp(device, "auto") != 0)
+		return cli_usage_err("search", "--device: '%s' is not cpu, gpu or auto", device);
 	if (k_s == NULL)
 		return cli_usage_err("search", "--k is required");
 	if (cli_opt_u64("search", "--k", k_s, 0, UINT64_MAX, &a->k) != 0)
@@ -132,11 +140,12 @@ static json_t *row_json(const results *r, size_t q)
  * JSON_MAX_RESULTS_QUERIES queries. */
 static int print_json(const results *r)
 {
-	json_t *obj = json_pack("{s:o, s:o, s:f, s:f, s:{s:i, s:i}}", "queries",
-	                        cli_json_u64(r->nq), "k", cli_json_u64(r->k), "seconds",
-	                        r->seconds, "qps", r->seconds > 0 ? (double)r->nq / r->seconds : 0.0,
-	                        "coverage", "answered", (int)r->info.shards_answered, "total",
-	                        (int)r->info.shards_total);
+	json_t *obj =
+	    json_pack("{s:o, s:o, s:f, s:f, s:{s:i, s:i}, s:s}", "queries", cli_json_u64(r->nq),
+	              "k", cli_json_u64(r->k), "seconds", r->seconds, "qps",
+	              r->seconds > 0 ? (double)r->nq / r->seconds : 0.0, "coverage", "answered",
+	              (int)r->info.shards_answered, "total", (int)r->info.shards_total, "path",
+	              r->info.path ? r->info.path : "?");
 	json_t *all;
 
 	if (obj != NULL && r->nq <= JSON_MAX_RESULTS_QUERIES) {
@@ -190,6 +199,7 @@ static int run_search(const search_args *a, omen_collection *coll, const vecfile
 	params.ef = (size_t)a->ef;
 	params.exact = a->exact;
 	params.partial = a->partial;
+	params.device = a->device;
 	params.info = &r->info;
 	t0 = cli_now();
 	rc = omen_search(coll, queries, vf->n, vf->dim, &params, r->ids, r->dists);

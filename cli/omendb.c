@@ -36,7 +36,8 @@ static const command commands[] = {
      "  --relaxed        relaxed durability, one flush at the end (faster bulk loads)\n"},
     {"search", cmd_search,
      "usage: omendb search DB COLL QUERIES --k K [--threads T] [--filter JSON] [--ef N]\n"
-     "                     [--exact] [--partial] [--out FILE.ivecs] [--json]\n"
+     "                     [--exact] [--device cpu|gpu|auto] [--partial] [--out FILE.ivecs]\n"
+     "                     [--json]\n"
      "  Searches the k nearest points of every vector of QUERIES (.fvecs, .bvecs, .npy or\n"
      "  .csv) in one batch, through the collection's index when it has one.\n"
      "  --k K            results per query (required)\n"
@@ -45,6 +46,8 @@ static const command commands[] = {
      "  --ef N           HNSW candidate list size, at most 16384 (default 0 = 64); raised\n"
      "                   to k when smaller\n"
      "  --exact          exact search even when the collection has an index\n"
+     "  --device D       exact searches on cpu, gpu (when usable; else the CPU) or auto\n"
+     "                   (default: the GPU for batches large enough to win)\n"
      "  --partial        cluster: accept results from the shards that answered in time\n"
      "                   (a note on stderr and \"coverage\" in --json say how many)\n"
      "  --out F          write the result ids as .ivecs (int32 k, then k int32 ids)\n"
@@ -89,7 +92,7 @@ static const char main_usage[] =
     "  create DB COLL --dim D [--metric l2|ip|cosine]\n"
     "  load   DB COLL FILE [--start-id N] [--batch N] [--metadata FILE.jsonl] [--relaxed]\n"
     "  search DB COLL QUERIES --k K [--threads T] [--filter JSON] [--ef N] [--exact]\n"
-    "                        [--partial] [--out FILE.ivecs] [--json]\n"
+    "                        [--device cpu|gpu|auto] [--partial] [--out FILE.ivecs] [--json]\n"
     "  get    DB COLL ID... [--json]\n"
     "  delete DB COLL ID...\n"
     "  index  DB COLL [--type auto|flat|hnsw] [--m M] [--ef-construction N] [--threads T] [--int8]\n"

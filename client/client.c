@@ -356,6 +356,7 @@ static int search_piece(rcoll *c, const float *queries, size_t at, size_t n,
 		memcpy(ids_out + at * p->k, r.ids, n * p->k * sizeof *ids_out);
 		memcpy(dists_out + at * p->k, r.dists, n * p->k * sizeof *dists_out);
 		info->shards_total = r.shards_total;
+		info->path = "cluster";
 		if (at == 0 || r.shards_answered < info->shards_answered)
 			info->shards_answered = r.shards_answered;
 	}
@@ -385,7 +386,7 @@ int client_search(rcoll *c, const float *queries, size_t nq, size_t dim,
 		                  p.ef);
 	size_t row = dim * 4 + p.k * 12,
 	       per = CLIENT_PIECE_BYTES / row ? CLIENT_PIECE_BYTES / row : 1;
-	omen_search_info info = {0, 0};
+	omen_search_info info = {0, 0, "cluster"};
 	for (size_t at = 0; st == OMEN_OK && at < nq; at += per)
 		st = search_piece(c, queries, at, nq - at < per ? nq - at : per, &p, ids_out,
 		                  dists_out, &info);

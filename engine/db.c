@@ -37,6 +37,7 @@ int eng_open(const char *path, const omen_open_options *opt, eng_db **out)
 	pthread_mutex_init(&db->mu, NULL);
 	pthread_cond_init(&db->closed, NULL);
 	pthread_mutex_init(&db->build_mu, NULL);
+	pthread_mutex_init(&db->gpu_mu, NULL);
 	if (!opt->read_only && !opt->no_background_index &&
 	    (st = indexer_start(db, &db->ix)) != OMEN_OK) {
 		eng_close(db);
@@ -55,6 +56,8 @@ void eng_close(eng_db *db)
 	while (db->open)
 		eng_collection_close(db->open);
 	store_close(db->st);
+	gpu_release(db);
+	pthread_mutex_destroy(&db->gpu_mu);
 	pthread_mutex_destroy(&db->build_mu);
 	pthread_cond_destroy(&db->closed);
 	pthread_mutex_destroy(&db->mu);

@@ -26,6 +26,8 @@ struct eng_db {
 	pthread_mutex_t build_mu; /* one index build at a time (user or background) */
 	atomic_int cancel;        /* set by omen_close: builds in progress give up */
 	indexer *ix;              /* background indexer, or NULL (read-only, or disabled) */
+	pthread_mutex_t gpu_mu;   /* guards gpu */
+	struct gpu_resident *gpu; /* device copies of collections (gpu_scan.c) */
 };
 
 /* ---- the embedded implementation of the public API (api/api.c dispatches here) ----
@@ -175,10 +177,30 @@ typedef struct search_req {
 	uint64_t row_min;  /* exact search: only rows from this one on */
 	uint64_t *ids_out; /* nq x k */
 	float *dists_out;  /* nq x k */
+	omen_device device;
+	bool used_gpu;     /* out: flat_search served the request on the GPU */
 } search_req;
 
 /* Exact search over the snapshot's allowed rows from req->row_min on. */
-int flat_search(const snapshot *s, const search_req *req);
+int flat_search(const snapshot *s, search_req *req);
+
+/* ---- the GPU path of exact search (gpu_scan.c; the device code is engine/gpu/) ---- */
+
+/* Smallest work (queries x rows x dim) for which OMEN_DEVICE_AUTO picks the GPU. */
+#define GPU_AUTO_MIN_WORK (1ull << 30)
+
+/* Whether a usable device exists (checked once). */
+bool gpu_usable(void);
+
+/* Fills heaps[0..qn) (capacity kc each) with each query's kc best candidates by SGEMM
+ * distance, computed on the device over the snapshot's rows from row_min on, excluding
+ * tombstoned and filtered-out rows; the caller re-ranks them exactly. Uploads the rows the
+ * device copy lacks first. tf32 receives whether TF32 was used (OMEN_GPU_TF32=1). */
+int gpu_scan(const snapshot *s, const float *q, const float *qnorm, size_t qn, size_t kc,
+             uint64_t row_min, topk *heaps, bool *tf32);
+
+/* Releases a database's device copies (at close). */
+void gpu_release(eng_db *db);
 
 /* Exact distance of query q to the vector at row, in the collection's metric. */
 float snap_dist(const snapshot *s, const float *q, uint64_t row);

@@ -19,10 +19,11 @@
 
 #include "engine/distance.h"
 #include "engine/engine.h"
+#include "engine/gpu/gpu.h"
 
-#define GEMM_MIN_QUERIES 8            /* batches at least this large use SGEMM */
-#define GEMM_BLOCK_FLOATS (1u << 20)  /* per-thread SGEMM output block */
-#define HEAP_BYTES_MAX (256ull << 20) /* per query block, all threads' heaps together */
+#define GEMM_MIN_QUERIES  8              /* batches at least this large use SGEMM */
+#define GEMM_BLOCK_FLOATS (1u << 20)     /* per-thread SGEMM output block */
+#define HEAP_BYTES_MAX    (256ull << 20) /* per query block, all threads' heaps together */
 
 /* What one query block needs: the queries, their squared norms, the heaps. */
 typedef struct scan_job {
@@ -34,6 +35,7 @@ typedef struct scan_job {
 	bool gemm;        /* SGEMM distances, re-ranked exactly at the end */
 	uint64_t row_min; /* rows below are skipped */
 	float max_norm;   /* largest squared norm in the snapshot (SGEMM error bound) */
+	float unit;       /* rounding unit of the SGEMM inputs: 2^-24, or 2^-10 with TF32 */
 	topk *heaps;      /* threads x qn */
 	uint8_t *recheck; /* per query of the request: SGEMM result not certified */
 } scan_job;
@@ -145,7 +147,7 @@ static void write_row(const search_req *req, size_t q, const topk *t)
  * and the final additions add the rest). The same bound covers -<q, x> and 1 - <q, x>. */
 static float gemm_error(const scan_job *j, float qnorm)
 {
-	return 2.0f * ((float)j->s->c->dim + 2) * 0x1p-24f * (qnorm + j->max_norm);
+	return 2.0f * ((float)j->s->c->dim + 2) * j->unit * (qnorm + j->max_norm);
 }
 
 /* Re-ranks the SGEMM candidates `all` of query q with the exact kernels into fin. Returns false
@@ -191,12 +193,28 @@ static void merge_out(const scan_job *j, int nthreads, size_t q0, topk_item *tmp
 	}
 }
 
+/* How a pass computes distances. */
+typedef enum { PASS_KERNELS, PASS_GEMM, PASS_GPU } pass_mode;
+
+/* One block of queries: candidates from the device (one heap per query, nthreads = 1), or
+ * from every chunk on the CPU threads. */
+static int scan_block(scan_job *j, int nthreads, pass_mode mode)
+{
+	if (mode != PASS_GPU)
+		return scan_all(j, nthreads);
+	bool tf32 = false;
+	int st = gpu_scan(j->s, j->q, j->qnorm, j->qn, j->kc, j->row_min, j->heaps, &tf32);
+	j->unit = tf32 ? 0x1p-10f : 0x1p-24f;
+	return st;
+}
+
 /* Scans every chunk for the queries of req, in blocks that bound the heaps' memory. With
- * use_gemm, queries whose SGEMM results are not certified are marked in recheck (nq bytes)
- * and their output rows are left unwritten. */
-static int scan_pass(const snapshot *s, const search_req *req, int nthreads, bool use_gemm,
+ * PASS_GEMM or PASS_GPU, queries whose SGEMM results are not certified are marked in recheck
+ * (nq bytes) and their output rows are left unwritten. */
+static int scan_pass(const snapshot *s, const search_req *req, int nthreads, pass_mode mode,
                      uint8_t *recheck)
 {
+	bool use_gemm = mode != PASS_KERNELS;
 	size_t dim = s->c->dim, k = req->k;
 	size_t kc = use_gemm ? 2 * k + 8 : k;
 	kc = kc > s->rec.points ? (size_t)s->rec.points : kc;
@@ -208,16 +226,21 @@ static int scan_pass(const snapshot *s, const search_req *req, int nthreads, boo
 	topk_item *tmp = malloc((kc + k) * sizeof *tmp);
 	float *qnorm = malloc(qblock * sizeof *qnorm);
 	float max_norm = use_gemm ? snap_max_norm(s) : 0;
-	int st = heaps && items && tmp && qnorm ? OMEN_OK : status_set(OMEN_ENOMEM, "out of memory");
+	int st =
+	    heaps && items && tmp && qnorm ? OMEN_OK : status_set(OMEN_ENOMEM, "out of memory");
 	for (size_t q0 = 0; q0 < req->nq && st == OMEN_OK; q0 += qblock) {
-		scan_job j = {s,       req->queries + q0 * dim, qnorm, 0, k, kc, use_gemm,
-		              req->row_min, max_norm, heaps, recheck};
+		scan_job j = {s,        req->queries + q0 * dim,
+		              qnorm,    0,
+		              k,        kc,
+		              use_gemm, req->row_min,
+		              max_norm, 0x1p-24f,
+		              heaps,    recheck};
 		j.qn = req->nq - q0 < qblock ? req->nq - q0 : qblock;
 		for (size_t q = 0; q < j.qn; q++)
 			qnorm[q] = s->dk->dot(j.q + q * dim, j.q + q * dim, dim);
 		for (size_t h = 0; h < (size_t)nthreads * j.qn; h++)
 			heaps[h] = (topk){items + h * kc, 0, (uint32_t)kc};
-		st = scan_all(&j, nthreads);
+		st = scan_block(&j, nthreads, mode);
 		if (st == OMEN_OK)
 			merge_out(&j, nthreads, q0, tmp, req);
 	}
@@ -249,7 +272,7 @@ static int recheck_pass(const snapshot *s, const search_req *req, int nthreads,
 	sub.ids_out = ids;
 	sub.dists_out = dists;
 	if (st == OMEN_OK)
-		st = scan_pass(s, &sub, nthreads, false, NULL);
+		st = scan_pass(s, &sub, nthreads, PASS_KERNELS, NULL);
 	for (size_t q = 0, i = 0; st == OMEN_OK && q < req->nq; q++)
 		if (recheck[q]) {
 			memcpy(req->ids_out + q * k, ids + i * k, k * sizeof *ids);
@@ -264,11 +287,11 @@ static int recheck_pass(const snapshot *s, const search_req *req, int nthreads,
 static int scan_search(const snapshot *s, const search_req *req, int nthreads)
 {
 	if (req->nq < GEMM_MIN_QUERIES)
-		return scan_pass(s, req, nthreads, false, NULL);
+		return scan_pass(s, req, nthreads, PASS_KERNELS, NULL);
 	uint8_t *recheck = calloc(req->nq, 1);
 	if (!recheck)
 		return status_set(OMEN_ENOMEM, "out of memory");
-	int st = scan_pass(s, req, nthreads, true, recheck);
+	int st = scan_pass(s, req, nthreads, PASS_GEMM, recheck);
 	if (st == OMEN_OK)
 		st = recheck_pass(s, req, nthreads, recheck);
 	free(recheck);
@@ -296,7 +319,8 @@ static int selective_search(const snapshot *s, const search_req *req, int nthrea
 		const float *qv = req->queries + q * dim;
 		for (uint64_t i = 0; i < card; i++)
 			if (rows[i] >= req->row_min && !snap_tomb(s, rows[i]))
-				topk_push(&h, snap_dist(s, qv, rows[i]), snap_id(s, rows[i]), rows[i]);
+				topk_push(&h, snap_dist(s, qv, rows[i]), snap_id(s, rows[i]),
+				          rows[i]);
 		topk_sort(&h);
 		write_row(req, q, &h);
 		free(items);
@@ -313,9 +337,44 @@ static int thread_count(int requested, size_t work)
 	return t;
 }
 
-int flat_search(const snapshot *s, const search_req *req)
+/* Whether the request goes to the GPU: asked for (or large enough under AUTO), k within the
+ * device's selection, and a usable device. */
+static bool want_gpu(const snapshot *s, const search_req *req)
 {
+	if (req->device == OMEN_DEVICE_CPU || req->k > GPU_MAX_K)
+		return false;
+	uint64_t work = (uint64_t)req->nq * s->rec.rows * s->c->dim;
+	if (req->device == OMEN_DEVICE_AUTO && work < GPU_AUTO_MIN_WORK)
+		return false;
+	return gpu_usable();
+}
+
+/* The GPU pass: device candidates re-ranked exactly; uncertified queries searched again on
+ * the CPU. */
+static int search_on_gpu(const snapshot *s, search_req *req)
+{
+	uint8_t *recheck = calloc(req->nq, 1);
+	if (!recheck)
+		return status_set(OMEN_ENOMEM, "out of memory");
+	int st = scan_pass(s, req, 1, PASS_GPU, recheck);
+	if (st == OMEN_OK)
+		st = recheck_pass(s, req, thread_count(req->threads, s->nchunks), recheck);
+	free(recheck);
+	return st;
+}
+
+int flat_search(const snapshot *s, search_req *req)
+{
+	req->used_gpu = false;
 	if (s->allow && snap_allowed(s) * 4 < s->rec.rows)
 		return selective_search(s, req, thread_count(req->threads, req->nq));
+	if (want_gpu(s, req)) {
+		int st = search_on_gpu(s, req);
+		if (st == OMEN_OK || st == OMEN_ENOMEM) {
+			req->used_gpu = st == OMEN_OK;
+			return st;
+		}
+		/* The device failed (out of its memory, say): the CPU serves the request. */
+	}
 	return scan_search(s, req, thread_count(req->threads, s->nchunks));
 }

@@ -23,8 +23,8 @@ static int check_queries(eng_coll *c, const float *qs, size_t nq, float **copy)
 		for (size_t j = 0; j < dim; j++) {
 			float x = qs[i * dim + j];
 			if (!isfinite(x))
-				return status_set(OMEN_EINVAL, "query %zu component %zu is %s", i, j,
-				                  isnan(x) ? "NaN" : "infinite");
+				return status_set(OMEN_EINVAL, "query %zu component %zu is %s", i,
+				                  j, isnan(x) ? "NaN" : "infinite");
 			ss += (double)x * x;
 		}
 		if (*copy) {
@@ -52,11 +52,14 @@ static int check_params(eng_coll *c, size_t nq, size_t dim, const omen_search_pa
 		                  p->ef);
 	if (p->threads < 0 || p->threads > 1024)
 		return status_set(OMEN_EINVAL, "threads must be 0 to 1024, got %d", p->threads);
+	if (p->device != OMEN_DEVICE_AUTO && p->device != OMEN_DEVICE_CPU &&
+	    p->device != OMEN_DEVICE_GPU)
+		return status_set(OMEN_EINVAL, "unknown device %d", (int)p->device);
 	return OMEN_OK;
 }
 
-/* Runs the request on the snapshot by the path that fits. */
-static int run(const snapshot *s, MDB_txn *txn, search_req *req, bool exact)
+/* Runs the request on the snapshot by the path that fits; *path names it. */
+static int run(const snapshot *s, MDB_txn *txn, search_req *req, bool exact, const char **path)
 {
 	eng_coll *c = s->c;
 	if (req->k > s->rec.points)
@@ -65,13 +68,17 @@ static int run(const snapshot *s, MDB_txn *txn, search_req *req, bool exact)
 	hnsw_info hi;
 	bool selective = s->allow && snap_allowed(s) * 8 < s->rec.rows;
 	int st = exact || selective ? OMEN_ENOTFOUND : hnsw_info_get(c, txn, &hi);
-	if (st == OMEN_ENOTFOUND)
-		return flat_search(s, req);
+	if (st == OMEN_ENOTFOUND) {
+		st = flat_search(s, req);
+		*path = req->used_gpu ? "gpu-exact" : "cpu-exact";
+		return st;
+	}
+	*path = "cpu-hnsw";
 	return st == OMEN_OK ? hnsw_search(s, txn, req) : st;
 }
 
 int eng_search(eng_coll *c, const float *queries, size_t nq, size_t dim,
-                const omen_search_params *params, uint64_t *ids_out, float *dists_out)
+               const omen_search_params *params, uint64_t *ids_out, float *dists_out)
 {
 	omen_search_params defaults;
 	if (!params) {
@@ -90,17 +97,26 @@ int eng_search(eng_coll *c, const float *queries, size_t nq, size_t dim,
 	snapshot s;
 	if (st == OMEN_OK)
 		st = snap_open(c, txn, params->filter, &s);
+	const char *path = "cpu-exact";
 	if (st == OMEN_OK) {
 		size_t ef = params->ef ? params->ef : OMEN_HNSW_EF_DEFAULT;
-		search_req req = {copy ? copy : queries, nq, params->k, params->threads,
-		                  ef < params->k ? params->k : ef, 0, ids_out, dists_out};
-		st = run(&s, txn, &req, params->exact != 0);
+		search_req req = {copy ? copy : queries,
+		                  nq,
+		                  params->k,
+		                  params->threads,
+		                  ef < params->k ? params->k : ef,
+		                  0,
+		                  ids_out,
+		                  dists_out,
+		                  params->device,
+		                  false};
+		st = run(&s, txn, &req, params->exact != 0, &path);
 		snap_close(&s);
 	}
 	if (txn)
 		store_read_end(c->db->st, txn);
 	free(copy);
 	if (st == OMEN_OK && params->info)
-		*params->info = (omen_search_info){1, 1};
+		*params->info = (omen_search_info){1, 1, path};
 	return st;
 }

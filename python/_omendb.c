@@ -407,7 +407,8 @@ done:
 	return out;
 }
 
-static PyObject *search_result(PyObject *ids, PyObject *dists, int single)
+static PyObject *search_result(PyObject *ids, PyObject *dists, int single,
+                               const omen_search_info *info)
 {
 	if (single) { /* one 1-D query: (k,) arrays */
 		PyObject *i1 = PySequence_GetItem(ids, 0), *d1 = PySequence_GetItem(dists, 0);
@@ -420,19 +421,32 @@ static PyObject *search_result(PyObject *ids, PyObject *dists, int single)
 		}
 		ids = i1, dists = d1;
 	}
+	if (info)
+		return Py_BuildValue("(NN{s:s,s:I,s:I})", ids, dists, "path",
+		                     info->path ? info->path : "?", "shards_answered",
+		                     info->shards_answered, "shards_total", info->shards_total);
 	return Py_BuildValue("(NN)", ids, dists);
 }
 
 static PyObject *Collection_search(CollectionObject *self, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {"queries", "k",       "filter",  "ef",
-	                         "exact",   "threads", "partial", NULL};
+	static char *kwlist[] = {"queries", "k",       "filter", "ef",          "exact",
+	                         "threads", "partial", "device", "return_info", NULL};
 	PyObject *qobj, *fobj = Py_None, *ftext = NULL, *ids = NULL, *dists = NULL;
 	Py_ssize_t k = 10, ef = 0;
-	int exact = 0, threads = 0, partial = 0, single;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|n$Onpip:search", kwlist, &qobj, &k, &fobj,
-	                                 &ef, &exact, &threads, &partial))
+	int exact = 0, threads = 0, partial = 0, want_info = 0, single;
+	const char *device = "auto";
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|n$Onpipsp:search", kwlist, &qobj, &k, &fobj,
+	                                 &ef, &exact, &threads, &partial, &device, &want_info))
 		return overflow_as_value();
+	omen_device dev = OMEN_DEVICE_AUTO;
+	if (strcmp(device, "cpu") == 0)
+		dev = OMEN_DEVICE_CPU;
+	else if (strcmp(device, "gpu") == 0)
+		dev = OMEN_DEVICE_GPU;
+	else if (strcmp(device, "auto") != 0)
+		return PyErr_Format(PyExc_ValueError, "device must be cpu, gpu or auto, got '%s'",
+		                    device);
 	if (!open_coll(self))
 		return NULL;
 	if (k < 1 || ef < 0) {
@@ -462,6 +476,9 @@ static PyObject *Collection_search(CollectionObject *self, PyObject *args, PyObj
 	p.exact = exact;
 	p.threads = threads;
 	p.partial = partial;
+	p.device = dev;
+	omen_search_info info = {1, 1, "cpu-exact"};
+	p.info = &info;
 	int st = OMEN_OK;
 	if (nq > 0)
 		CALL_UNLOCKED(self, st,
@@ -474,7 +491,7 @@ static PyObject *Collection_search(CollectionObject *self, PyObject *args, PyObj
 	}
 	Py_DECREF(q);
 	Py_XDECREF(ftext);
-	return search_result(ids, dists, single);
+	return search_result(ids, dists, single, want_info ? &info : NULL);
 fail:
 	Py_DECREF(q);
 	Py_XDECREF(ftext);
@@ -700,14 +717,17 @@ static PyMethodDef Collection_methods[] = {
     {"upsert", (PyCFunction)(void (*)(void))Collection_add, METH_VARARGS | METH_KEYWORDS,
      "upsert(vectors, ids=None, metadata=None) -> ids\n\nThe same as add()."},
     {"search", (PyCFunction)(void (*)(void))Collection_search, METH_VARARGS | METH_KEYWORDS,
-     "search(queries, k=10, *, filter=None, ef=0, exact=False, threads=0, partial=False)\n"
-     "    -> (ids, distances)\n\n"
+     "search(queries, k=10, *, filter=None, ef=0, exact=False, threads=0, partial=False,\n"
+     "       device='auto', return_info=False) -> (ids, distances[, info])\n\n"
      "The k nearest points of each query: ids (uint64) and distances (float32) of shape\n"
      "(nq, k) for (nq, dim) queries, (k,) for one (dim,) query; closest first, ties by the\n"
      "smaller id. filter: a dict or JSON string (docs/FILTERS.md); rows with fewer than k\n"
      "matches are padded with NO_ID and inf. ef: HNSW candidate list (0 = 64); exact: skip\n"
      "the index; threads: 0 = all cores; partial: on a cluster, accept the shards that\n"
-     "answered. The GIL is released while searching."},
+     "answered. device: where exact searches run: 'cpu', 'gpu' (the CPU when no GPU is\n"
+     "usable) or 'auto'. return_info: also return a dict with the path that served the\n"
+     "search ('cpu-exact', 'gpu-exact', 'cpu-hnsw', 'cluster') and the shards' coverage.\n"
+     "The GIL is released while searching."},
     {"get", (PyCFunction)Collection_get, METH_O,
      "get(ids) -> (vectors, metadata, found)\n\n"
      "Reads points by id: vectors (n, dim) float32 (zeros where not found), a list of\n"
@@ -1105,7 +1125,17 @@ static PyObject *mod_time_search(PyObject *m, PyObject *args)
 	return PyFloat_FromDouble(t);
 }
 
+static PyObject *mod_gpu_info(PyObject *m, PyObject *unused)
+{
+	char name[256];
+	int st = omen_gpu_info(name, sizeof name);
+	return Py_BuildValue("(Os)", st == OMEN_OK ? Py_True : Py_False, name);
+}
+
 static PyMethodDef module_methods[] = {
+    {"gpu_info", (PyCFunction)mod_gpu_info, METH_NOARGS,
+     "gpu_info() -> (usable, description)\n\n"
+     "Whether searches can run on a GPU here: the device's name, or why not."},
     {"open", (PyCFunction)(void (*)(void))mod_open, METH_VARARGS | METH_KEYWORDS,
      "open(path, *, durability='sync', read_only=False, create=True, max_bytes=0,\n"
      "     background_index=True) -> Database\n\n"

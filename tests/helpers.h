@@ -76,4 +76,43 @@ static inline float *rnd_vectors(size_t n, size_t dim, uint64_t seed)
 	return v;
 }
 
+/* Reads a whole .fvecs file (Fashion-MNIST, from bench/data.py); fails the test when it is
+ * missing. *n and *d receive its shape; the caller frees the result. */
+static inline float *read_fvecs(const char *path, size_t *n, size_t *d)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		fail_msg("%s missing: run `python3 bench/data.py fashion data` (ops/test does)", path);
+	int32_t dd;
+	assert_int_equal(fread(&dd, 4, 1, f), 1);
+	fseek(f, 0, SEEK_END);
+	long size = ftell(f);
+	size_t rec = 4 + 4 * (size_t)dd, m = (size_t)size / rec;
+	float *v = malloc(m * (size_t)dd * sizeof *v);
+	fseek(f, 0, SEEK_SET);
+	for (size_t i = 0; i < m; i++) {
+		assert_int_equal(fread(&dd, 4, 1, f), 1);
+		assert_int_equal(fread(v + i * (size_t)dd, 4, (size_t)dd, f), (size_t)dd);
+	}
+	fclose(f);
+	*n = m;
+	*d = (size_t)dd;
+	return v;
+}
+
+/* Loads Fashion-MNIST (from $OMEN_FASHION, else data/fashion-mnist): base and query vectors
+ * of dimension *dim; the caller frees both. */
+static inline void load_fashion(float **base, size_t *nbase, float **queries, size_t *nq,
+                                size_t *dim)
+{
+	const char *dir = getenv("OMEN_FASHION");
+	char p[1024];
+	size_t d2;
+	snprintf(p, sizeof p, "%s/base.fvecs", dir ? dir : "data/fashion-mnist");
+	*base = read_fvecs(p, nbase, dim);
+	snprintf(p, sizeof p, "%s/query.fvecs", dir ? dir : "data/fashion-mnist");
+	*queries = read_fvecs(p, nq, &d2);
+	assert_true(d2 == *dim);
+}
+
 #endif

@@ -15,39 +15,12 @@
 static float *base, *queries;
 static size_t nbase, dim;
 
-static float *read_fvecs(const char *path, size_t *n, size_t *d)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		fail_msg("%s missing: run `python3 bench/data.py fashion data` (ops/test does)", path);
-	int32_t dd;
-	assert_int_equal(fread(&dd, 4, 1, f), 1);
-	fseek(f, 0, SEEK_END);
-	long size = ftell(f);
-	size_t rec = 4 + 4 * (size_t)dd, m = (size_t)size / rec;
-	float *v = malloc(m * (size_t)dd * sizeof *v);
-	fseek(f, 0, SEEK_SET);
-	for (size_t i = 0; i < m; i++) {
-		assert_int_equal(fread(&dd, 4, 1, f), 1);
-		assert_int_equal(fread(v + i * (size_t)dd, 4, (size_t)dd, f), (size_t)dd);
-	}
-	fclose(f);
-	*n = m;
-	*d = (size_t)dd;
-	return v;
-}
-
 static int load_data(void **state)
 {
 	(void)state;
-	const char *dir = getenv("OMEN_FASHION");
-	char p[1024];
-	size_t nq, d2;
-	snprintf(p, sizeof p, "%s/base.fvecs", dir ? dir : "data/fashion-mnist");
-	base = read_fvecs(p, &nbase, &dim);
-	snprintf(p, sizeof p, "%s/query.fvecs", dir ? dir : "data/fashion-mnist");
-	queries = read_fvecs(p, &nq, &d2);
-	assert_true(nq >= NQ && d2 == dim);
+	size_t nq;
+	load_fashion(&base, &nbase, &queries, &nq, &dim);
+	assert_true(nq >= NQ);
 	return 0;
 }
 

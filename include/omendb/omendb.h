@@ -201,6 +201,13 @@ int omen_delete(omen_collection *coll, const uint64_t *ids, size_t n, size_t *de
 /* Number of live points. */
 int omen_count(omen_collection *coll, uint64_t *out);
 
+/* Where exact searches run (omen_search_params.device). */
+typedef enum {
+	OMEN_DEVICE_AUTO = 0, /* the GPU for batches large enough to win, when one is usable */
+	OMEN_DEVICE_CPU = 1,
+	OMEN_DEVICE_GPU = 2   /* the GPU whenever one is usable; the CPU otherwise (no error) */
+} omen_device;
+
 typedef struct omen_search_params {
 	size_t k;           /* results per query, 1..min(OMEN_MAX_K, points); default 10 */
 	const char *filter; /* NULL or a JSON filter, see docs/FILTERS.md; default NULL */
@@ -212,6 +219,8 @@ typedef struct omen_search_params {
 	                       before the deadline (see info); default 0: such a search fails
 	                       with OMEN_EUNAVAIL. Ignored by embedded databases. */
 	struct omen_search_info *info; /* NULL, or receives how the search was served */
+	omen_device device; /* exact searches only (an HNSW search runs on the CPU); default
+	                       OMEN_DEVICE_AUTO. See docs/GPU.md. */
 } omen_search_params;
 
 /* How a search was served (filled on success when omen_search_params.info is set). */
@@ -219,7 +228,14 @@ typedef struct omen_search_info {
 	uint32_t shards_total;    /* cluster: logical shards of the collection; embedded: 1 */
 	uint32_t shards_answered; /* shards whose results are merged in (< total only with
 	                             partial) */
+	const char *path;         /* static: "cpu-exact", "cpu-hnsw" (index, plus an exact scan
+	                             of rows written since it was built), "gpu-exact", or
+	                             "cluster" for a remote database */
 } omen_search_info;
+
+/* Whether this process can run searches on a GPU: OMEN_OK with the device's name in name
+ * (len bytes), or OMEN_ENOTSUP with the reason (no CUDA in this build, no device...). */
+int omen_gpu_info(char *name, size_t len);
 
 void omen_search_params_init(omen_search_params *p);
 

@@ -11,6 +11,7 @@ omendb.connect("tcp://host:port") gives the same API on a cluster. Arrays go in 
 arrays (float32 or float64, any layout) or anything with the buffer protocol and come back as
 numpy arrays. See docs/PYTHON.md.
 """
-from ._omendb import NO_ID, Collection, Database, Error, __version__, connect, open
+from ._omendb import NO_ID, Collection, Database, Error, __version__, connect, gpu_info, open
 
-__all__ = ["open", "connect", "Database", "Collection", "Error", "NO_ID", "__version__"]
+__all__ = ["open", "connect", "gpu_info", "Database", "Collection", "Error", "NO_ID",
+           "__version__"]

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <xxhash.h>
 
 #include "coordinator/internal.h"
@@ -22,6 +23,7 @@ typedef struct part {
 	int st;          /* transport status, then the reply's status */
 	char *err;       /* detail of a failure */
 	uint64_t *index; /* positions in the caller's arrays of the part's points */
+	peer *to;        /* the node holding the logical shard */
 } part;
 
 static uint32_t shard_of(uint64_t id, uint32_t nshards)
@@ -31,9 +33,10 @@ static uint32_t shard_of(uint64_t id, uint32_t nshards)
 	return (uint32_t)(XXH3_64bits(b, sizeof b) % nshards);
 }
 
-static peer *node_of(coord *c, uint32_t shard)
+/* The node a part goes to: from the shard map, or shard s mod the configured nodes. */
+static peer *part_peer(const coord *c, const part *p)
 {
-	return c->nodes[shard % c->nnodes];
+	return p->to ? p->to : c->nodes[p->shard % c->nnodes];
 }
 
 static uint32_t deadline(const coord *c, const wire_req *q)
@@ -50,6 +53,8 @@ static part *parts_new(const coll_info *ci, const wire_req *q)
 		p[s].shard = s;
 		p[s].req.op = q->op;
 		p[s].req.shard = (int32_t)s;
+		p[s].req.epoch = ci->epoch;
+		p[s].to = ci->to ? ci->to[s] : NULL;
 		strcpy(p[s].req.name, ci->name);
 		p[s].req.dim = ci->dim;
 	}
@@ -76,9 +81,9 @@ static uint32_t scatter(coord *c, part *p, uint32_t n, uint32_t timeout_ms)
 		if (p[s].req.shard < 0)
 			continue;
 		p[s].req.token = c->token;
-		p[s].st = calls ? peer_call_start(node_of(c, p[s].shard), &p[s].req, timeout_ms,
-		                                  &calls[s])
-		                : status_set(OMEN_ENOMEM, "out of memory");
+		p[s].st =
+		    calls ? peer_call_start(part_peer(c, &p[s]), &p[s].req, timeout_ms, &calls[s])
+		          : status_set(OMEN_ENOMEM, "out of memory");
 		if (p[s].st != OMEN_OK)
 			p[s].err = strdup(status_msg());
 	}
@@ -113,7 +118,7 @@ static int gather_status(coord *c, const part *p, uint32_t n, const char *what)
 		if (len < sizeof msg - 1)
 			len += (size_t)snprintf(msg + len, sizeof msg - len, "%sshard %u (%s): %s",
 			                        len ? "; " : "", p[s].shard,
-			                        peer_url(node_of(c, p[s].shard)),
+			                        peer_url(part_peer(c, &p[s])),
 			                        p[s].err ? p[s].err : "failed");
 	}
 	if (st != OMEN_OK)
@@ -123,10 +128,62 @@ static int gather_status(coord *c, const part *p, uint32_t n, const char *what)
 
 static int lookup(coord *c, const char *name, coll_info *ci)
 {
-	return meta_get(&c->meta, name, ci);
+	return c->fsm ? rmeta_lookup(c, name, ci) : meta_get(&c->meta, name, ci);
+}
+
+/* Every collection, in name order (routes not filled). */
+static int list_all(coord *c, coll_info **out, size_t *n)
+{
+	return c->fsm ? rmeta_list(c, out, n) : meta_list(&c->meta, out, n);
 }
 
 /* ---- collections ---- */
+
+/* Sends CREATE (or DROP) to every logical shard of ci. */
+static int shards_call(coord *c, const wire_req *q, const coll_info *ci, const char *what)
+{
+	part *p = parts_new(ci, q);
+	int st = p ? OMEN_OK : status_set(OMEN_ENOMEM, "out of memory");
+	for (uint32_t s = 0; p && s < ci->nshards; s++)
+		p[s].req.metric = ci->metric;
+	if (p && scatter(c, p, ci->nshards, deadline(c, q)) > 0)
+		st = gather_status(c, p, ci->nshards, what);
+	parts_free(p, ci->nshards);
+	return st;
+}
+
+/* CREATE with Raft: the collection and its shard map are committed first (the state machine
+ * assigns the logical shards), then created on the shards; if they fail, it is dropped
+ * again. */
+static int create_replicated(coord *c, const wire_req *q, const coll_info *want)
+{
+	meta_cmd cmd = {.kind = CMD_COLL_CREATE};
+	snprintf(cmd.coll.name, sizeof cmd.coll.name, "%s", want->name);
+	cmd.coll.dim = want->dim;
+	cmd.coll.metric = want->metric;
+	cmd.coll.nshards = want->nshards;
+	fsm_result res;
+	int st = rmeta_apply(c, &cmd, &res);
+	if (st == OMEN_EUNAVAIL && res.status == OMEN_EUNAVAIL) { /* nodes not registered yet? */
+		rmeta_register_now(c);
+		st = rmeta_apply(c, &cmd, &res);
+	}
+	if (st == OMEN_EEXIST)
+		return status_set(st, "collection '%s' already exists", want->name);
+	if (st == OMEN_EUNAVAIL && res.status == OMEN_EUNAVAIL)
+		return status_set(st, "no shard node is up to hold collection '%s'", want->name);
+	coll_info ci;
+	if (st == OMEN_OK)
+		st = lookup(c, want->name, &ci);
+	if (st == OMEN_OK && (st = shards_call(c, q, &ci, "create")) != OMEN_OK) {
+		char why[512];
+		snprintf(why, sizeof why, "%s", status_msg());
+		cmd.kind = CMD_COLL_DROP;
+		rmeta_apply(c, &cmd, &res);
+		st = status_set(st, "%s", why);
+	}
+	return st;
+}
 
 static int do_create(coord *c, const wire_req *q)
 {
@@ -138,6 +195,8 @@ static int do_create(coord *c, const wire_req *q)
 	if (ci.dim < 1 || ci.dim > OMEN_MAX_DIM || ci.nshards > WIRE_MAX_SHARDS)
 		return status_set(OMEN_EINVAL, "dimension must be 1 to %d and shards 1 to %d",
 		                  OMEN_MAX_DIM, WIRE_MAX_SHARDS);
+	if (c->fsm)
+		return create_replicated(c, q, &ci);
 	pthread_mutex_lock(&c->mu);
 	coll_info old;
 	int st = lookup(c, q->name, &old);
@@ -179,8 +238,14 @@ static int do_drop(coord *c, const wire_req *q)
 		st = status_set(OMEN_ENOMEM, "out of memory");
 	if (p && scatter(c, p, ci.nshards, deadline(c, q)) > 0)
 		st = gather_status(c, p, ci.nshards, "drop");
-	if (st == OMEN_OK && (st = meta_del(&c->meta, q->name)) == OMEN_OK)
+	if (st == OMEN_OK && c->fsm) {
+		meta_cmd cmd = {.kind = CMD_COLL_DROP};
+		snprintf(cmd.coll.name, sizeof cmd.coll.name, "%s", q->name);
+		fsm_result res;
+		st = rmeta_apply(c, &cmd, &res);
+	} else if (st == OMEN_OK && (st = meta_del(&c->meta, q->name)) == OMEN_OK) {
 		forget_next_id(c, q->name);
+	}
 	parts_free(p, ci.nshards);
 	pthread_mutex_unlock(&c->mu);
 	return st;
@@ -190,7 +255,7 @@ static int do_list(coord *c, wire_rep *r)
 {
 	coll_info *v;
 	size_t n;
-	int st = meta_list(&c->meta, &v, &n);
+	int st = list_all(c, &v, &n);
 	if (st != OMEN_OK)
 		return st;
 	r->names = calloc(n + 1, sizeof *r->names);
@@ -400,13 +465,9 @@ static int ids_check(const uint64_t *ids, uint64_t n)
 	return st;
 }
 
-/* The cached next id of a collection, learnt from its shards when unknown. Called with
- * c->mu held. */
-static int next_id_get(coord *c, const coll_info *ci, next_id **out)
+/* The largest next id any shard of the collection reports. */
+static int shards_next_id(coord *c, const coll_info *ci, uint64_t *out)
 {
-	for (next_id *e = c->ids; e; e = e->link)
-		if (strcmp(e->name, ci->name) == 0)
-			return *out = e, OMEN_OK;
 	wire_req q;
 	wire_req_init(&q);
 	q.op = WIRE_STATS;
@@ -416,13 +477,30 @@ static int next_id_get(coord *c, const coll_info *ci, next_id **out)
 	int st = ask_all(c, &q, &tmp, &p);
 	if (st != OMEN_OK)
 		return st;
+	uint64_t m = 0;
+	for (uint32_t s = 0; s < tmp.nshards; s++)
+		if (p[s].rep.stats.next_id > m)
+			m = p[s].rep.stats.next_id;
+	parts_free(p, tmp.nshards);
+	*out = m;
+	return OMEN_OK;
+}
+
+/* The cached next id of a collection, learnt from its shards when unknown. Called with
+ * c->mu held. */
+static int next_id_get(coord *c, const coll_info *ci, next_id **out)
+{
+	for (next_id *e = c->ids; e; e = e->link)
+		if (strcmp(e->name, ci->name) == 0)
+			return *out = e, OMEN_OK;
+	uint64_t m;
+	int st = shards_next_id(c, ci, &m);
+	if (st != OMEN_OK)
+		return st;
 	next_id *e = calloc(1, sizeof *e);
-	for (uint32_t s = 0; e && s < ci->nshards; s++)
-		if (p[s].rep.stats.next_id > e->next)
-			e->next = p[s].rep.stats.next_id;
-	parts_free(p, ci->nshards);
 	if (!e)
 		return status_set(OMEN_ENOMEM, "out of memory");
+	e->next = m;
 	strcpy(e->name, ci->name);
 	e->link = c->ids;
 	c->ids = e;
@@ -430,9 +508,28 @@ static int next_id_get(coord *c, const coll_info *ci, next_id **out)
 	return OMEN_OK;
 }
 
+/* With Raft, on the leader: n ids from a range allocated through Raft, above every id the
+ * shards hold (ids given by callers included). */
+static int ids_replicated(coord *c, const coll_info *ci, const wire_req *q, uint64_t **ids)
+{
+	uint64_t floor, first;
+	if (q->ids)
+		return OMEN_OK;
+	int st = shards_next_id(c, ci, &floor);
+	if (st == OMEN_OK)
+		st = rmeta_ids(c, ci->name, q->n, floor, &first);
+	if (st == OMEN_OK && !(*ids = malloc(q->n * sizeof **ids)))
+		st = status_set(OMEN_ENOMEM, "out of memory");
+	for (uint64_t i = 0; st == OMEN_OK && i < q->n; i++)
+		(*ids)[i] = first + i;
+	return st;
+}
+
 /* Assigns n consecutive ids (into *ids, malloc'd), or records the largest id given. */
 static int ids_assign(coord *c, const coll_info *ci, const wire_req *q, uint64_t **ids)
 {
+	if (c->fsm)
+		return ids_replicated(c, ci, q, ids);
 	pthread_mutex_lock(&c->mu);
 	next_id *e = NULL;
 	int st = next_id_get(c, ci, &e);
@@ -743,7 +840,7 @@ static int do_nodes(coord *c, const wire_req *q, wire_rep *r)
 	} else if (q->op == WIRE_DBSTATS) {
 		coll_info *v;
 		size_t n;
-		if ((st = meta_list(&c->meta, &v, &n)) == OMEN_OK)
+		if ((st = list_all(c, &v, &n)) == OMEN_OK)
 			free(v), r->dbstats.collections = n;
 		for (size_t s = 0; s < c->nnodes; s++)
 			r->dbstats.file_bytes += p[s].rep.dbstats.file_bytes,
@@ -756,7 +853,23 @@ static int do_nodes(coord *c, const wire_req *q, wire_rep *r)
 
 /* ---- the coordinator ---- */
 
+static void handle_once(coord *c, const wire_req *q, wire_rep *r);
+
 void coord_handle(coord *c, const wire_req *q, wire_rep *r)
+{
+	if (rmeta_must_forward(c, q) && rmeta_forward(c, q, r) == OMEN_OK)
+		return; /* the leader's reply */
+	handle_once(c, q, r);
+	/* A shard saw a newer shard map than this coordinator's replica: let it catch up. */
+	struct timespec nap = {0, 20 * 1000 * 1000};
+	for (int attempt = 0; c->fsm && r->status == OMEN_ESTALE && attempt < 50; attempt++) {
+		wire_rep_free(r);
+		nanosleep(&nap, NULL);
+		handle_once(c, q, r);
+	}
+}
+
+static void handle_once(coord *c, const wire_req *q, wire_rep *r)
 {
 	int st;
 	switch (q->op) {
@@ -822,7 +935,7 @@ int coord_shard_points(coord *c,
 {
 	coll_info *v;
 	size_t n;
-	int st = meta_list(&c->meta, &v, &n);
+	int st = list_all(c, &v, &n);
 	if (st != OMEN_OK)
 		return st;
 	for (size_t i = 0; i < n; i++) {
@@ -835,7 +948,7 @@ int coord_shard_points(coord *c,
 			break;
 		scatter(c, p, v[i].nshards, c->cfg.deadline_ms);
 		for (uint32_t s = 0; s < v[i].nshards; s++)
-			fn(ctx, v[i].name, s, peer_url(node_of(c, s)),
+			fn(ctx, v[i].name, s, peer_url(part_peer(c, &p[s])),
 			   p[s].st == OMEN_OK ? p[s].rep.count : UINT64_MAX);
 		parts_free(p, v[i].nshards);
 	}
@@ -881,6 +994,18 @@ int coord_start(const coord_config *cfg, coord **out)
 	if (!c)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	c->cfg = *cfg;
+	c->cfg.data = NULL; /* used during the start only (below) */
+	c->cfg.peers = NULL;
+	coord_peer *peers = cfg->npeers ? calloc(cfg->npeers, sizeof *peers) : NULL;
+	if (cfg->npeers && !peers) {
+		free(c);
+		return status_set(OMEN_ENOMEM, "out of memory");
+	}
+	if (peers)
+		memcpy(peers, cfg->peers,
+		       cfg->npeers * sizeof *peers); /* strings stay the caller's */
+	c->cfg.peers = peers;
+	c->cfg.data = cfg->data;
 	if (!c->cfg.deadline_ms)
 		c->cfg.deadline_ms = 5000;
 	if (!c->cfg.max_message)
@@ -891,11 +1016,12 @@ int coord_start(const coord_config *cfg, coord **out)
 		c->cfg.default_shards = COORD_DEFAULT_SHARDS;
 	c->token = cfg->token && *cfg->token ? strdup(cfg->token) : NULL;
 	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->rmu, NULL);
 	int st = (c->metrics = metrics_new()) ? OMEN_OK : status_set(OMEN_ENOMEM, "out of memory");
 	if (st == OMEN_OK)
-		st = meta_open(&c->meta, cfg->data);
-	if (st == OMEN_OK)
 		st = coord_connect(c);
+	if (st == OMEN_OK)
+		st = cfg->raft_id ? rmeta_start(c) : meta_open(&c->meta, cfg->data);
 	srv_config sc = {cfg->listen,   c->cfg.workers, c->cfg.max_message, c->token, serve, c,
 	                 "coordinator", observe};
 	if (st == OMEN_OK)
@@ -916,6 +1042,8 @@ void coord_stop(coord *c)
 		return;
 	http_stop(c->http);
 	srv_stop(c->srv);
+	if (c->fsm || c->cons)
+		rmeta_stop(c);
 	for (size_t i = 0; i < c->nnodes; i++)
 		peer_close(c->nodes[i]);
 	free(c->nodes);
@@ -927,6 +1055,7 @@ void coord_stop(coord *c)
 	meta_close(&c->meta);
 	metrics_free(c->metrics);
 	pthread_mutex_destroy(&c->mu);
+	free((void *)c->cfg.peers);
 	free(c->token);
 	free(c);
 }

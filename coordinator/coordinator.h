@@ -13,6 +13,13 @@
 
 typedef struct coord coord;
 
+/* A coordinator of a Raft group: its Raft id, Raft transport and client endpoint. */
+typedef struct coord_peer {
+	uint64_t id;
+	const char *raft;   /* "host:port" */
+	const char *listen; /* nng URL */
+} coord_peer;
+
 typedef struct coord_config {
 	const char *data;   /* directory of the coordinator's metadata (created if missing) */
 	const char *listen; /* nng URL for clients, e.g. "tcp://127.0.0.1:7700" */
@@ -26,6 +33,14 @@ typedef struct coord_config {
 	int workers;             /* concurrent client requests served (default 16) */
 	uint32_t default_shards; /* logical shards of a collection created without a number
 	                            (default COORD_DEFAULT_SHARDS, 8) */
+	/* Raft (docs/CONSENSUS.md): with raft_id set, the collections, the shard map and id
+	 * allocation are replicated among the coordinators of peers (this one included). */
+	uint64_t raft_id;
+	const char *raft_addr;
+	const coord_peer *peers; /* copied by coord_start; the strings must outlive the
+	                            coordinator */
+	size_t npeers;
+	unsigned election_ms; /* default 1000 */
 } coord_config;
 
 /* Opens the metadata, connects to the shard nodes (connections are retried in the
@@ -42,6 +57,10 @@ int coord_port(const coord *c);
  * malloc'd and released by wire_rep_free. Thread-safe; blocks until the shards answer or the
  * deadline passes. Does not record metrics: each endpoint records its own requests. */
 void coord_handle(coord *c, const wire_req *req, wire_rep *rep);
+
+/* Raft role: -1 without Raft, 0 follower (or candidate), 1 leader; *leader receives the
+ * leader's id (0 when unknown). */
+int coord_raft_role(coord *c, uint64_t *leader);
 
 /* The configured token, or NULL when none is required. */
 const char *coord_token(const coord *c);

@@ -543,9 +543,16 @@ static void do_health(http_call *call)
 	wire_req_init(&req);
 	wire_rep_init(&rep);
 	req.op = WIRE_HEALTH;
-	if (call_coord(call, &req, &rep))
-		out_json(call->out, 200,
-		         json_pack("{s:s,s:I}", "status", "ok", "shards_up", ji(rep.count)));
+	if (call_coord(call, &req, &rep)) {
+		json_t *o = json_pack("{s:s,s:I}", "status", "ok", "shards_up", ji(rep.count));
+		uint64_t leader;
+		int role = coord_raft_role(call->hs->c, &leader);
+		if (o && role >= 0) /* Raft: this coordinator's role and the leader it knows */
+			json_object_set_new(
+			    o, "raft",
+			    json_pack("{s:b,s:I}", "leader", role == 1, "leader_id", ji(leader)));
+		out_json(call->out, 200, o);
+	}
 	wire_rep_free(&rep);
 }
 

@@ -9,6 +9,7 @@
 #include <pthread.h>
 
 #include "common/common.h"
+#include "consensus/consensus.h"
 #include "coordinator/coordinator.h"
 
 #define COORD_DEFAULT_SHARDS 8
@@ -19,6 +20,8 @@ typedef struct coll_info {
 	uint32_t dim;
 	omen_metric metric;
 	uint32_t nshards;
+	uint64_t epoch; /* of the shard map it was read with (0 without Raft) */
+	peer **to;      /* the node of each logical shard (Raft), or NULL: shard s mod nodes */
 } coll_info;
 
 typedef struct meta {
@@ -43,6 +46,29 @@ typedef struct next_id {
 	struct next_id *link;
 } next_id;
 
+/* A shard map as routes (replicated.c): kept until the coordinator stops, so that a lookup's
+ * routes stay valid however the map changes meanwhile. */
+typedef struct route_map {
+	char name[OMEN_MAX_NAME + 1];
+	uint64_t epoch;
+	uint32_t nshards;
+	peer **to;
+	struct route_map *next;
+} route_map;
+
+/* Peers by URL, opened on demand and kept (replicated.c). */
+typedef struct peer_ref {
+	peer *p;
+	struct peer_ref *next;
+} peer_ref;
+
+/* An id range allocated through Raft, handed out by the leader (replicated.c). */
+typedef struct id_range {
+	char name[OMEN_MAX_NAME + 1];
+	uint64_t next, end;
+	struct id_range *link;
+} id_range;
+
 struct coord {
 	coord_config cfg;
 	char *token;
@@ -54,6 +80,38 @@ struct coord {
 	srv *srv;
 	metrics *metrics;
 	http_srv *http;
+	/* Raft (replicated.c); fsm == NULL without it */
+	fsm *fsm;
+	cons *cons;
+	pthread_mutex_t rmu; /* guards routes, peers, ranges */
+	route_map *routes;
+	peer_ref *peers;
+	id_range *ranges;
+	pthread_t keeper; /* registers nodes and watches the shard nodes (leader only) */
+	int keeper_on;
+	pthread_mutex_t kmu;
+	pthread_cond_t kcv;
+	int stopping;
 };
+
+/* ---- replicated metadata (replicated.c) ---- */
+
+int rmeta_start(coord *c);
+void rmeta_stop(coord *c);
+/* The collection and its routes from the replicated state. */
+int rmeta_lookup(coord *c, const char *name, coll_info *ci);
+int rmeta_list(coord *c, coll_info **out, size_t *n);
+/* Applies a command through Raft on this coordinator; OMEN_EBUSY when it is not the leader
+ * (the caller forwards the request). */
+int rmeta_apply(coord *c, const meta_cmd *cmd, fsm_result *res);
+/* Whether the request must go to the leader: metadata changes and id allocation. */
+int rmeta_must_forward(coord *c, const wire_req *q);
+/* Sends the request to the leader coordinator and copies its reply. */
+int rmeta_forward(coord *c, const wire_req *q, wire_rep *r);
+/* On the leader: registers the configured nodes and their states now (the keeper does it
+ * every half second), e.g. before a first collection right after an election. */
+void rmeta_register_now(coord *c);
+/* n fresh ids of a collection (leader only): at least floor. */
+int rmeta_ids(coord *c, const char *name, uint64_t n, uint64_t floor, uint64_t *first);
 
 #endif

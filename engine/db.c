@@ -125,6 +125,8 @@ const char *omen_strerror(int status)
 		return "a cluster node is unavailable";
 	case OMEN_EAUTH:
 		return "not authorised: token missing or wrong";
+	case OMEN_ESTALE:
+		return "the cluster's shard map changed";
 	default:
 		return "unknown status";
 	}

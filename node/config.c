@@ -61,10 +61,57 @@ static int only_keys(json_t *o, const char *const *keys, const char *where, char
 	return 0;
 }
 
+/* One Raft peer: {"id": N, "raft": "host:port", "listen": "tcp://..."}. */
+static int load_peer(json_t *p, node_config *c, size_t i, char *err, size_t len)
+{
+	static const char *const keys[] = {"id", "raft", "listen", NULL};
+	long long id = 0;
+	if (!json_is_object(p) || only_keys(p, keys, " in a Raft peer", err, len) ||
+	    get_int(p, "id", 1, 999, &id, err, len) ||
+	    get_str(p, "raft", &c->peer_raft[i], err, len) ||
+	    get_str(p, "listen", &c->peer_listen[i], err, len))
+		return -1;
+	if (!id || !c->peer_raft[i] || !c->peer_listen[i])
+		return bad(err, len, "each Raft peer needs 'id', 'raft' and 'listen'");
+	c->peer_ids[i] = (uint64_t)id;
+	return 0;
+}
+
+/* The optional Raft keys of a coordinator: "id", "raft", "peers", "election_ms". */
+static int load_raft(json_t *o, node_config *c, char *err, size_t len)
+{
+	long long id = 0, el = 1000;
+	json_t *peers = json_object_get(o, "peers");
+	if (get_int(o, "id", 1, 999, &id, err, len) || get_str(o, "raft", &c->raft, err, len) ||
+	    get_int(o, "election_ms", 100, 60000, &el, err, len))
+		return -1;
+	if (!id && !c->raft && !peers)
+		return 0;
+	if (!id || !c->raft || !json_is_array(peers) || json_array_size(peers) == 0 ||
+	    json_array_size(peers) > 9)
+		return bad(err, len, "Raft needs 'id', 'raft' and 'peers' (1 to 9 coordinators)");
+	size_t n = json_array_size(peers), self = 0;
+	c->peer_ids = calloc(n, sizeof *c->peer_ids);
+	c->peer_raft = calloc(n, sizeof *c->peer_raft);
+	c->peer_listen = calloc(n, sizeof *c->peer_listen);
+	c->npeers = n;
+	for (size_t i = 0; i < n; i++) {
+		if (load_peer(json_array_get(peers, i), c, i, err, len))
+			return -1;
+		self += c->peer_ids[i] == (uint64_t)id;
+	}
+	if (self != 1)
+		return bad(err, len, "'peers' must list this coordinator (id %lld) once", id);
+	c->raft_id = (uint64_t)id;
+	c->election_ms = (uint32_t)el;
+	return 0;
+}
+
 static int load_coordinator(json_t *o, node_config *c, char *err, size_t len)
 {
-	static const char *const keys[] = {"listen",      "http",           "shards",
-	                                   "deadline_ms", "default_shards", NULL};
+	static const char *const keys[] = {"listen",         "http", "shards", "deadline_ms",
+	                                   "default_shards", "id",   "raft",   "peers",
+	                                   "election_ms",    NULL};
 	if (!json_is_object(o))
 		return bad(err, len, "'coordinator' must be an object");
 	long long d = 5000, ds = 8;
@@ -76,6 +123,8 @@ static int load_coordinator(json_t *o, node_config *c, char *err, size_t len)
 		return -1;
 	c->deadline_ms = (uint32_t)d;
 	c->default_shards = (uint32_t)ds;
+	if (load_raft(o, c, err, len))
+		return -1;
 	json_t *sh = json_object_get(o, "shards");
 	if (!c->coord_listen)
 		return bad(err, len, "'coordinator' needs 'listen'");
@@ -172,5 +221,11 @@ void node_config_free(node_config *c)
 		free(c->shards[i]);
 	free(c->shards);
 	free(c->shard_listen);
+	free(c->raft);
+	for (size_t i = 0; i < c->npeers; i++)
+		free(c->peer_raft[i]), free(c->peer_listen[i]);
+	free(c->peer_ids);
+	free(c->peer_raft);
+	free(c->peer_listen);
 	memset(c, 0, sizeof *c);
 }

@@ -7,6 +7,7 @@
 #include <nng/nng.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -45,6 +46,10 @@ static int run(const node_config *cfg)
 	if (st == OMEN_OK && cfg->coordinator) {
 		char dir[4096];
 		snprintf(dir, sizeof dir, "%s/coordinator", cfg->data);
+		coord_peer *peers = calloc(cfg->npeers ? cfg->npeers : 1, sizeof *peers);
+		for (size_t i = 0; peers && i < cfg->npeers; i++)
+			peers[i] =
+			    (coord_peer){cfg->peer_ids[i], cfg->peer_raft[i], cfg->peer_listen[i]};
 		coord_config cc = {dir,
 		                   cfg->coord_listen,
 		                   cfg->coord_http,
@@ -54,13 +59,20 @@ static int run(const node_config *cfg)
 		                   cfg->deadline_ms,
 		                   cfg->max_message,
 		                   cfg->workers,
-		                   cfg->default_shards};
+		                   cfg->default_shards,
+		                   cfg->raft_id,
+		                   cfg->raft,
+		                   peers,
+		                   cfg->npeers,
+		                   cfg->election_ms};
 		if ((st = coord_start(&cc, &co)) == OMEN_OK)
-			log_msg(LOG_INFO,
-			        "coordinator listening on %s (port %d), http %s, %zu shard "
-			        "nodes",
-			        cfg->coord_listen, coord_port(co),
-			        cfg->coord_http ? cfg->coord_http : "off", cfg->nshards);
+			log_msg(
+			    LOG_INFO,
+			    "coordinator listening on %s (port %d), http %s, %zu shard nodes, %s",
+			    cfg->coord_listen, coord_port(co),
+			    cfg->coord_http ? cfg->coord_http : "off", cfg->nshards,
+			    cfg->raft_id ? "Raft" : "no Raft");
+		free(peers); /* coord_start copied it */
 	}
 	if (st != OMEN_OK) {
 		log_msg(LOG_ERROR, "cannot start: %s", omen_errmsg(NULL));

@@ -22,6 +22,12 @@ typedef struct node_config {
 	size_t nshards;
 	uint32_t deadline_ms;
 	uint32_t default_shards; /* logical shards of a new collection (0 = the default) */
+	uint64_t raft_id;        /* 0: no Raft */
+	char *raft;              /* this coordinator's Raft "host:port" */
+	uint64_t *peer_ids;      /* the coordinators of the Raft group, this one included */
+	char **peer_raft, **peer_listen;
+	size_t npeers;
+	uint32_t election_ms;
 	int shard;               /* nonzero: runs a shard service */
 	char *shard_listen;
 	int relaxed; /* shard durability "relaxed" */

@@ -8,6 +8,7 @@
 #include <ftw.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ typedef struct unit {
 
 struct shard_node {
 	shard_config cfg;
+	_Atomic uint64_t epoch; /* the newest shard map epoch seen in a request */
 	char *data;
 	srv *srv;
 	pthread_mutex_t mu;
@@ -361,10 +363,28 @@ static int flush_all(shard_node *s)
 	return st;
 }
 
+/* A request routed by an older shard map than one already seen is refused: the logical
+ * shard may have moved since (the coordinator refreshes its map and retries). */
+static int epoch_check(shard_node *s, uint64_t epoch)
+{
+	uint64_t seen = atomic_load(&s->epoch);
+	while (epoch > seen && !atomic_compare_exchange_weak(&s->epoch, &seen, epoch))
+		;
+	if (epoch && epoch < seen)
+		return status_set(OMEN_ESTALE, "shard map epoch %llu is older than %llu",
+		                  (unsigned long long)epoch, (unsigned long long)seen);
+	return OMEN_OK;
+}
+
 static void handle(void *ctx, const wire_req *q, wire_rep *r)
 {
 	shard_node *s = ctx;
-	int st;
+	int st = epoch_check(s, q->epoch);
+	if (st != OMEN_OK) {
+		r->status = st;
+		r->message = strdup(status_msg());
+		return;
+	}
 	switch (q->op) {
 	case WIRE_HEALTH:
 		st = OMEN_OK;

@@ -47,7 +47,8 @@ enum {
 	OMEN_EPROTO = 12,   /* malformed message from a peer */
 	OMEN_ELIMIT = 13,   /* a documented limit was exceeded (collections, k, batch size) */
 	OMEN_EUNAVAIL = 14, /* cluster: a node did not answer within the deadline */
-	OMEN_EAUTH = 15     /* cluster: the shared token is missing or wrong */
+	OMEN_EAUTH = 15,    /* cluster: the shared token is missing or wrong */
+	OMEN_ESTALE = 16    /* cluster: a request routed by an older shard map (retried inside) */
 };
 
 /* Distance metrics. Distances are "smaller is closer":

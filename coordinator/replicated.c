@@ -1,0 +1,408 @@
+/*
+ * The coordinator's metadata replicated by Raft (consensus/): collections, the shard map and
+ * id ranges come from this coordinator's replica of the state machine, so every coordinator
+ * routes by the same map; changes go through the leader. A coordinator that is not the leader
+ * forwards metadata changes (create, drop, and upserts that need fresh ids) to the leader
+ * coordinator's client endpoint; searches, gets, deletes and upserts with ids are served by any
+ * coordinator from its replica, so the data path does not stop while a leader is elected.
+ *
+ * The leader also keeps the node table current: it registers the coordinators and the shard
+ * nodes of its configuration, pings the shard nodes, and records each one's state (up, or
+ * down after KEEPER_DOWN_AFTER missed pings).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "coordinator/internal.h"
+#include "storage/storage.h"
+
+#define KEEPER_PERIOD_MS  500
+#define KEEPER_DOWN_AFTER 3
+#define SHARD_NODE_ID0    1000  /* shard node i of the configuration is node 1000 + i */
+#define ID_BLOCK          65536 /* ids allocated through Raft at a time */
+#define REPLICA_GRACE_MS  300   /* a follower's wait for a collection it does not know yet */
+
+/* ---- routes ---- */
+
+/* The peer for url, opened on first use. c->rmu is held. */
+static peer *peer_for(coord *c, const char *url)
+{
+	for (size_t i = 0; i < c->nnodes; i++)
+		if (strcmp(peer_url(c->nodes[i]), url) == 0)
+			return c->nodes[i];
+	for (peer_ref *r = c->peers; r; r = r->next)
+		if (strcmp(peer_url(r->p), url) == 0)
+			return r->p;
+	peer_ref *r = calloc(1, sizeof *r);
+	if (!r || peer_open(url, c->cfg.max_message, &r->p) != OMEN_OK) {
+		free(r);
+		return NULL;
+	}
+	r->next = c->peers;
+	c->peers = r;
+	return r->p;
+}
+
+/* Builds the routes of a collection from the state's map. c->rmu is held. */
+static int routes_build(coord *c, const char *name, route_map **out)
+{
+	uint64_t *ids = NULL, epoch;
+	uint32_t n;
+	int st = fsm_shard_map(c->fsm, name, &ids, &n, &epoch);
+	route_map *m = st == OMEN_OK ? calloc(1, sizeof *m) : NULL;
+	if (st == OMEN_OK && (!m || !(m->to = calloc(n, sizeof *m->to))))
+		st = status_set(OMEN_ENOMEM, "out of memory");
+	for (uint32_t s = 0; st == OMEN_OK && s < n; s++) {
+		meta_node node;
+		if ((st = fsm_node_get(c->fsm, ids[s], &node)) != OMEN_OK)
+			break;
+		if (!(m->to[s] = peer_for(c, node.addr)))
+			st = status_set(OMEN_EINVAL, "shard node %llu: bad address '%s'",
+			                (unsigned long long)ids[s], node.addr);
+	}
+	free(ids);
+	if (st != OMEN_OK) {
+		if (m)
+			free(m->to);
+		free(m);
+		return st;
+	}
+	snprintf(m->name, sizeof m->name, "%s", name);
+	m->epoch = epoch;
+	m->nshards = n;
+	m->next = c->routes;
+	c->routes = m;
+	*out = m;
+	return OMEN_OK;
+}
+
+/* Whether collection name exists in this replica (1), is absent (0), or an error (-1). */
+static int present(coord *c, const char *name)
+{
+	meta_coll mc;
+	int st = fsm_coll_get(c->fsm, name, &mc);
+	return st == OMEN_OK ? 1 : st == OMEN_ENOTFOUND ? 0 : -1;
+}
+
+/* On a follower, waits (up to wait_ms) until the collection's presence in this replica is
+ * `want`: a change the leader acknowledged reaches the followers with its next heartbeat. */
+static void await_replica(coord *c, const char *name, int want, unsigned wait_ms)
+{
+	struct timespec nap = {0, 10 * 1000 * 1000};
+	for (unsigned waited = 0; waited < wait_ms && present(c, name) != want; waited += 10)
+		nanosleep(&nap, NULL);
+}
+
+int rmeta_lookup(coord *c, const char *name, coll_info *ci)
+{
+	meta_coll mc;
+	int st = fsm_coll_get(c->fsm, name, &mc);
+	if (st == OMEN_ENOTFOUND && !cons_is_leader(c->cons)) { /* created a moment ago? */
+		await_replica(c, name, 1, REPLICA_GRACE_MS);
+		st = fsm_coll_get(c->fsm, name, &mc);
+	}
+	if (st != OMEN_OK)
+		return st == OMEN_ENOTFOUND ? status_set(st, "no collection '%s'", name) : st;
+	uint64_t epoch = fsm_epoch(c->fsm);
+	pthread_mutex_lock(&c->rmu);
+	route_map *m = c->routes;
+	while (m && !(m->epoch == epoch && strcmp(m->name, name) == 0))
+		m = m->next;
+	if (!m)
+		st = routes_build(c, name, &m);
+	pthread_mutex_unlock(&c->rmu);
+	if (st != OMEN_OK)
+		return st;
+	memset(ci, 0, sizeof *ci);
+	snprintf(ci->name, sizeof ci->name, "%s", mc.name);
+	ci->dim = mc.dim;
+	ci->metric = mc.metric;
+	ci->nshards = m->nshards;
+	ci->epoch = m->epoch;
+	ci->to = m->to;
+	return OMEN_OK;
+}
+
+int rmeta_list(coord *c, coll_info **out, size_t *n)
+{
+	meta_coll *v;
+	size_t m;
+	int st = fsm_coll_list(c->fsm, &v, &m);
+	if (st != OMEN_OK)
+		return st;
+	coll_info *ci = calloc(m ? m : 1, sizeof *ci);
+	for (size_t i = 0; ci && i < m; i++) {
+		snprintf(ci[i].name, sizeof ci[i].name, "%s", v[i].name);
+		ci[i].dim = v[i].dim;
+		ci[i].metric = v[i].metric;
+		ci[i].nshards = v[i].nshards;
+	}
+	free(v);
+	if (!ci)
+		return status_set(OMEN_ENOMEM, "out of memory");
+	*out = ci;
+	*n = m;
+	return OMEN_OK;
+}
+
+/* ---- changes ---- */
+
+int rmeta_apply(coord *c, const meta_cmd *cmd, fsm_result *res)
+{
+	uint64_t leader = 0;
+	int st = cons_apply(c->cons, cmd, c->cfg.deadline_ms, res, &leader);
+	if (st == OMEN_OK && res->status != OMEN_OK)
+		return status_set(res->status, "%s", omen_strerror(res->status));
+	return st;
+}
+
+int rmeta_must_forward(coord *c, const wire_req *q)
+{
+	if (!c->fsm || cons_is_leader(c->cons))
+		return 0;
+	return q->op == WIRE_CREATE || q->op == WIRE_DROP || (q->op == WIRE_UPSERT && !q->ids);
+}
+
+/* The leader's client endpoint, waiting (up to the deadline) while an election runs. */
+static peer *leader_peer(coord *c)
+{
+	struct timespec nap = {0, 20 * 1000 * 1000};
+	for (uint32_t waited = 0; waited <= c->cfg.deadline_ms; waited += 20) {
+		uint64_t id = cons_leader(c->cons);
+		for (size_t i = 0; id && i < c->cfg.npeers; i++)
+			if (c->cfg.peers[i].id == id && id != c->cfg.raft_id) {
+				pthread_mutex_lock(&c->rmu);
+				peer *p = peer_for(c, c->cfg.peers[i].listen);
+				pthread_mutex_unlock(&c->rmu);
+				return p;
+			}
+		if (id == c->cfg.raft_id)
+			return NULL; /* this one: handle it here */
+		nanosleep(&nap, NULL);
+	}
+	return NULL;
+}
+
+int rmeta_forward(coord *c, const wire_req *q, wire_rep *r)
+{
+	peer *p = leader_peer(c);
+	if (!p) {
+		if (cons_is_leader(c->cons))
+			return -1; /* became the leader meanwhile: the caller handles it */
+		return status_set(OMEN_EUNAVAIL, "no coordinator is the Raft leader (election in "
+		                                 "progress, or no majority)");
+	}
+	wire_req fq = *q;
+	fq.token = c->token;
+	wire_rep_init(r);
+	int st = peer_request(p, &fq, c->cfg.deadline_ms, r);
+	if (st != OMEN_OK && !r->message)
+		r->message = strdup(status_msg());
+	r->status = st;
+	/* The caller's next call may come here: let this replica show the change first. */
+	if (st == OMEN_OK && (q->op == WIRE_CREATE || q->op == WIRE_DROP))
+		await_replica(c, q->name, q->op == WIRE_CREATE, c->cfg.deadline_ms);
+	return OMEN_OK;
+}
+
+int rmeta_ids(coord *c, const char *name, uint64_t n, uint64_t floor, uint64_t *first)
+{
+	pthread_mutex_lock(&c->rmu);
+	id_range *r = c->ranges;
+	while (r && strcmp(r->name, name) != 0)
+		r = r->link;
+	if (!r && (r = calloc(1, sizeof *r))) {
+		snprintf(r->name, sizeof r->name, "%s", name);
+		r->link = c->ranges;
+		c->ranges = r;
+	}
+	int st = r ? OMEN_OK : status_set(OMEN_ENOMEM, "out of memory");
+	if (st == OMEN_OK && r->next < floor)
+		r->next = r->end = 0; /* ids were given above the range: allocate past them */
+	if (st == OMEN_OK && r->end - r->next < n) {
+		meta_coll mc;
+		meta_cmd cmd = {.kind = CMD_IDS_ALLOC};
+		snprintf(cmd.coll.name, sizeof cmd.coll.name, "%s", name);
+		st = fsm_coll_get(c->fsm, name, &mc);
+		uint64_t skip = st == OMEN_OK && floor > mc.next_id ? floor - mc.next_id : 0;
+		cmd.count = skip + (n > ID_BLOCK ? n : ID_BLOCK);
+		fsm_result res;
+		if (st == OMEN_OK && (st = rmeta_apply(c, &cmd, &res)) == OMEN_OK)
+			r->next = res.value + skip, r->end = res.value + cmd.count;
+	}
+	if (st == OMEN_OK) {
+		*first = r->next;
+		r->next += n;
+	}
+	pthread_mutex_unlock(&c->rmu);
+	return st;
+}
+
+/* ---- the keeper: node registration and shard node health (on the leader) ---- */
+
+/* Registers (or updates) a node when the state differs. */
+static void node_ensure(coord *c, uint64_t id, const char *addr, int role, int state)
+{
+	meta_node n;
+	if (fsm_node_get(c->fsm, id, &n) == OMEN_OK && strcmp(n.addr, addr) == 0 &&
+	    n.role == role && n.state == state)
+		return;
+	meta_cmd cmd = {.kind = CMD_NODE_SET};
+	cmd.node.id = id;
+	snprintf(cmd.node.addr, sizeof cmd.node.addr, "%s", addr);
+	cmd.node.role = role;
+	cmd.node.state = state;
+	fsm_result res;
+	if (rmeta_apply(c, &cmd, &res) == OMEN_OK)
+		log_msg(LOG_INFO, "node %llu (%s) is %s", (unsigned long long)id, addr,
+		        state == META_NODE_UP ? "up" : "down");
+}
+
+/* One round on the leader: coordinators registered, shard nodes pinged. */
+static void keeper_round(coord *c, int *missed)
+{
+	for (size_t i = 0; i < c->cfg.npeers; i++)
+		node_ensure(c, c->cfg.peers[i].id, c->cfg.peers[i].listen, META_ROLE_COORDINATOR,
+		            META_NODE_UP);
+	for (size_t i = 0; i < c->nnodes; i++) {
+		wire_req q;
+		wire_rep r;
+		wire_req_init(&q);
+		q.op = WIRE_HEALTH;
+		q.token = c->token;
+		wire_rep_init(&r);
+		int up = peer_request(c->nodes[i], &q, KEEPER_PERIOD_MS, &r) == OMEN_OK;
+		wire_rep_free(&r);
+		missed[i] = up ? 0 : missed[i] + 1;
+		meta_node n;
+		int known = fsm_node_get(c->fsm, SHARD_NODE_ID0 + i, &n) == OMEN_OK;
+		int state =
+		    up || (known && n.state == META_NODE_UP && missed[i] < KEEPER_DOWN_AFTER)
+		        ? META_NODE_UP
+		        : META_NODE_DOWN;
+		if (!known && !up)
+			state = META_NODE_DOWN;
+		node_ensure(c, SHARD_NODE_ID0 + i, peer_url(c->nodes[i]), META_ROLE_SHARD, state);
+	}
+}
+
+void rmeta_register_now(coord *c)
+{
+	int *missed = calloc(c->nnodes ? c->nnodes : 1, sizeof *missed);
+	if (missed && cons_is_leader(c->cons))
+		keeper_round(c, missed);
+	free(missed);
+}
+
+static void *keeper_main(void *arg)
+{
+	coord *c = arg;
+	int *missed = calloc(c->nnodes ? c->nnodes : 1, sizeof *missed);
+	pthread_mutex_lock(&c->kmu);
+	while (!c->stopping && missed) {
+		pthread_mutex_unlock(&c->kmu);
+		if (cons_is_leader(c->cons))
+			keeper_round(c, missed);
+		pthread_mutex_lock(&c->kmu);
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += KEEPER_PERIOD_MS * 1000000L;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		if (!c->stopping)
+			pthread_cond_timedwait(&c->kcv, &c->kmu, &until);
+	}
+	pthread_mutex_unlock(&c->kmu);
+	free(missed);
+	return NULL;
+}
+
+/* ---- start and stop ---- */
+
+static int mkdir_p2(const char *a, const char *b, char *path, size_t len)
+{
+	snprintf(path, len, "%s/%s", a, b);
+	if ((mkdir(a, 0755) != 0 && errno != EEXIST) || (mkdir(path, 0755) != 0 && errno != EEXIST))
+		return status_set(OMEN_EIO, "cannot create %s: %s", path, strerror(errno));
+	return OMEN_OK;
+}
+
+int rmeta_start(coord *c)
+{
+	char state[4096], log[4096];
+	int st = mkdir_p2(c->cfg.data, "state", state, sizeof state);
+	if (st == OMEN_OK)
+		st = mkdir_p2(c->cfg.data, "raft", log, sizeof log);
+	if (st == OMEN_OK)
+		st = fsm_open(state, &c->fsm);
+	cons_peer *peers = calloc(c->cfg.npeers ? c->cfg.npeers : 1, sizeof *peers);
+	if (st == OMEN_OK && !peers)
+		st = status_set(OMEN_ENOMEM, "out of memory");
+	for (size_t i = 0; st == OMEN_OK && i < c->cfg.npeers; i++)
+		peers[i] = (cons_peer){c->cfg.peers[i].id, c->cfg.peers[i].raft};
+	cons_config cc = {c->cfg.raft_id,
+	                  c->cfg.raft_addr,
+	                  log,
+	                  peers,
+	                  c->cfg.npeers,
+	                  c->cfg.election_ms,
+	                  0,
+	                  0,
+	                  0};
+	if (st == OMEN_OK)
+		st = cons_start(&cc, c->fsm, &c->cons);
+	free(peers);
+	pthread_mutex_init(&c->kmu, NULL);
+	pthread_cond_init(&c->kcv, NULL);
+	if (st == OMEN_OK && pthread_create(&c->keeper, NULL, keeper_main, c) == 0)
+		c->keeper_on = 1;
+	return st;
+}
+
+void rmeta_stop(coord *c)
+{
+	if (c->keeper_on) {
+		pthread_mutex_lock(&c->kmu);
+		c->stopping = 1;
+		pthread_cond_broadcast(&c->kcv);
+		pthread_mutex_unlock(&c->kmu);
+		pthread_join(c->keeper, NULL);
+	}
+	if (c->cons)
+		cons_stop(c->cons);
+	if (c->fsm)
+		fsm_close(c->fsm);
+	c->cons = NULL;
+	c->fsm = NULL;
+	while (c->routes) {
+		route_map *m = c->routes;
+		c->routes = m->next;
+		free(m->to);
+		free(m);
+	}
+	while (c->peers) {
+		peer_ref *r = c->peers;
+		c->peers = r->next;
+		peer_close(r->p);
+		free(r);
+	}
+	while (c->ranges) {
+		id_range *r = c->ranges;
+		c->ranges = r->link;
+		free(r);
+	}
+}
+
+int coord_raft_role(coord *c, uint64_t *leader)
+{
+	if (!c->cons) {
+		*leader = 0;
+		return -1;
+	}
+	*leader = cons_leader(c->cons);
+	return cons_is_leader(c->cons);
+}

@@ -62,6 +62,11 @@ void coord_handle(coord *c, const wire_req *req, wire_rep *rep);
  * leader's id (0 when unknown). */
 int coord_raft_role(coord *c, uint64_t *leader);
 
+/* Hands the Raft leadership to coordinator `to` (0: the most up-to-date other one) and waits
+ * for it; *leader receives the new leader's id. OMEN_EBUSY (naming the leader) when this
+ * coordinator is not the leader, OMEN_ENOTSUP without Raft. */
+int coord_raft_transfer(coord *c, uint64_t to, uint64_t *leader);
+
 /* The configured token, or NULL when none is required. */
 const char *coord_token(const coord *c);
 

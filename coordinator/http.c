@@ -535,6 +535,22 @@ static bool call_coord(http_call *call, wire_req *req, wire_rep *rep)
 	return true;
 }
 
+/* POST /admin/leader {"to": ID}: hands the Raft leadership to coordinator ID (0: any), for
+ * maintenance of the current leader. Served by the leader. */
+static void do_transfer(http_call *call)
+{
+	static const char *const keys[] = {"to", NULL};
+	uint64_t to = 0;
+	if (!check_keys(call, keys) || !get_uint(call, "to", 0, 999, 0, &to))
+		return;
+	uint64_t leader = 0;
+	int st = coord_raft_transfer(call->hs->c, to, &leader);
+	if (st != OMEN_OK)
+		out_error(call->out, st, 0, "%s", omen_errmsg(NULL));
+	else
+		out_json(call->out, 200, json_pack("{s:I}", "leader", ji(leader)));
+}
+
 /* GET /health */
 static void do_health(http_call *call)
 {
@@ -911,6 +927,7 @@ static void do_delete(http_call *call)
 
 static const route routes[] = {
     {"/health", "GET", WIRE_HEALTH, do_health, false},
+    {"/admin/leader", "POST", HTTP_OP_NONE, do_transfer, true},
     {"/metrics", "GET", HTTP_OP_NONE, do_metrics, false},
     {"/collections", "GET", WIRE_LIST, do_list, false},
     {"/collections", "POST", WIRE_CREATE, do_create, true},

@@ -397,6 +397,24 @@ void rmeta_stop(coord *c)
 	}
 }
 
+int coord_raft_transfer(coord *c, uint64_t to, uint64_t *leader)
+{
+	if (!c->cons)
+		return status_set(OMEN_ENOTSUP, "this coordinator does not run Raft");
+	uint64_t known = 0;
+	int st = cons_transfer(c->cons, to, c->cfg.deadline_ms, &known);
+	if (st == OMEN_EBUSY) {
+		const char *url = "?";
+		for (size_t i = 0; i < c->cfg.npeers; i++)
+			if (c->cfg.peers[i].id == known)
+				url = c->cfg.peers[i].listen;
+		return status_set(st, "coordinator %llu (%s) is the leader: ask it",
+		                  (unsigned long long)known, url);
+	}
+	*leader = cons_leader(c->cons);
+	return st;
+}
+
 int coord_raft_role(coord *c, uint64_t *leader)
 {
 	if (!c->cons) {

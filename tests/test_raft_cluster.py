@@ -11,6 +11,8 @@ import os
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
@@ -147,6 +149,33 @@ def test_searches_go_on_while_the_leader_is_replaced(cluster):
     t.join()
     run(CLUSTER, "start", old, "--dir", d)
     assert done[0] > 5 and not failures, failures[:3]
+
+
+def transfer(http, to):
+    req = urllib.request.Request(http + "/admin/leader", data=json.dumps({"to": to}).encode(),
+                                 method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+def test_leadership_transfer_for_maintenance(cluster):
+    d = cluster["dir"]
+    lines = run(CLUSTER, "status", "--dir", d).stdout.splitlines()
+    http = {l.split()[-1].split("=")[1]: l.split()[2] for l in lines if l.startswith("coord")}
+    old, _ = leader(d)
+    target = next(n for n in sorted(http) if n != old)
+    code, body = transfer(http[target], int(target[-1]) + 1)  # a follower refuses
+    assert code == 409 and "is the leader" in body["error"]["message"]
+    code, body = transfer(http[old], int(target[-1]) + 1)
+    assert code == 200 and body["leader"] == int(target[-1]) + 1
+    name, url, _ = wait_leader(d)
+    assert name == target
+    cli("create", url, "after_transfer", "--dim", 4)
+    for n, u in coord_urls(d).items():
+        assert "after_transfer" in collections(u), n
 
 
 def test_all_coordinators_restarted_same_metadata(cluster):

@@ -67,6 +67,23 @@ def collections(url):
     return sorted(c["name"] for c in json.loads(cli("info", url, "--json").stdout)["collections"])
 
 
+def _same(got, want, what):
+    assert got == want, f"{what}: {got} != {want}"
+
+
+def eventually(check, seconds=10):
+    """A follower applies a committed change with the leader's next message: poll for it."""
+    t0 = time.time()
+    while True:
+        try:
+            check()
+            return
+        except AssertionError:
+            if time.time() - t0 > seconds:
+                raise
+            time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("raft")
@@ -99,7 +116,7 @@ def test_metadata_through_any_coordinator(cluster):
     cli("create", follower, "docs", "--dim", 16)            # forwarded to the leader
     cli("load", follower, "docs", cluster["tmp"] / "v.npy")  # ids assigned by the leader
     for name, url in coord_urls(d).items():
-        assert "docs" in collections(url), name
+        eventually(lambda: _same("docs" in collections(url), True, name))
         info = json.loads(cli("info", url, "docs", "--json").stdout)
         assert info["points"] == 2000 and info["next_id"] == 2000
     p = cli("create", follower, "docs", "--dim", 16, check=False)
@@ -115,7 +132,7 @@ def test_leader_killed_new_leader_nothing_lost(cluster):
     assert took < 10 * ELECTION_MS / 1000, f"new leader after {took:.2f} s"
     cli("create", url, "after_failover", "--dim", 8)
     for n, u in coord_urls(d).items():
-        assert collections(u) == sorted(before + ["after_failover"]), n
+        eventually(lambda: _same(collections(u), sorted(before + ["after_failover"]), n))
     run(CLUSTER, "start", old, "--dir", d)
     t0 = time.time()
     while collections(coord_urls(d)[old]) != sorted(before + ["after_failover"]):
@@ -175,7 +192,7 @@ def test_leadership_transfer_for_maintenance(cluster):
     assert name == target
     cli("create", url, "after_transfer", "--dim", 4)
     for n, u in coord_urls(d).items():
-        assert "after_transfer" in collections(u), n
+        eventually(lambda: _same("after_transfer" in collections(u), True, n))
 
 
 def test_all_coordinators_restarted_same_metadata(cluster):
@@ -190,7 +207,7 @@ def test_all_coordinators_restarted_same_metadata(cluster):
         run(CLUSTER, "start", n, "--dir", d)
     wait_leader(d)
     for n, u in coord_urls(d).items():
-        assert collections(u) == want, n
+        eventually(lambda: _same(collections(u), want, n))
         assert json.loads(cli("info", u, "docs", "--json").stdout)["points"] == count
     cli("create", url, "after_restart", "--dim", 4)  # metadata still changes
     assert "after_restart" in collections(url)

@@ -867,15 +867,17 @@ static int node_dec(const MDB_val *k, const MDB_val *v, void *out)
 	return node_decode(k, v, out);
 }
 
-int fsm_coll_list(fsm *f, meta_coll **out, size_t *n)
+/* Every record of one sub-database, decoded into a malloc'd array, in one read transaction. */
+static int list_table(fsm *f, MDB_dbi dbi, size_t size,
+                      int (*dec)(const MDB_val *, const MDB_val *, void *), void **out, size_t *n)
 {
 	MDB_txn *txn;
 	int st = rd_begin(f, &txn);
 	if (st != OMEN_OK)
 		return st;
-	void *arr;
-	size_t m;
-	st = list_all(txn, f->colls, sizeof(meta_coll), coll_dec, &arr, &m);
+	void *arr = NULL;
+	size_t m = 0;
+	st = list_all(txn, dbi, size, dec, &arr, &m);
 	rd_end(f, txn);
 	if (st == OMEN_OK) {
 		*out = arr;
@@ -884,21 +886,14 @@ int fsm_coll_list(fsm *f, meta_coll **out, size_t *n)
 	return st;
 }
 
+int fsm_coll_list(fsm *f, meta_coll **out, size_t *n)
+{
+	return list_table(f, f->colls, sizeof(meta_coll), coll_dec, (void **)out, n);
+}
+
 int fsm_node_list(fsm *f, meta_node **out, size_t *n)
 {
-	MDB_txn *txn;
-	int st = rd_begin(f, &txn);
-	if (st != OMEN_OK)
-		return st;
-	void *arr;
-	size_t m;
-	st = list_all(txn, f->nodes, sizeof(meta_node), node_dec, &arr, &m);
-	rd_end(f, txn);
-	if (st == OMEN_OK) {
-		*out = arr;
-		*n = m;
-	}
-	return st;
+	return list_table(f, f->nodes, sizeof(meta_node), node_dec, (void **)out, n);
 }
 
 int fsm_node_get(fsm *f, uint64_t id, meta_node *out)
@@ -1437,8 +1432,8 @@ typedef struct snap_ctx {
 
 static int snap_nodes(fsm *f, MDB_txn *txn, snap_ctx *s)
 {
-	void *arr;
-	size_t n;
+	void *arr = NULL;
+	size_t n = 0;
 	int st = list_all(txn, f->nodes, sizeof(meta_node), node_dec, &arr, &n);
 	if (st != OMEN_OK)
 		return st;
@@ -1455,8 +1450,8 @@ static int snap_nodes(fsm *f, MDB_txn *txn, snap_ctx *s)
 
 static int snap_colls(fsm *f, MDB_txn *txn, snap_ctx *s)
 {
-	void *arr;
-	size_t n;
+	void *arr = NULL;
+	size_t n = 0;
 	int st = list_all(txn, f->colls, sizeof(meta_coll), coll_dec, &arr, &n);
 	if (st != OMEN_OK)
 		return st;

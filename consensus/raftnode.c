@@ -592,6 +592,9 @@ static int raft_setup(cons *c)
 	raft_set_heartbeat_timeout(&c->raft, c->heartbeat_ms);
 	raft_set_snapshot_threshold(&c->raft, c->snapshot_threshold);
 	raft_set_snapshot_trailing(&c->raft, c->snapshot_trailing);
+	/* Pre-vote: a server cut off from the others does not come back with a higher term that
+	 * deposes a healthy leader (raft 0.15 supports it; off by default). */
+	raft_set_pre_vote(&c->raft, true);
 	int st = cfg->npeers ? bootstrap(c) : OMEN_OK;
 	if (st == OMEN_OK && (rv = raft_start(&c->raft)) != 0)
 		st = setup_fail(c, from_raft(rv), "raft_start", rv, raft_errmsg(&c->raft));

@@ -158,13 +158,15 @@ def test_searches_go_on_while_the_leader_is_replaced(cluster):
 
     t = threading.Thread(target=searcher)
     t.start()
-    time.sleep(0.5)
-    run(CLUSTER, "kill", old, "--dir", d)
-    wait_leader(d, not_name=old)
-    time.sleep(0.5)
-    stop.set()
-    t.join()
-    run(CLUSTER, "start", old, "--dir", d)
+    try:
+        time.sleep(0.5)
+        run(CLUSTER, "kill", old, "--dir", d)
+        wait_leader(d, not_name=old)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        t.join()
+        run(CLUSTER, "start", old, "--dir", d)
     assert done[0] > 5 and not failures, failures[:3]
 
 

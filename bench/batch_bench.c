@@ -36,28 +36,12 @@ static void parse_args(int argc, char **argv, batch_args *a)
 	a->k = 10;
 	a->threads = 2;
 	a->reps = 5;
-	for (int i = 1; i + 1 < argc; i += 2) {
-		const char *v = argv[i + 1];
-		if (strcmp(argv[i], "--db") == 0)
-			a->db = v;
-		else if (strcmp(argv[i], "--queries") == 0)
-			a->queries = v;
-		else if (strcmp(argv[i], "--build") == 0)
-			a->build = v;
-		else if (strcmp(argv[i], "--ids-out") == 0)
-			a->ids_out = v;
-		else if (strcmp(argv[i], "--nq") == 0)
-			a->nq = strtoull(v, NULL, 10);
-		else if (strcmp(argv[i], "--k") == 0)
-			a->k = strtoull(v, NULL, 10);
-		else if (strcmp(argv[i], "--reps") == 0)
-			a->reps = strtoull(v, NULL, 10);
-		else if (strcmp(argv[i], "--threads") == 0)
-			a->threads = atoi(v);
-		else
-			usage();
-	}
-	if (argc % 2 == 0 || !a->db || !a->queries || !a->nq || !a->k || a->threads < 0)
+	const bu_opt opts[] = {{"--db", BU_STR, &a->db},       {"--queries", BU_STR, &a->queries},
+	                       {"--build", BU_STR, &a->build}, {"--ids-out", BU_STR, &a->ids_out},
+	                       {"--nq", BU_SIZE, &a->nq},      {"--k", BU_SIZE, &a->k},
+	                       {"--reps", BU_SIZE, &a->reps},  {"--threads", BU_INT, &a->threads}};
+	bu_parse(argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, usage);
+	if (!a->db || !a->queries || !a->nq || !a->k || a->threads < 0)
 		usage();
 }
 

@@ -6,15 +6,17 @@
 
 #include <omendb/omendb.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <dirent.h>
 #include <unistd.h>
 
 double bu_now(void)
@@ -274,4 +276,66 @@ void bu_close_out(FILE *f)
 	}
 	if (fclose(f) != 0)
 		bu_die("output", "write failed: %s", strerror(errno));
+}
+
+/* Stores the value v of option o; false when v is not a number of the option's kind. */
+static bool opt_store(const bu_opt *o, const char *v)
+{
+	char *end = NULL;
+	errno = 0;
+	switch (o->kind) {
+	case BU_STR:
+		*(const char **)o->dst = v;
+		return true;
+	case BU_SIZE:
+	case BU_U32: {
+		if (*v == '-')
+			return false;
+		unsigned long long x = strtoull(v, &end, 10);
+		if (o->kind == BU_U32 && x > UINT32_MAX)
+			return false;
+		if (o->kind == BU_SIZE)
+			*(size_t *)o->dst = (size_t)x;
+		else
+			*(uint32_t *)o->dst = (uint32_t)x;
+		break;
+	}
+	case BU_INT: {
+		long x = strtol(v, &end, 10);
+		if (x < INT_MIN || x > INT_MAX)
+			return false;
+		*(int *)o->dst = (int)x;
+		break;
+	}
+	case BU_DOUBLE:
+		*(double *)o->dst = strtod(v, &end);
+		break;
+	case BU_FLAG:
+		return false;
+	}
+	return errno == 0 && end != v && *end == 0;
+}
+
+size_t bu_parse(int argc, char **argv, const bu_opt *opts, size_t nopts, const char **pos,
+                size_t maxpos, void (*usage)(void))
+{
+	size_t npos = 0;
+	for (int i = 1; i < argc; i++) {
+		const bu_opt *o = NULL;
+		for (size_t j = 0; j < nopts && !o; j++)
+			if (strcmp(argv[i], opts[j].name) == 0)
+				o = &opts[j];
+		if (!o && argv[i][0] == '-')
+			usage();
+		if (!o) {
+			if (npos == maxpos)
+				usage();
+			pos[npos++] = argv[i];
+		} else if (o->kind == BU_FLAG) {
+			*(int *)o->dst = 1;
+		} else if (i + 1 >= argc || !opt_store(o, argv[++i])) {
+			usage();
+		}
+	}
+	return npos;
 }

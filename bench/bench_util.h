@@ -60,6 +60,21 @@ uint64_t bu_dir_bytes(const char *dir, char *largest);
 /* A field of /proc/self/status in kB (e.g. "VmHWM", "RssAnon"), or -1 if absent. */
 long bu_proc_status_kb(const char *field);
 
+/* Command-line options of the benchmark programs: `--name value` (or `--name` alone for a
+ * flag), in any order, each stored through dst as its kind says. */
+typedef enum { BU_STR, BU_SIZE, BU_U32, BU_INT, BU_DOUBLE, BU_FLAG } bu_kind;
+typedef struct bu_opt {
+	const char *name; /* "--k" */
+	bu_kind kind;
+	void *dst; /* const char **, size_t *, uint32_t *, int *, double *, int * (flag: set 1) */
+} bu_opt;
+
+/* Parses argv into the options' destinations and collects up to maxpos positional arguments
+ * into pos (may be NULL with maxpos 0); returns how many there were. An unknown option, a
+ * missing value, a malformed number or too many positionals calls usage(), which exits. */
+size_t bu_parse(int argc, char **argv, const bu_opt *opts, size_t nopts, const char **pos,
+                size_t maxpos, void (*usage)(void));
+
 /* Logical CPUs online. */
 int bu_ncpu(void);
 

@@ -253,52 +253,33 @@ static int throughput(const opts *o)
 	return 0;
 }
 
-static size_t num(const char *s)
+static void usage(void)
 {
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (*end || !*s)
-		bu_die("omendb-bench-cluster", "'%s' is not a number", s);
-	return (size_t)v;
+	fprintf(stderr, "usage: omendb-bench-cluster latency URL DIR [--n N] [--dim D] "
+	                "[--queries Q] [--rounds R]\n"
+	                "       omendb-bench-cluster throughput URL [DIR] [--n N] [--dim D] "
+	                "[--threads T] [--seconds S]\n");
+	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	opts o = {
 	    .n = 100000, .dim = 128, .queries = 1000, .rounds = 5, .threads = 4, .seconds = 10};
-	int pos = 0;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : "";
-		if (strcmp(a, "--n") == 0)
-			o.n = num(val), i++;
-		else if (strcmp(a, "--dim") == 0)
-			o.dim = num(val), i++;
-		else if (strcmp(a, "--queries") == 0)
-			o.queries = num(val), i++;
-		else if (strcmp(a, "--rounds") == 0)
-			o.rounds = num(val), i++;
-		else if (strcmp(a, "--threads") == 0)
-			o.threads = (int)num(val), i++;
-		else if (strcmp(a, "--seconds") == 0)
-			o.seconds = (double)num(val), i++;
-		else if (pos == 0)
-			o.mode = a, pos++;
-		else if (pos == 1)
-			o.url = a, pos++;
-		else if (pos == 2)
-			o.dir = a, pos++;
-		else
-			bu_die("omendb-bench-cluster", "unexpected argument '%s'", a);
-	}
+	const bu_opt opt[] = {{"--n", BU_SIZE, &o.n},
+	                      {"--dim", BU_SIZE, &o.dim},
+	                      {"--queries", BU_SIZE, &o.queries},
+	                      {"--rounds", BU_SIZE, &o.rounds},
+	                      {"--threads", BU_INT, &o.threads},
+	                      {"--seconds", BU_DOUBLE, &o.seconds}};
+	const char *pos[3] = {NULL, NULL, NULL};
+	bu_parse(argc, argv, opt, sizeof opt / sizeof opt[0], pos, 3, usage);
+	o.mode = pos[0], o.url = pos[1], o.dir = pos[2];
 	if (o.threads < 1 || o.threads > 256 || o.n < 2000 || o.dim < 1 || !o.queries || !o.rounds)
-		bu_die("omendb-bench-cluster", "bad options");
+		usage();
 	if (o.mode && strcmp(o.mode, "latency") == 0 && o.url && o.dir)
 		return latency(&o);
 	if (o.mode && strcmp(o.mode, "throughput") == 0 && o.url)
 		return throughput(&o);
-	fprintf(stderr, "usage: omendb-bench-cluster latency URL DIR [--n N] [--dim D] "
-	                "[--queries Q] [--rounds R]\n"
-	                "       omendb-bench-cluster throughput URL [DIR] [--n N] [--dim D] "
-	                "[--threads T] [--seconds S]\n");
-	return 2;
+	usage();
 }

@@ -17,12 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LOAD_BATCH 10000
-#define MIN_RECALL 0.99
+#define LOAD_BATCH      10000
+#define MIN_RECALL      0.99
 #define MIN_RECALL_HNSW 0.95
 
-static const char *const CLASSES[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                        "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+static const char *const CLASSES[10] = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                        "Coat",        "Sandal",    "Shirt",    "Sneaker",
+                                        "Bag",         "Ankle boot"};
 
 typedef struct fashion_args {
 	const char *data_dir;
@@ -48,30 +49,20 @@ static void usage(void)
 
 static void parse_args(int argc, char **argv, fashion_args *a)
 {
-	int pos = 0;
 	memset(a, 0, sizeof *a);
 	a->queries = 10000;
 	a->single = SIZE_MAX;
 	a->k = 10;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--queries") == 0 && i + 1 < argc)
-			a->queries = strtoull(argv[++i], NULL, 10);
-		else if (strcmp(argv[i], "--single") == 0 && i + 1 < argc)
-			a->single = strtoull(argv[++i], NULL, 10);
-		else if (strcmp(argv[i], "--k") == 0 && i + 1 < argc)
-			a->k = strtoull(argv[++i], NULL, 10);
-		else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
-			a->threads = atoi(argv[++i]);
-		else if (argv[i][0] == '-')
-			usage();
-		else if (pos == 0)
-			a->data_dir = argv[i], pos++;
-		else if (pos == 1)
-			a->db_dir = argv[i], pos++;
-		else
-			usage();
-	}
-	if (pos != 2 || a->k == 0 || a->queries == 0 || a->threads < 0)
+	const bu_opt opts[] = {{"--queries", BU_SIZE, &a->queries},
+	                       {"--single", BU_SIZE, &a->single},
+	                       {"--k", BU_SIZE, &a->k},
+	                       {"--threads", BU_INT, &a->threads}};
+	const char *pos[2];
+	if (bu_parse(argc, argv, opts, sizeof opts / sizeof opts[0], pos, 2, usage) != 2)
+		usage();
+	a->data_dir = pos[0];
+	a->db_dir = pos[1];
+	if (a->k == 0 || a->queries == 0 || a->threads < 0)
 		usage();
 }
 
@@ -112,7 +103,8 @@ static double load_collection(omen_db *db, const fashion_data *d, omen_collectio
 	if (rc != OMEN_OK && rc != OMEN_ENOTFOUND)
 		bu_check(rc, "drop collection 'fashion'");
 	t0 = bu_now();
-	bu_check(omen_create_collection(db, "fashion", d->dim, OMEN_METRIC_L2), "create collection");
+	bu_check(omen_create_collection(db, "fashion", d->dim, OMEN_METRIC_L2),
+	         "create collection");
 	bu_check(omen_collection_open(db, "fashion", &coll), "open collection");
 	for (size_t i = 0; i < d->nb; i += LOAD_BATCH) {
 		omen_batch b = {0};
@@ -129,8 +121,8 @@ static double load_collection(omen_db *db, const fashion_data *d, omen_collectio
 	t0 = bu_now() - t0;
 	bu_check(omen_count(coll, &count), "count");
 	if (count != d->nb)
-		bu_die("load", "collection holds %llu points, %zu loaded", (unsigned long long)count,
-		       d->nb);
+		bu_die("load", "collection holds %llu points, %zu loaded",
+		       (unsigned long long)count, d->nb);
 	free(ids);
 	*out = coll;
 	return t0;
@@ -171,8 +163,7 @@ static double max_dist_error(const fashion_data *d, const uint64_t *ids, const f
 	return worst;
 }
 
-static void print_example(const fashion_data *d, const uint64_t *ids, const float *dists,
-                          size_t k)
+static void print_example(const fashion_data *d, const uint64_t *ids, const float *dists, size_t k)
 {
 	printf("example: query 0 (%s):", CLASSES[d->query_labels[0] % 10]);
 	for (size_t i = 0; i < k; i++) {
@@ -187,8 +178,8 @@ static void print_example(const fashion_data *d, const uint64_t *ids, const floa
  * time and as one batch through it and reports recall against the exact ground truth. Returns
  * the lower of the two recalls. ids/dists/lat are scratch arrays sized for d->nq queries. */
 static double hnsw_phase(omen_collection *coll, const fashion_data *d, const fashion_args *a,
-                         const omen_search_params *sp, const uint64_t *gt_i,
-                         const double *gt_d, uint64_t *ids, float *dists, double *lat)
+                         const omen_search_params *sp, const uint64_t *gt_i, const double *gt_d,
+                         uint64_t *ids, float *dists, double *lat)
 {
 	omen_index_params ip;
 	omen_collection_stats st;
@@ -264,7 +255,8 @@ int main(int argc, char **argv)
 		t = bu_now() - t;
 		printf("single: %zu queries one at a time in %.2f s = %.1f queries/s, %d threads; "
 		       "latency p50 %.3f ms, p99 %.3f ms\n",
-		       nsingle, t, (double)nsingle / t, threads, 1e3 * bu_quantile(lat, nsingle, 0.50),
+		       nsingle, t, (double)nsingle / t, threads,
+		       1e3 * bu_quantile(lat, nsingle, 0.50),
 		       1e3 * bu_quantile(lat, nsingle, 0.99));
 	}
 	t_batch = bu_now();

@@ -42,27 +42,12 @@ static void parse_args(int argc, char **argv, flat_args *a)
 	a->runs = 101;
 	a->threads = 2;
 	a->k = 10;
-	for (int i = 1; i + 1 < argc; i += 2) {
-		const char *v = argv[i + 1];
-		if (strcmp(argv[i], "--data") == 0)
-			a->data = v;
-		else if (strcmp(argv[i], "--query") == 0)
-			a->query = v;
-		else if (strcmp(argv[i], "--db") == 0)
-			a->db = v;
-		else if (strcmp(argv[i], "--json") == 0)
-			a->json = v;
-		else if (strcmp(argv[i], "--runs") == 0)
-			a->runs = strtoull(v, NULL, 10);
-		else if (strcmp(argv[i], "--k") == 0)
-			a->k = strtoull(v, NULL, 10);
-		else if (strcmp(argv[i], "--threads") == 0)
-			a->threads = atoi(v);
-		else
-			usage();
-	}
-	if (argc % 2 == 0 || !a->data || !a->query || !a->db || !a->runs || !a->k ||
-	    a->threads < 1)
+	const bu_opt opts[] = {{"--data", BU_STR, &a->data},      {"--query", BU_STR, &a->query},
+	                       {"--db", BU_STR, &a->db},          {"--json", BU_STR, &a->json},
+	                       {"--runs", BU_SIZE, &a->runs},     {"--k", BU_SIZE, &a->k},
+	                       {"--threads", BU_INT, &a->threads}};
+	bu_parse(argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, usage);
+	if (!a->data || !a->query || !a->db || !a->runs || !a->k || a->threads < 1)
 		usage();
 }
 
@@ -195,8 +180,7 @@ static void measure(const flat_args *a, omen_collection *coll, const float *q, s
 	free(ids), free(d);
 }
 
-static void report(const flat_args *a, size_t n, size_t dim, size_t map_bytes,
-                   const flat_times *t)
+static void report(const flat_args *a, size_t n, size_t dim, size_t map_bytes, const flat_times *t)
 {
 	FILE *f = bu_open_out(a->json);
 	double bytes = (double)n * (double)dim * 4.0;
@@ -210,18 +194,22 @@ static void report(const flat_args *a, size_t n, size_t dim, size_t map_bytes,
 	        dim);
 	fprintf(f, "\"k\": %zu, \"threads\": %d, \"runs\": %zu, \"vector_bytes\": %.0f, ", a->k,
 	        a->threads, a->runs, bytes);
-	fprintf(f, "\"db_file_bytes\": %zu,\n \"query_s_median\": %.6g, \"query_s_p10\": %.6g, "
-	           "\"query_s_p90\": %.6g,\n",
+	fprintf(f,
+	        "\"db_file_bytes\": %zu,\n \"query_s_median\": %.6g, \"query_s_p10\": %.6g, "
+	        "\"query_s_p90\": %.6g,\n",
 	        map_bytes, tq, bu_quantile(t->query, a->runs, 0.1),
 	        bu_quantile(t->query, a->runs, 0.9));
-	fprintf(f, " \"copy_read_s_median\": %.6g, \"huge_read_s_median\": %.6g, "
-	           "\"mapped_read_s_median\": %.6g,\n",
+	fprintf(f,
+	        " \"copy_read_s_median\": %.6g, \"huge_read_s_median\": %.6g, "
+	        "\"mapped_read_s_median\": %.6g,\n",
 	        tc, th, tm);
-	fprintf(f, " \"query_gbps\": %.4f, \"copy_read_gbps\": %.4f, \"huge_read_gbps\": %.4f, "
-	           "\"mapped_read_gbps\": %.4f, \"limit_gbps\": %.4f,\n",
+	fprintf(f,
+	        " \"query_gbps\": %.4f, \"copy_read_gbps\": %.4f, \"huge_read_gbps\": %.4f, "
+	        "\"mapped_read_gbps\": %.4f, \"limit_gbps\": %.4f,\n",
 	        bwq / 1e9, bwc / 1e9, bwh / 1e9, bwm / 1e9, best / 1e9);
-	fprintf(f, " \"ratio\": %.4f, \"ratio_vs_copy\": %.4f, \"ratio_vs_huge\": %.4f, "
-	           "\"ratio_vs_mapped\": %.4f}\n",
+	fprintf(f,
+	        " \"ratio\": %.4f, \"ratio_vs_copy\": %.4f, \"ratio_vs_huge\": %.4f, "
+	        "\"ratio_vs_mapped\": %.4f}\n",
 	        bwq / best, bwq / bwc, bwq / bwh, bwq / bwm);
 	bu_close_out(f);
 }
@@ -253,8 +241,9 @@ int main(int argc, char **argv)
 	b.nfloats = n * dim;
 	b.map = map;
 	b.map_bytes = map_bytes;
-	fprintf(stderr, "flat: %zu x %zu, one query, k=%zu, %d threads, %zu runs; mapped %s (%zu "
-	                "bytes)\n",
+	fprintf(stderr,
+	        "flat: %zu x %zu, one query, k=%zu, %d threads, %zu runs; mapped %s (%zu "
+	        "bytes)\n",
 	        n, dim, a.k, a.threads, a.runs, name, map_bytes);
 	t.query = bu_xmalloc(a.runs * sizeof(double));
 	t.copy = bu_xmalloc(a.runs * sizeof(double));

@@ -63,24 +63,22 @@ static double time_search(omen_collection *c, const float *q, size_t nq, size_t 
 	return m;
 }
 
+static void usage(void)
+{
+	fprintf(stderr, "usage: omendb-bench-gpu DIR [--n N] [--dim D] [--rounds R]\n");
+	exit(2);
+}
+
 int main(int argc, char **argv)
 {
 	size_t n = 1000000, dim = 128;
 	int rounds = 5;
 	const char *dir = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--n") == 0 && i + 1 < argc)
-			n = strtoull(argv[++i], NULL, 10);
-		else if (strcmp(argv[i], "--dim") == 0 && i + 1 < argc)
-			dim = strtoull(argv[++i], NULL, 10);
-		else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc)
-			rounds = atoi(argv[++i]);
-		else
-			dir = argv[i];
-	}
+	const bu_opt opt[] = {
+	    {"--n", BU_SIZE, &n}, {"--dim", BU_SIZE, &dim}, {"--rounds", BU_INT, &rounds}};
+	bu_parse(argc, argv, opt, sizeof opt / sizeof opt[0], &dir, 1, usage);
 	if (!dir || n < 10000 || !dim || rounds < 1)
-		bu_die("omendb-bench-gpu",
-		       "usage: omendb-bench-gpu DIR [--n N] [--dim D] [--rounds R]");
+		usage();
 	char name[256];
 	if (omen_gpu_info(name, sizeof name) != OMEN_OK)
 		bu_die("omendb-bench-gpu", "no GPU: %s", name);

@@ -37,8 +37,8 @@
 #include <time.h>
 
 #define LOAD_BATCH 10000
-#define MAX_EFS 64
-#define MAX_REPS 200
+#define MAX_EFS    64
+#define MAX_REPS   200
 
 typedef struct hb_args {
 	const char *base, *query, *metric, *db, *gt, *json;
@@ -51,11 +51,12 @@ typedef struct hb_args {
 
 static void usage(void)
 {
-	fprintf(stderr,
-	        "usage: omendb-bench-hnsw --base BASE.fvecs --query QUERY.fvecs --metric l2|cosine "
-	        "--db DIR --gt GT.ivecs [--n N] [--nq NQ] [--m 16] [--efc 200] [--threads T] [--efs "
-	        "10,16,32,64,128,256,512] [--k 10] [--reps 3] [--single 0|1] [--exclude-self] "
-	        "[--min-time S] [--reuse] [--int8 0|1] [--json OUT]\n");
+	fprintf(
+	    stderr,
+	    "usage: omendb-bench-hnsw --base BASE.fvecs --query QUERY.fvecs --metric l2|cosine "
+	    "--db DIR --gt GT.ivecs [--n N] [--nq NQ] [--m 16] [--efc 200] [--threads T] [--efs "
+	    "10,16,32,64,128,256,512] [--k 10] [--reps 3] [--single 0|1] [--exclude-self] "
+	    "[--min-time S] [--reuse] [--int8 0|1] [--json OUT]\n");
 	exit(2);
 }
 
@@ -84,57 +85,28 @@ static void parse_args(int argc, char **argv, hb_args *a)
 	a->efc = 200;
 	a->threads = 1;
 	a->single = 1;
-	a->nef = parse_efs("10,16,32,64,128,256,512", a->efs);
-	for (int i = 1; i < argc; i++) {
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (strcmp(argv[i], "--exclude-self") == 0) {
-			a->exclude_self = 1;
-			continue;
-		}
-		if (strcmp(argv[i], "--reuse") == 0) {
-			a->reuse = 1;
-			continue;
-		}
-		if (!v)
-			usage();
-		if (strcmp(argv[i], "--base") == 0)
-			a->base = v;
-		else if (strcmp(argv[i], "--query") == 0)
-			a->query = v;
-		else if (strcmp(argv[i], "--metric") == 0)
-			a->metric = v;
-		else if (strcmp(argv[i], "--db") == 0)
-			a->db = v;
-		else if (strcmp(argv[i], "--gt") == 0)
-			a->gt = v;
-		else if (strcmp(argv[i], "--json") == 0)
-			a->json = v;
-		else if (strcmp(argv[i], "--n") == 0)
-			a->n = strtoull(v, NULL, 10);
-		else if (strcmp(argv[i], "--nq") == 0)
-			a->nq = strtoull(v, NULL, 10);
-		else if (strcmp(argv[i], "--k") == 0)
-			a->k = strtoull(v, NULL, 10);
-		else if (strcmp(argv[i], "--reps") == 0)
-			a->reps = strtoull(v, NULL, 10);
-		else if (strcmp(argv[i], "--m") == 0)
-			a->m = (uint32_t)strtoul(v, NULL, 10);
-		else if (strcmp(argv[i], "--efc") == 0)
-			a->efc = (uint32_t)strtoul(v, NULL, 10);
-		else if (strcmp(argv[i], "--threads") == 0)
-			a->threads = atoi(v);
-		else if (strcmp(argv[i], "--single") == 0)
-			a->single = atoi(v);
-		else if (strcmp(argv[i], "--min-time") == 0)
-			a->min_time = atof(v);
-		else if (strcmp(argv[i], "--int8") == 0)
-			a->int8 = atoi(v);
-		else if (strcmp(argv[i], "--efs") == 0)
-			a->nef = parse_efs(v, a->efs);
-		else
-			usage();
-		i++;
-	}
+	const char *efs = "10,16,32,64,128,256,512";
+	const bu_opt opts[] = {{"--base", BU_STR, &a->base},
+	                       {"--query", BU_STR, &a->query},
+	                       {"--metric", BU_STR, &a->metric},
+	                       {"--db", BU_STR, &a->db},
+	                       {"--gt", BU_STR, &a->gt},
+	                       {"--json", BU_STR, &a->json},
+	                       {"--n", BU_SIZE, &a->n},
+	                       {"--nq", BU_SIZE, &a->nq},
+	                       {"--k", BU_SIZE, &a->k},
+	                       {"--reps", BU_SIZE, &a->reps},
+	                       {"--m", BU_U32, &a->m},
+	                       {"--efc", BU_U32, &a->efc},
+	                       {"--threads", BU_INT, &a->threads},
+	                       {"--single", BU_INT, &a->single},
+	                       {"--min-time", BU_DOUBLE, &a->min_time},
+	                       {"--int8", BU_INT, &a->int8},
+	                       {"--efs", BU_STR, &efs},
+	                       {"--exclude-self", BU_FLAG, &a->exclude_self},
+	                       {"--reuse", BU_FLAG, &a->reuse}};
+	bu_parse(argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, usage);
+	a->nef = parse_efs(efs, a->efs);
 	if (!a->base || !a->metric || !a->db || !a->gt || (!a->query && !a->exclude_self) ||
 	    !a->k || !a->reps || a->reps > MAX_REPS || a->threads < 0 || !a->nef || a->min_time < 0)
 		usage();
@@ -293,8 +265,8 @@ int main(int argc, char **argv)
 			bu_die(a.query, "dimension %zu, base has %zu", qdim, dim);
 	}
 	if (gt_rows < nq || gt_k < a.k)
-		bu_die(a.gt, "%zu rows of %zu ids; %zu queries and k = %zu needed", gt_rows, gt_k, nq,
-		       a.k);
+		bu_die(a.gt, "%zu rows of %zu ids; %zu queries and k = %zu needed", gt_rows, gt_k,
+		       nq, a.k);
 	kres = a.k + (a.exclude_self ? 1 : 0);
 
 	if (!a.reuse) {
@@ -327,7 +299,8 @@ int main(int argc, char **argv)
 		t0 = bu_now();
 		bu_check(omen_flush(db), "flush after build");
 		flush_s = bu_now() - t0;
-		fprintf(stderr, "omendb-bench-hnsw: index built in %.2f s (+ flush %.2f s), %d threads\n",
+		fprintf(stderr,
+		        "omendb-bench-hnsw: index built in %.2f s (+ flush %.2f s), %d threads\n",
 		        build_s, flush_s, a.threads);
 		t0 = bu_now();
 		check_rc = omen_check(coll, &check_report);
@@ -346,8 +319,9 @@ int main(int argc, char **argv)
 	bu_check(omen_collection_stats_get(coll, &cs), "collection stats");
 	mdb_size(a.db, &mdb_bytes, &mdb_alloc);
 	if (cs.points != n || !cs.index || strcmp(cs.index, "hnsw") != 0 || cs.indexed != n)
-		fprintf(stderr, "omendb-bench-hnsw: WARNING: %llu points, index \"%s\" covering %llu "
-		                "rows; expected hnsw over %zu\n",
+		fprintf(stderr,
+		        "omendb-bench-hnsw: WARNING: %llu points, index \"%s\" covering %llu "
+		        "rows; expected hnsw over %zu\n",
 		        (unsigned long long)cs.points, cs.index ? cs.index : "(null)",
 		        (unsigned long long)cs.indexed, n);
 
@@ -396,20 +370,22 @@ int main(int argc, char **argv)
 			r->single_recall = hu_recall(ids, kres, gt, gt_k, nq, a.k, a.exclude_self);
 			free(lat);
 		}
-		fprintf(stderr, "omendb-bench-hnsw: ef %4zu: recall@%zu %.4f, batch %.0f q/s (%d thr)",
+		fprintf(stderr,
+		        "omendb-bench-hnsw: ef %4zu: recall@%zu %.4f, batch %.0f q/s (%d thr)",
 		        r->ef, a.k, r->recall, (double)nq / r->batch_median_s, a.threads);
 		if (a.single)
-			fprintf(stderr, ", single %.0f q/s, p50 %.3f ms, p99 %.3f ms", nq / r->single_total_s,
-			        r->p50_ms, r->p99_ms);
+			fprintf(stderr, ", single %.0f q/s, p50 %.3f ms, p99 %.3f ms",
+			        nq / r->single_total_s, r->p50_ms, r->p99_ms);
 		fputc('\n', stderr);
 	}
 
 	out = bu_open_out(a.json);
 	fprintf(out, "{\"bench\": \"hnsw\", \"system\": \"%s\", \"version\": \"%s\",\n",
 	        cs.hnsw_int8 ? "omendb-int8" : "omendb", OMEN_VERSION_STRING);
-	fprintf(out, " \"base\": \"%s\", \"n\": %zu, \"dim\": %zu, \"metric\": \"%s\", \"nq\": %zu, "
-	             "\"k\": %zu, \"exclude_self\": %s, \"m\": %u, \"efc\": %u, \"threads\": %d, "
-	             "\"reps\": %zu, \"reused\": %s,\n",
+	fprintf(out,
+	        " \"base\": \"%s\", \"n\": %zu, \"dim\": %zu, \"metric\": \"%s\", \"nq\": %zu, "
+	        "\"k\": %zu, \"exclude_self\": %s, \"m\": %u, \"efc\": %u, \"threads\": %d, "
+	        "\"reps\": %zu, \"reused\": %s,\n",
 	        a.base, n, dim, a.metric, nq, a.k, a.exclude_self ? "true" : "false", a.m, a.efc,
 	        a.threads, a.reps, a.reuse ? "true" : "false");
 	json_num(out, "load_s", load_s);
@@ -419,22 +395,28 @@ int main(int argc, char **argv)
 	json_num(out, "open_s", open_s);
 	fprintf(out, " \"warmup_s\": %.6f,\n", warm_s);
 	fprintf(out, " \"check\": %s,\n",
-	        check_rc < 0 ? "null" : check_rc == OMEN_OK ? "\"ok\"" : "\"failed\"");
-	fprintf(out, " \"index\": {\"kind\": \"%s\", \"points\": %llu, \"indexed\": %llu, "
-	             "\"index_bytes\": %llu, \"vector_bytes\": %llu, \"hnsw_m\": %u, "
-	             "\"hnsw_ef_construction\": %u, \"hnsw_int8\": %d},\n",
+	        check_rc < 0          ? "null"
+	        : check_rc == OMEN_OK ? "\"ok\""
+	                              : "\"failed\"");
+	fprintf(out,
+	        " \"index\": {\"kind\": \"%s\", \"points\": %llu, \"indexed\": %llu, "
+	        "\"index_bytes\": %llu, \"vector_bytes\": %llu, \"hnsw_m\": %u, "
+	        "\"hnsw_ef_construction\": %u, \"hnsw_int8\": %d},\n",
 	        cs.index ? cs.index : "", (unsigned long long)cs.points,
 	        (unsigned long long)cs.indexed, (unsigned long long)cs.index_bytes,
-	        (unsigned long long)cs.vector_bytes, cs.hnsw_m, cs.hnsw_ef_construction, cs.hnsw_int8);
-	fprintf(out, " \"bytes\": {\"index_per_vector\": %.3f, \"vectors_per_vector\": %.3f, "
-	             "\"file_per_vector\": %.3f, \"file_bytes\": %llu, \"file_allocated_bytes\": %llu",
+	        (unsigned long long)cs.vector_bytes, cs.hnsw_m, cs.hnsw_ef_construction,
+	        cs.hnsw_int8);
+	fprintf(out,
+	        " \"bytes\": {\"index_per_vector\": %.3f, \"vectors_per_vector\": %.3f, "
+	        "\"file_per_vector\": %.3f, \"file_bytes\": %llu, \"file_allocated_bytes\": %llu",
 	        (double)cs.index_bytes / (double)n, (double)cs.vector_bytes / (double)n,
 	        (double)mdb_bytes / (double)n, (unsigned long long)mdb_bytes,
 	        (unsigned long long)mdb_alloc);
 	if (rss_anon0 >= 0 && rss_anon1 >= 0)
-		fprintf(out, ", \"rss_anon_growth_build_per_vector\": %.3f, "
-		             "\"rss_anon_peak_growth_build_per_vector\": %.3f, "
-		             "\"rss_file_growth_build_per_vector\": %.3f",
+		fprintf(out,
+		        ", \"rss_anon_growth_build_per_vector\": %.3f, "
+		        "\"rss_anon_peak_growth_build_per_vector\": %.3f, "
+		        "\"rss_file_growth_build_per_vector\": %.3f",
 		        1024.0 * (double)(rss_anon1 - rss_anon0) / (double)n,
 		        1024.0 * (double)(rss_peak - rss_anon0) / (double)n,
 		        1024.0 * (double)(rss_file1 - rss_file0) / (double)n);
@@ -446,11 +428,12 @@ int main(int argc, char **argv)
 		fprintf(out, ", \"batch_median_s\": %.9g, \"batch_qps\": %.3f", r->batch_median_s,
 		        (double)nq / r->batch_median_s);
 		if (a.single)
-			fprintf(out, ", \"single_total_s\": %.9g, \"single_qps\": %.3f, "
-			             "\"latency_p50_ms\": %.6f, \"latency_p99_ms\": %.6f, "
-			             "\"single_recall\": %.6f",
-			        r->single_total_s, (double)nq / r->single_total_s, r->p50_ms, r->p99_ms,
-			        r->single_recall);
+			fprintf(out,
+			        ", \"single_total_s\": %.9g, \"single_qps\": %.3f, "
+			        "\"latency_p50_ms\": %.6f, \"latency_p99_ms\": %.6f, "
+			        "\"single_recall\": %.6f",
+			        r->single_total_s, (double)nq / r->single_total_s, r->p50_ms,
+			        r->p99_ms, r->single_recall);
 		fprintf(out, "}%s\n", e + 1 < a.nef ? "," : "");
 		free(r->batch_s);
 	}

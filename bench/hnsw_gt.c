@@ -35,35 +35,13 @@ static void parse_args(int argc, char **argv, gt_args *a)
 {
 	memset(a, 0, sizeof *a);
 	a->k = 100;
-	for (int i = 1; i < argc; i++) {
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (strcmp(argv[i], "--exclude-self") == 0) {
-			a->exclude_self = 1;
-			continue;
-		}
-		if (!v)
-			usage();
-		if (strcmp(argv[i], "--base") == 0)
-			a->base = v;
-		else if (strcmp(argv[i], "--query") == 0)
-			a->query = v;
-		else if (strcmp(argv[i], "--metric") == 0)
-			a->metric = v;
-		else if (strcmp(argv[i], "--out") == 0)
-			a->out = v;
-		else if (strcmp(argv[i], "--n") == 0)
-			a->n = strtoull(v, NULL, 10);
-		else if (strcmp(argv[i], "--nq") == 0)
-			a->nq = strtoull(v, NULL, 10);
-		else if (strcmp(argv[i], "--k") == 0)
-			a->k = strtoull(v, NULL, 10);
-		else
-			usage();
-		i++;
-	}
+	const bu_opt opts[] = {
+	    {"--base", BU_STR, &a->base},     {"--query", BU_STR, &a->query},
+	    {"--metric", BU_STR, &a->metric}, {"--out", BU_STR, &a->out},
+	    {"--n", BU_SIZE, &a->n},          {"--nq", BU_SIZE, &a->nq},
+	    {"--k", BU_SIZE, &a->k},          {"--exclude-self", BU_FLAG, &a->exclude_self}};
+	bu_parse(argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, usage);
 	if (!a->base || !a->metric || !a->out || !a->k || (!a->query && !a->exclude_self))
-		usage();
-	if (strcmp(a->metric, "l2") != 0 && strcmp(a->metric, "cosine") != 0)
 		usage();
 }
 
@@ -109,7 +87,8 @@ int main(int argc, char **argv)
 		}
 	}
 	hu_ivecs_write(a.out, out, nq, a.k);
-	fprintf(stderr, "omendb-bench-gt: %zu queries x %zu base rows x %zu-d, %s, k=%zu%s: %.1f s -> %s\n",
+	fprintf(stderr,
+	        "omendb-bench-gt: %zu queries x %zu base rows x %zu-d, %s, k=%zu%s: %.1f s -> %s\n",
 	        nq, n, dim, a.metric, a.k, a.exclude_self ? ", self excluded" : "", bu_now() - t0,
 	        a.out);
 	free(base), free(q), free(ids), free(dists), free(out);

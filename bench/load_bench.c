@@ -63,23 +63,15 @@ static void parse_args(int argc, char **argv, load_args *a)
 	a->batch = 10000;
 	a->per_value[0] = 256;
 	a->nvar = 1;
-	for (int i = 1; i + 1 < argc; i += 2) {
-		if (strcmp(argv[i], "--data") == 0)
-			a->data = argv[i + 1];
-		else if (strcmp(argv[i], "--dir") == 0)
-			a->dir = argv[i + 1];
-		else if (strcmp(argv[i], "--json") == 0)
-			a->json = argv[i + 1];
-		else if (strcmp(argv[i], "--runs") == 0)
-			a->runs = strtoull(argv[i + 1], NULL, 10);
-		else if (strcmp(argv[i], "--batch") == 0)
-			a->batch = strtoull(argv[i + 1], NULL, 10);
-		else if (strcmp(argv[i], "--per-value") == 0)
-			parse_list(argv[i + 1], a);
-		else
-			usage();
-	}
-	if (argc % 2 == 0 || !a->data || !a->dir || !a->runs || !a->batch)
+	const char *per_value = NULL;
+	const bu_opt opts[] = {
+	    {"--data", BU_STR, &a->data},    {"--dir", BU_STR, &a->dir},
+	    {"--json", BU_STR, &a->json},    {"--runs", BU_SIZE, &a->runs},
+	    {"--batch", BU_SIZE, &a->batch}, {"--per-value", BU_STR, &per_value}};
+	bu_parse(argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, usage);
+	if (per_value)
+		parse_list(per_value, a);
+	if (!a->data || !a->dir || !a->runs || !a->batch)
 		usage();
 }
 
@@ -149,7 +141,8 @@ static double load_lmdb(const char *path, const float *x, size_t n, size_t dim, 
 	sync(); /* as for the engine */
 	t = bu_now();
 	lmdb_check(mdb_env_create(&env), "mdb_env_create");
-	lmdb_check(mdb_env_set_mapsize(env, bytes + bytes / 2 + (64u << 20)), "mdb_env_set_mapsize");
+	lmdb_check(mdb_env_set_mapsize(env, bytes + bytes / 2 + (64u << 20)),
+	           "mdb_env_set_mapsize");
 	lmdb_check(mdb_env_open(env, path, 0, 0644), "mdb_env_open");
 	for (size_t i = 0; i < n; i += batch) {
 		MDB_txn *txn;
@@ -179,18 +172,22 @@ static void write_json(const load_args *a, size_t n, size_t dim, const load_time
 	        dim);
 	fprintf(f, "\"batch\": %zu, \"runs\": %zu,\n \"omendb_seconds\": ", a->batch, a->runs);
 	bu_json_doubles(f, t->omendb, a->runs);
-	fprintf(f, ", \"omendb_vps\": %.1f, \"omendb_best_vps\": %.1f, \"omendb_dir_bytes\": %llu,\n "
-	           "\"lmdb\": [",
+	fprintf(f,
+	        ", \"omendb_vps\": %.1f, \"omendb_best_vps\": %.1f, \"omendb_dir_bytes\": %llu,\n "
+	        "\"lmdb\": [",
 	        (double)n / me, (double)n / be, (unsigned long long)t->omendb_bytes);
 	for (size_t v = 0; v < a->nvar; v++) {
-		double ml = bu_median(t->lmdb[v], a->runs), bl = bu_quantile(t->lmdb[v], a->runs, 0.0);
+		double ml = bu_median(t->lmdb[v], a->runs),
+		       bl = bu_quantile(t->lmdb[v], a->runs, 0.0);
 		fprintf(f, "%s\n  {\"vectors_per_value\": %zu, \"seconds\": ", v ? "," : "",
 		        a->per_value[v]);
 		bu_json_doubles(f, t->lmdb[v], a->runs);
-		fprintf(f, ", \"vps\": %.1f, \"best_vps\": %.1f, \"dir_bytes\": %llu, \"ratio\": %.4f, "
-		           "\"ratio_best\": %.4f}",
-		        (double)n / ml, (double)n / bl, (unsigned long long)t->lmdb_bytes[v], ml / me,
-		        bl / be);
+		fprintf(
+		    f,
+		    ", \"vps\": %.1f, \"best_vps\": %.1f, \"dir_bytes\": %llu, \"ratio\": %.4f, "
+		    "\"ratio_best\": %.4f}",
+		    (double)n / ml, (double)n / bl, (unsigned long long)t->lmdb_bytes[v], ml / me,
+		    bl / be);
 	}
 	fprintf(f, "],\n \"ratio\": %.4f}\n", bu_median(t->lmdb[0], a->runs) / me);
 	bu_close_out(f);
@@ -199,8 +196,8 @@ static void write_json(const load_args *a, size_t n, size_t dim, const load_time
 /* One run: the engine and every LMDB variant, starting at a different one each run so that
  * none always meets the disk in the same state. Times go to slot r; warm marks the untimed
  * warm-up run (written to slot 0, then overwritten). */
-static void run_once(const load_args *a, size_t r, int warm, const float *x, size_t n,
-                     size_t dim, load_times *t)
+static void run_once(const load_args *a, size_t r, int warm, const float *x, size_t n, size_t dim,
+                     load_times *t)
 {
 	const char *tag = warm ? "warm-up" : "run";
 	char pe[4096], pl[4096];
@@ -212,15 +209,16 @@ static void run_once(const load_args *a, size_t r, int warm, const float *x, siz
 			t->omendb[r] = load_omendb(pe, x, n, dim, a->batch);
 			t->omendb_bytes = bu_dir_bytes(pe, NULL);
 			bu_rm_rf(pe);
-			fprintf(stderr, "  %s %zu: omendb %.2f s (%.0f vec/s)\n", tag, r + 1, t->omendb[r],
-			        (double)n / t->omendb[r]);
+			fprintf(stderr, "  %s %zu: omendb %.2f s (%.0f vec/s)\n", tag, r + 1,
+			        t->omendb[r], (double)n / t->omendb[r]);
 		} else {
 			size_t v = side - 1;
 			t->lmdb[v][r] = load_lmdb(pl, x, n, dim, a->batch, a->per_value[v]);
 			t->lmdb_bytes[v] = bu_dir_bytes(pl, NULL);
 			bu_rm_rf(pl);
-			fprintf(stderr, "  %s %zu: lmdb, %zu vectors per value, %.2f s (%.0f vec/s)\n",
-			        tag, r + 1, a->per_value[v], t->lmdb[v][r], (double)n / t->lmdb[v][r]);
+			fprintf(stderr,
+			        "  %s %zu: lmdb, %zu vectors per value, %.2f s (%.0f vec/s)\n", tag,
+			        r + 1, a->per_value[v], t->lmdb[v][r], (double)n / t->lmdb[v][r]);
 		}
 	}
 }

@@ -37,11 +37,12 @@ static int64_t heap_now, heap_peak;
 static void *counted(void *p)
 {
 	if (p) {
-		int64_t now = __atomic_add_fetch(&heap_now, (int64_t)malloc_usable_size(p),
-		                                  __ATOMIC_RELAXED);
+		int64_t now =
+		    __atomic_add_fetch(&heap_now, (int64_t)malloc_usable_size(p), __ATOMIC_RELAXED);
 		int64_t peak = __atomic_load_n(&heap_peak, __ATOMIC_RELAXED);
-		while (now > peak && !__atomic_compare_exchange_n(&heap_peak, &peak, now, 1,
-		                                                 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		while (now > peak &&
+		       !__atomic_compare_exchange_n(&heap_peak, &peak, now, 1, __ATOMIC_RELAXED,
+		                                    __ATOMIC_RELAXED))
 			;
 	}
 	return p;
@@ -173,29 +174,12 @@ static void parse_args(int argc, char **argv, mem_args *a)
 	a->batch = 10000;
 	a->nq = 1000;
 	a->threads = 2;
-	for (int i = 1; i + 1 < argc; i += 2) {
-		const char *v = argv[i + 1];
-		if (strcmp(argv[i], "--data") == 0)
-			a->data = v;
-		else if (strcmp(argv[i], "--query") == 0)
-			a->query = v;
-		else if (strcmp(argv[i], "--db") == 0)
-			a->db = v;
-		else if (strcmp(argv[i], "--json") == 0)
-			a->json = v;
-		else if (strcmp(argv[i], "--n") == 0)
-			a->n = strtoull(v, NULL, 10);
-		else if (strcmp(argv[i], "--batch") == 0)
-			a->batch = strtoull(v, NULL, 10);
-		else if (strcmp(argv[i], "--nq") == 0)
-			a->nq = strtoull(v, NULL, 10);
-		else if (strcmp(argv[i], "--threads") == 0)
-			a->threads = atoi(v);
-		else
-			usage();
-	}
-	if (argc % 2 == 0 || !a->data || !a->query || !a->db || !a->batch || !a->nq ||
-	    a->threads < 1)
+	const bu_opt opts[] = {{"--data", BU_STR, &a->data}, {"--query", BU_STR, &a->query},
+	                       {"--db", BU_STR, &a->db},     {"--json", BU_STR, &a->json},
+	                       {"--n", BU_SIZE, &a->n},      {"--batch", BU_SIZE, &a->batch},
+	                       {"--nq", BU_SIZE, &a->nq},    {"--threads", BU_INT, &a->threads}};
+	bu_parse(argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, usage);
+	if (!a->data || !a->query || !a->db || !a->batch || !a->nq || a->threads < 1)
 		usage();
 }
 
@@ -222,8 +206,8 @@ static void load(const mem_args *a, bu_fvecs *f, size_t n, omen_collection *coll
 }
 
 /* Runs 20 single queries, then one batch of nq queries; peaks go to single and batch. */
-static void search(const mem_args *a, omen_collection *coll, const float *q, size_t nq,
-                   size_t dim, mem_phase *single, mem_phase *batch)
+static void search(const mem_args *a, omen_collection *coll, const float *q, size_t nq, size_t dim,
+                   mem_phase *single, mem_phase *batch)
 {
 	omen_search_params sp;
 	uint64_t *ids = bu_xmalloc(nq * 10 * sizeof *ids);
@@ -248,10 +232,12 @@ static void search(const mem_args *a, omen_collection *coll, const float *q, siz
 
 static void phase_json(FILE *f, const char *name, const mem_phase *p, int last)
 {
-	fprintf(f, " \"%s\": {\"heap_at_start\": %lld, \"heap_peak\": %lld, \"heap_peak_above_start\": "
-	           "%lld, \"mallinfo_max\": %lld}%s\n",
-	        name, (long long)p->start, (long long)p->peak, (long long)(p->peak - p->start),
-	        (long long)p->mallinfo_max, last ? "" : ",");
+	fprintf(
+	    f,
+	    " \"%s\": {\"heap_at_start\": %lld, \"heap_peak\": %lld, \"heap_peak_above_start\": "
+	    "%lld, \"mallinfo_max\": %lld}%s\n",
+	    name, (long long)p->start, (long long)p->peak, (long long)(p->peak - p->start),
+	    (long long)p->mallinfo_max, last ? "" : ",");
 }
 
 int main(int argc, char **argv)
@@ -285,14 +271,16 @@ int main(int argc, char **argv)
 	        n, f.dim);
 	fprintf(out, "\"batch\": %zu, \"nq\": %zu, \"threads\": %d, \"vector_bytes\": %zu,\n",
 	        a.batch, nq, a.threads, n * f.dim * sizeof(float));
-	fprintf(out, " \"program_query_bytes\": %zu, \"program_batch_buffer_bytes\": %zu, "
-	             "\"heap_before_open\": %lld,\n",
+	fprintf(out,
+	        " \"program_query_bytes\": %zu, \"program_batch_buffer_bytes\": %zu, "
+	        "\"heap_before_open\": %lld,\n",
 	        nq * f.dim * sizeof(float), a.batch * f.dim * sizeof(float), (long long)heap_base);
 	phase_json(out, "load", &ph_load, 0);
 	phase_json(out, "search_single", &ph_single, 0);
 	phase_json(out, "search_batch", &ph_batch, 0);
-	fprintf(out, " \"VmHWM_kB\": %ld, \"VmRSS_kB\": %ld, \"RssAnon_kB\": %ld, \"RssFile_kB\": "
-	             "%ld}\n",
+	fprintf(out,
+	        " \"VmHWM_kB\": %ld, \"VmRSS_kB\": %ld, \"RssAnon_kB\": %ld, \"RssFile_kB\": "
+	        "%ld}\n",
 	        bu_proc_status_kb("VmHWM"), bu_proc_status_kb("VmRSS"),
 	        bu_proc_status_kb("RssAnon"), bu_proc_status_kb("RssFile"));
 	bu_close_out(out);

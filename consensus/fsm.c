@@ -27,7 +27,6 @@
 #define MAX_SHARDS   4096
 #define MAX_IDS      (1ull << 40)
 #define MAP_INITIAL  (64ull << 20)
-#define MAP_STEP_MAX (1ull << 30)
 #define MP_MAX_DEPTH 16
 
 #define STATE_MAGIC   "OMRS"
@@ -41,20 +40,12 @@
 #define SHARD_KEY_MAX (OMEN_MAX_NAME + 5)
 
 struct fsm {
-	MDB_env *env;
+	lenv e; /* the growable environment shared with the database store (storage/env.c) */
 	MDB_dbi meta, colls, nodes, shards;
-	pthread_mutex_t write_mu;  /* one writer at a time */
-	pthread_rwlock_t map_lock; /* held shared by every transaction, exclusively to resize */
-	uint64_t map_size;
 	char *path;
 };
 
 /* ---- small helpers ---- */
-
-static int mdb_fail(int rc, const char *what)
-{
-	return status_from_mdb(rc, what);
-}
 
 static void le16_put(unsigned char *p, uint16_t v)
 {
@@ -213,7 +204,7 @@ static int shard_put(fsm *f, MDB_txn *txn, const char *name, uint32_t s, uint64_
 	if (rc == MDB_KEYEXIST)
 		return status_set(OMEN_ECORRUPT, "consensus: collection '%s' shard %u twice", name,
 		                  s);
-	return rc ? mdb_fail(rc, "writing the shard map") : OMEN_OK;
+	return rc ? status_from_mdb(rc, "writing the shard map") : OMEN_OK;
 }
 
 /* ---- the state record (meta "state") ---- */
@@ -225,7 +216,7 @@ static int state_read(fsm *f, MDB_txn *txn, uint64_t *applied, uint64_t *epoch)
 	if (rc == MDB_NOTFOUND)
 		return status_set(OMEN_ECORRUPT, "consensus state: state record missing");
 	if (rc)
-		return mdb_fail(rc, "reading the consensus state");
+		return status_from_mdb(rc, "reading the consensus state");
 	if (v.mv_size != STATE_SIZE || !hdr_ok(&v, STATE_MAGIC, STATE_SIZE))
 		return status_set(OMEN_ECORRUPT, "consensus state: bad state record");
 	const unsigned char *p = v.mv_data;
@@ -250,117 +241,48 @@ static int state_write(fsm *f, MDB_txn *txn, uint64_t applied, uint64_t epoch)
 	le64_put(p + 24, epoch);
 	MDB_val k = {5, "state"}, v = {STATE_SIZE, p};
 	int rc = mdb_put(txn, f->meta, &k, &v, 0);
-	return rc ? mdb_fail(rc, "writing the consensus state") : OMEN_OK;
+	return rc ? status_from_mdb(rc, "writing the consensus state") : OMEN_OK;
 }
 
 /* ---- transactions ---- */
 
-/* Adopts a map size changed by another process (MDB_MAP_RESIZED). */
-static void map_adopt(fsm *f)
-{
-	pthread_rwlock_wrlock(&f->map_lock);
-	mdb_env_set_mapsize(f->env, 0);
-	MDB_envinfo info;
-	mdb_env_info(f->env, &info);
-	f->map_size = info.me_mapsize;
-	pthread_rwlock_unlock(&f->map_lock);
-}
-
-/* Grows the map after MDB_MAP_FULL (doubling, by at most MAP_STEP_MAX); false when it cannot. */
-static bool map_grow(fsm *f)
-{
-	pthread_rwlock_wrlock(&f->map_lock);
-	uint64_t step = f->map_size < MAP_STEP_MAX ? f->map_size : MAP_STEP_MAX;
-	bool ok = mdb_env_set_mapsize(f->env, f->map_size + step) == 0;
-	if (ok)
-		f->map_size += step;
-	pthread_rwlock_unlock(&f->map_lock);
-	return ok;
-}
-
-/* Begins a read transaction (with map_lock held shared until rd_end). */
 static int rd_begin(fsm *f, MDB_txn **txn)
 {
-	for (;;) {
-		pthread_rwlock_rdlock(&f->map_lock);
-		int rc = mdb_txn_begin(f->env, NULL, MDB_RDONLY, txn);
-		if (rc == 0)
-			return OMEN_OK;
-		pthread_rwlock_unlock(&f->map_lock);
-		if (rc != MDB_MAP_RESIZED)
-			return mdb_fail(rc, "consensus read transaction");
-		map_adopt(f);
-	}
+	return lenv_read_begin(&f->e, txn);
 }
 
 static void rd_end(fsm *f, MDB_txn *txn)
 {
-	mdb_txn_abort(txn);
-	pthread_rwlock_unlock(&f->map_lock);
+	lenv_read_end(&f->e, txn);
 }
 
 typedef int (*wr_fn)(fsm *f, MDB_txn *txn, void *arg);
 
-/* One attempt: OMEN_EFULL means the map is full; MDB_MAP_RESIZED is returned as is. */
-static int wr_once(fsm *f, wr_fn fn, void *arg)
+typedef struct wr_call {
+	fsm *f;
+	wr_fn fn;
+	void *arg;
+} wr_call;
+
+static int wr_trampoline(MDB_txn *txn, void *ctx)
 {
-	MDB_txn *txn;
-	int rc = mdb_txn_begin(f->env, NULL, 0, &txn);
-	if (rc == MDB_MAP_RESIZED)
-		return rc;
-	if (rc)
-		return mdb_fail(rc, "consensus write transaction");
-	int st = fn(f, txn, arg);
-	if (st != OMEN_OK) {
-		mdb_txn_abort(txn);
-		return st;
-	}
-	rc = mdb_txn_commit(txn);
-	return rc ? mdb_fail(rc, "consensus commit") : OMEN_OK;
+	wr_call *w = ctx;
+	return w->fn(w->f, txn, w->arg);
 }
 
-/* Runs fn in one write transaction and commits it; all of fn's writes land or none do. When the
- * map fills, the transaction is aborted, the map grown and fn run again, so fn must have no
- * effect outside the transaction. Returns fn's status. */
+/* Runs fn in one write transaction and commits it; all of fn's writes land or none do (the map
+ * grows and fn runs again when it fills, so fn must have no effect outside the transaction).
+ * Returns fn's status. */
 static int wr_run(fsm *f, wr_fn fn, void *arg)
 {
-	int st;
-	pthread_mutex_lock(&f->write_mu);
-	for (;;) {
-		pthread_rwlock_rdlock(&f->map_lock);
-		st = wr_once(f, fn, arg);
-		pthread_rwlock_unlock(&f->map_lock);
-		if (st == MDB_MAP_RESIZED) {
-			map_adopt(f);
-			continue;
-		}
-		if (st != OMEN_EFULL || !map_grow(f))
-			break;
-	}
-	pthread_mutex_unlock(&f->write_mu);
+	wr_call w = {f, fn, arg};
+	pthread_mutex_lock(&f->e.write_mu);
+	int st = lenv_write(&f->e, wr_trampoline, &w);
+	pthread_mutex_unlock(&f->e.write_mu);
 	return st;
 }
 
 /* ---- open and close ---- */
-
-static int mkdir_p(const char *dir)
-{
-	char path[4096];
-	size_t n = strlen(dir);
-	if (n == 0 || n >= sizeof path)
-		return status_set(OMEN_EINVAL, "bad directory name '%s'", dir);
-	memcpy(path, dir, n + 1);
-	for (size_t i = 1; i <= n; i++) {
-		if (path[i] != '/' && path[i] != 0)
-			continue;
-		char saved = path[i];
-		path[i] = 0;
-		if (mkdir(path, 0755) != 0 && errno != EEXIST)
-			return status_set(OMEN_EIO, "cannot create %s: %s", path, strerror(errno));
-		path[i] = saved;
-	}
-	return OMEN_OK;
-}
 
 static int dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *out)
 {
@@ -369,7 +291,7 @@ static int dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *out
 		return status_set(OMEN_ECORRUPT, "consensus state: sub-database %s missing", name);
 	if (rc == MDB_INCOMPATIBLE)
 		return status_set(OMEN_ENOTDB, "not an OmenDB consensus state (%s)", name);
-	return rc ? mdb_fail(rc, name) : OMEN_OK;
+	return rc ? status_from_mdb(rc, name) : OMEN_OK;
 }
 
 /* Opens the sub-databases, creating them and a zero state in an empty environment. */
@@ -384,7 +306,7 @@ static int init_fn(fsm *f, MDB_txn *txn, void *arg)
 		if (rc == 0)
 			rc = mdb_stat(txn, main_dbi, &ms);
 		if (rc)
-			return mdb_fail(rc, f->path);
+			return status_from_mdb(rc, f->path);
 		if (ms.ms_entries != 0)
 			return status_set(OMEN_ENOTDB,
 			                  "%s: an LMDB environment, but not a consensus state",
@@ -401,7 +323,7 @@ static int init_fn(fsm *f, MDB_txn *txn, void *arg)
 	if (rc)
 		return rc == MDB_INCOMPATIBLE
 		           ? status_set(OMEN_ENOTDB, "%s: not a consensus state", f->path)
-		           : mdb_fail(rc, f->path);
+		           : status_from_mdb(rc, f->path);
 	int st = dbi_open(txn, "colls", 0, &f->colls);
 	if (st == OMEN_OK)
 		st = dbi_open(txn, "nodes", 0, &f->nodes);
@@ -413,7 +335,7 @@ static int init_fn(fsm *f, MDB_txn *txn, void *arg)
 
 int fsm_open(const char *dir, fsm **out)
 {
-	int st = mkdir_p(dir);
+	int st = dir_create(dir);
 	if (st != OMEN_OK)
 		return st;
 	fsm *f = calloc(1, sizeof *f);
@@ -421,24 +343,23 @@ int fsm_open(const char *dir, fsm **out)
 		free(f);
 		return status_set(OMEN_ENOMEM, "out of memory");
 	}
-	pthread_mutex_init(&f->write_mu, NULL);
-	pthread_rwlock_init(&f->map_lock, NULL);
-	int rc = mdb_env_create(&f->env);
+	lenv_init(&f->e, 0);
+	int rc = mdb_env_create(&f->e.env);
 	if (rc == 0)
-		rc = mdb_env_set_maxdbs(f->env, 8);
+		rc = mdb_env_set_maxdbs(f->e.env, 8);
 	if (rc == 0)
-		rc = mdb_env_set_mapsize(f->env, MAP_INITIAL);
+		rc = mdb_env_set_mapsize(f->e.env, MAP_INITIAL);
 	/* MDB_NOTLS: read transactions are not tied to threads. MDB_NOMETASYNC: a system crash
 	 * may undo the last commits, never corrupts; Raft replays what was undone (its log and
 	 * snapshot are durable, and fsm_apply skips what was kept), see docs/CONSENSUS.md. */
 	if (rc == 0)
-		rc = mdb_env_open(f->env, dir, MDB_NOTLS | MDB_NOMETASYNC, 0644);
+		rc = mdb_env_open(f->e.env, dir, MDB_NOTLS | MDB_NOMETASYNC, 0644);
 	if (rc) {
-		st = mdb_fail(rc, dir);
+		st = status_from_mdb(rc, dir);
 	} else {
 		MDB_envinfo info;
-		mdb_env_info(f->env, &info);
-		f->map_size = info.me_mapsize;
+		mdb_env_info(f->e.env, &info);
+		f->e.map_size = info.me_mapsize;
 		st = wr_run(f, init_fn, NULL);
 	}
 	if (st != OMEN_OK) {
@@ -453,12 +374,11 @@ void fsm_close(fsm *f)
 {
 	if (!f)
 		return;
-	if (f->env) {
-		mdb_env_sync(f->env, 1);
-		mdb_env_close(f->env);
+	if (f->e.env) {
+		mdb_env_sync(f->e.env, 1);
+		mdb_env_close(f->e.env);
 	}
-	pthread_rwlock_destroy(&f->map_lock);
-	pthread_mutex_destroy(&f->write_mu);
+	lenv_fini(&f->e);
 	free(f->path);
 	free(f);
 }
@@ -485,7 +405,7 @@ static int exec_node_set(fsm *f, MDB_txn *txn, const meta_node *n, int *cst)
 	be64_put(key, n->id);
 	MDB_val k = {8, key}, v = {node_encode(n, rec), rec};
 	int rc = mdb_put(txn, f->nodes, &k, &v, 0);
-	return rc ? mdb_fail(rc, "writing a node") : OMEN_OK;
+	return rc ? status_from_mdb(rc, "writing a node") : OMEN_OK;
 }
 
 /* The ids of the shard nodes that are up, in id order (malloc'd into *ids). */
@@ -497,7 +417,7 @@ static int up_shard_nodes(fsm *f, MDB_txn *txn, uint64_t **ids, size_t *n)
 	if (rc == 0)
 		rc = mdb_cursor_open(txn, f->nodes, &cur);
 	if (rc)
-		return mdb_fail(rc, "reading the nodes");
+		return status_from_mdb(rc, "reading the nodes");
 	uint64_t *out = malloc((ms.ms_entries + 1) * sizeof *out);
 	size_t m = 0;
 	int st = out ? OMEN_OK : status_set(OMEN_ENOMEM, "out of memory");
@@ -515,7 +435,7 @@ static int up_shard_nodes(fsm *f, MDB_txn *txn, uint64_t **ids, size_t *n)
 	}
 	mdb_cursor_close(cur);
 	if (st == OMEN_OK && rc != 0 && rc != MDB_NOTFOUND)
-		st = mdb_fail(rc, "reading the nodes");
+		st = status_from_mdb(rc, "reading the nodes");
 	if (st != OMEN_OK) {
 		free(out);
 		return st;
@@ -532,7 +452,7 @@ static int coll_read(fsm *f, MDB_txn *txn, const char *name, meta_coll *out)
 	if (rc == MDB_NOTFOUND)
 		return status_set(OMEN_ENOTFOUND, "collection '%s' does not exist", name);
 	if (rc)
-		return mdb_fail(rc, "reading a collection");
+		return status_from_mdb(rc, "reading a collection");
 	return coll_decode(&k, &v, out);
 }
 
@@ -544,7 +464,7 @@ static int coll_write(fsm *f, MDB_txn *txn, const meta_coll *c, unsigned flags)
 	int rc = mdb_put(txn, f->colls, &k, &v, flags);
 	if (rc == MDB_KEYEXIST)
 		return status_set(OMEN_ECORRUPT, "consensus: collection '%s' twice", c->name);
-	return rc ? mdb_fail(rc, "writing a collection") : OMEN_OK;
+	return rc ? status_from_mdb(rc, "writing a collection") : OMEN_OK;
 }
 
 /* Reads the outcome of coll_read into *cst when it is the command's fault (no such
@@ -585,7 +505,7 @@ static int exec_coll_create(fsm *f, MDB_txn *txn, const meta_coll *c, uint64_t *
 	MDB_stat ms;
 	int rc = mdb_stat(txn, f->colls, &ms);
 	if (rc)
-		return mdb_fail(rc, "counting collections");
+		return status_from_mdb(rc, "counting collections");
 	if (ms.ms_entries >= OMEN_MAX_COLLECTIONS) {
 		*cst = status_set(OMEN_ELIMIT, "the cluster holds %d collections already",
 		                  OMEN_MAX_COLLECTIONS);
@@ -620,7 +540,7 @@ static int shards_delete(fsm *f, MDB_txn *txn, const char *name)
 	MDB_cursor *cur;
 	int rc = mdb_cursor_open(txn, f->shards, &cur);
 	if (rc)
-		return mdb_fail(rc, "dropping a shard map");
+		return status_from_mdb(rc, "dropping a shard map");
 	MDB_val k = {plen + 4, key}, v;
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -631,7 +551,7 @@ static int shards_delete(fsm *f, MDB_txn *txn, const char *name)
 			break;
 	}
 	mdb_cursor_close(cur);
-	return rc && rc != MDB_NOTFOUND ? mdb_fail(rc, "dropping a shard map") : OMEN_OK;
+	return rc && rc != MDB_NOTFOUND ? status_from_mdb(rc, "dropping a shard map") : OMEN_OK;
 }
 
 static int exec_coll_drop(fsm *f, MDB_txn *txn, const char *name, uint64_t *epoch, int *cst)
@@ -643,7 +563,7 @@ static int exec_coll_drop(fsm *f, MDB_txn *txn, const char *name, uint64_t *epoc
 	MDB_val k = {strlen(name), (void *)name};
 	int rc = mdb_del(txn, f->colls, &k, NULL);
 	if (rc)
-		return mdb_fail(rc, "dropping a collection");
+		return status_from_mdb(rc, "dropping a collection");
 	st = shards_delete(f, txn, name);
 	if (st == OMEN_OK)
 		*epoch += 1;
@@ -677,7 +597,7 @@ static int exec_shard_assign(fsm *f, MDB_txn *txn, const meta_cmd *cmd, uint64_t
 		return OMEN_OK;
 	}
 	if (rc)
-		return mdb_fail(rc, "reading a node");
+		return status_from_mdb(rc, "reading a node");
 	st = shard_put(f, txn, c.name, cmd->shard, cmd->node_id, 0);
 	if (st == OMEN_OK)
 		*epoch += 1;
@@ -744,16 +664,16 @@ static int apply_fn(fsm *f, MDB_txn *txn, void *arg)
 		return OMEN_OK; /* a replay: nothing to write (committing an unchanged txn is free)
 		                 */
 	MDB_txn *child;
-	int rc = mdb_txn_begin(f->env, txn, 0, &child);
+	int rc = mdb_txn_begin(f->e.env, txn, 0, &child);
 	if (rc)
-		return mdb_fail(rc, "consensus nested transaction");
+		return status_from_mdb(rc, "consensus nested transaction");
 	int cst = OMEN_OK;
 	uint64_t value = 0, e2 = epoch;
 	st = exec(f, child, a->cmd, &e2, &value, &cst);
 	if (st == OMEN_OK && cst == OMEN_OK) {
 		rc = mdb_txn_commit(child);
 		if (rc)
-			st = mdb_fail(rc, "consensus nested commit");
+			st = status_from_mdb(rc, "consensus nested commit");
 	} else {
 		mdb_txn_abort(child);
 	}
@@ -830,7 +750,7 @@ static int list_all(MDB_txn *txn, MDB_dbi dbi, size_t elem, decode_fn dec, void 
 	if (rc == 0)
 		rc = mdb_cursor_open(txn, dbi, &cur);
 	if (rc)
-		return mdb_fail(rc, "listing the consensus state");
+		return status_from_mdb(rc, "listing the consensus state");
 	unsigned char *arr = ms.ms_entries ? malloc(ms.ms_entries * elem) : NULL;
 	int st = ms.ms_entries && !arr ? status_set(OMEN_ENOMEM, "out of memory") : OMEN_OK;
 	size_t m = 0;
@@ -847,7 +767,7 @@ static int list_all(MDB_txn *txn, MDB_dbi dbi, size_t elem, decode_fn dec, void 
 	}
 	mdb_cursor_close(cur);
 	if (st == OMEN_OK && rc != 0 && rc != MDB_NOTFOUND)
-		st = mdb_fail(rc, "listing the consensus state");
+		st = status_from_mdb(rc, "listing the consensus state");
 	if (st != OMEN_OK) {
 		free(arr);
 		return st;
@@ -910,7 +830,7 @@ int fsm_node_get(fsm *f, uint64_t id, meta_node *out)
 	if (rc == MDB_NOTFOUND)
 		st = status_set(OMEN_ENOTFOUND, "node %llu does not exist", (unsigned long long)id);
 	else if (rc)
-		st = mdb_fail(rc, "reading a node");
+		st = status_from_mdb(rc, "reading a node");
 	else
 		st = node_decode(&k, &v, &n);
 	rd_end(f, txn);
@@ -927,7 +847,7 @@ static int shards_read(fsm *f, MDB_txn *txn, const char *name, uint32_t nshards,
 	MDB_cursor *cur;
 	int rc = mdb_cursor_open(txn, f->shards, &cur);
 	if (rc)
-		return mdb_fail(rc, "reading a shard map");
+		return status_from_mdb(rc, "reading a shard map");
 	int st = OMEN_OK;
 	MDB_val k, v;
 	for (uint32_t s = 0; st == OMEN_OK && s < nshards; s++) {
@@ -941,7 +861,7 @@ static int shards_read(fsm *f, MDB_txn *txn, const char *name, uint32_t nshards,
 			st = status_set(OMEN_ECORRUPT,
 			                "consensus state: collection '%s' lacks shard %u", name, s);
 		else if (rc)
-			st = mdb_fail(rc, "reading a shard map");
+			st = status_from_mdb(rc, "reading a shard map");
 		else
 			st = shard_decode(&v, &nodes[s]);
 	}
@@ -1573,7 +1493,7 @@ static int restore_nodes(fsm *f, MDB_txn *txn, rd *r)
 		if (rc == MDB_KEYEXIST)
 			return snap_bad(r, "node twice");
 		if (rc)
-			return mdb_fail(rc, "restoring a node");
+			return status_from_mdb(rc, "restoring a node");
 	}
 	return OMEN_OK;
 }
@@ -1622,7 +1542,7 @@ static int restore_fn(fsm *f, MDB_txn *txn, void *arg)
 		return st;
 	if ((rc = mdb_drop(txn, f->colls, 0)) || (rc = mdb_drop(txn, f->nodes, 0)) ||
 	    (rc = mdb_drop(txn, f->shards, 0)))
-		return mdb_fail(rc, "restoring a snapshot");
+		return status_from_mdb(rc, "restoring a snapshot");
 	static const char *const keys[] = {"applied", "epoch", "nodes", "colls"};
 	for (uint64_t i = 1; st == OMEN_OK && i < n; i++) {
 		const char *k;

@@ -176,7 +176,7 @@ static int create_replicated(coord *c, const wire_req *q, const coll_info *want)
 	if (st == OMEN_OK)
 		st = lookup(c, want->name, &ci);
 	if (st == OMEN_OK && (st = shards_call(c, q, &ci, "create")) != OMEN_OK) {
-		char why[512];
+		char why[1024]; /* the rollback below writes the thread's message too */
 		snprintf(why, sizeof why, "%s", status_msg());
 		cmd.kind = CMD_COLL_DROP;
 		rmeta_apply(c, &cmd, &res);
@@ -430,12 +430,9 @@ static int batch_check(const coll_info *ci, const wire_req *q)
 			                  (unsigned long long)i);
 	}
 	for (uint64_t i = 0; q->meta && i < q->n; i++)
-		if (q->meta[i] && omen_metadata_check(q->meta[i]) != OMEN_OK) {
-			char why[512]; /* the message is rewritten below: copy it first */
-			snprintf(why, sizeof why, "%s", omen_errmsg(NULL));
+		if (q->meta[i] && omen_metadata_check(q->meta[i]) != OMEN_OK)
 			return status_set(OMEN_EINVAL, "metadata of point %llu: %s",
-			                  (unsigned long long)i, why);
-		}
+			                  (unsigned long long)i, status_msg());
 	return OMEN_OK;
 }
 

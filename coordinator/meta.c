@@ -19,28 +19,17 @@
 #define META_VERSION 1
 #define META_REC     20
 
-static void u32_put(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t u32_get(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static int rec_decode(const MDB_val *k, const MDB_val *v, coll_info *out)
 {
 	const unsigned char *p = v->mv_data;
 	if (v->mv_size != META_REC || memcmp(p, META_MAGIC, 4) != 0 ||
-	    u32_get(p + 4) != META_VERSION || k->mv_size == 0 || k->mv_size > OMEN_MAX_NAME)
+	    le32_get(p + 4) != META_VERSION || k->mv_size == 0 || k->mv_size > OMEN_MAX_NAME)
 		return status_set(OMEN_ECORRUPT, "coordinator metadata: bad collection record");
 	memset(out, 0, sizeof *out);
 	memcpy(out->name, k->mv_data, k->mv_size);
-	out->dim = u32_get(p + 8);
-	out->metric = (omen_metric)u32_get(p + 12);
-	out->nshards = u32_get(p + 16);
+	out->dim = le32_get(p + 8);
+	out->metric = (omen_metric)le32_get(p + 12);
+	out->nshards = le32_get(p + 16);
 	if (out->dim < 1 || out->dim > OMEN_MAX_DIM || out->metric > OMEN_METRIC_COSINE ||
 	    out->nshards < 1 || out->nshards > WIRE_MAX_SHARDS)
 		return status_set(OMEN_ECORRUPT, "coordinator metadata: bad collection '%s'",
@@ -106,10 +95,10 @@ int meta_put(meta *m, const coll_info *ci)
 {
 	unsigned char rec[META_REC];
 	memcpy(rec, META_MAGIC, 4);
-	u32_put(rec + 4, META_VERSION);
-	u32_put(rec + 8, ci->dim);
-	u32_put(rec + 12, (uint32_t)ci->metric);
-	u32_put(rec + 16, ci->nshards);
+	le32_put(rec + 4, META_VERSION);
+	le32_put(rec + 8, ci->dim);
+	le32_put(rec + 12, (uint32_t)ci->metric);
+	le32_put(rec + 16, ci->nshards);
 	MDB_txn *txn;
 	int rc = mdb_txn_begin(m->env, NULL, 0, &txn);
 	if (rc != 0)

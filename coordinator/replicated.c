@@ -10,11 +10,9 @@
  * nodes of its configuration, pings the shard nodes, and records each one's state (up, or
  * down after KEEPER_DOWN_AFTER missed pings).
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "coordinator/internal.h"
@@ -323,20 +321,14 @@ static void *keeper_main(void *arg)
 
 /* ---- start and stop ---- */
 
-static int mkdir_p2(const char *a, const char *b, char *path, size_t len)
-{
-	snprintf(path, len, "%s/%s", a, b);
-	if ((mkdir(a, 0755) != 0 && errno != EEXIST) || (mkdir(path, 0755) != 0 && errno != EEXIST))
-		return status_set(OMEN_EIO, "cannot create %s: %s", path, strerror(errno));
-	return OMEN_OK;
-}
-
 int rmeta_start(coord *c)
 {
 	char state[4096], log[4096];
-	int st = mkdir_p2(c->cfg.data, "state", state, sizeof state);
+	snprintf(state, sizeof state, "%s/state", c->cfg.data);
+	snprintf(log, sizeof log, "%s/raft", c->cfg.data);
+	int st = dir_create(state);
 	if (st == OMEN_OK)
-		st = mkdir_p2(c->cfg.data, "raft", log, sizeof log);
+		st = dir_create(log);
 	if (st == OMEN_OK)
 		st = fsm_open(state, &c->fsm);
 	cons_peer *peers = calloc(c->cfg.npeers ? c->cfg.npeers : 1, sizeof *peers);

@@ -86,7 +86,7 @@ int eng_db_stats_get(eng_db *db, omen_db_stats *out)
 		return status_from_mdb(rc, "catalog");
 	out->collections = ms.ms_entries;
 	out->file_bytes = store_file_bytes(db->st);
-	out->map_bytes = db->st->map_size;
+	out->map_bytes = db->st->e.map_size;
 	return OMEN_OK;
 }
 

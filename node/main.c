@@ -3,18 +3,17 @@
  * SIGTERM or SIGINT stops it cleanly: no new requests are taken, those in flight finish and
  * send their replies, and every database is closed.
  */
-#include <errno.h>
 #include <nng/nng.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "common/common.h"
 #include "coordinator/coordinator.h"
 #include "node/node.h"
 #include "shard/shard.h"
+#include "storage/storage.h"
 
 static int usage(void)
 {
@@ -29,9 +28,8 @@ static int run(const node_config *cfg)
 	shard_node *sh = NULL;
 	coord *co = NULL;
 	int st = OMEN_OK;
-	if (mkdir(cfg->data, 0755) != 0 && errno != EEXIST) {
-		log_msg(LOG_ERROR, "cannot create the data directory %s: %s", cfg->data,
-		        strerror(errno));
+	if (dir_create(cfg->data) != OMEN_OK) {
+		log_msg(LOG_ERROR, "cannot create the data directory: %s", omen_errmsg(NULL));
 		return 1;
 	}
 	if (cfg->shard) {

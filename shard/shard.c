@@ -423,15 +423,14 @@ int shard_start(const shard_config *cfg, shard_node **out)
 	pthread_cond_init(&s->cv, NULL);
 	char path[4096];
 	snprintf(path, sizeof path, "%s/shards", cfg->data);
-	if ((mkdir(cfg->data, 0755) != 0 && errno != EEXIST) ||
-	    (mkdir(path, 0755) != 0 && errno != EEXIST)) {
-		int st = status_set(OMEN_EIO, "cannot create %s: %s", path, strerror(errno));
+	int st = dir_create(path);
+	if (st != OMEN_OK) {
 		shard_stop(s);
 		return st;
 	}
 	srv_config sc = {cfg->listen, cfg->workers, cfg->max_message, cfg->token, handle, s,
 	                 "shard",     NULL};
-	int st = srv_start(&sc, &s->srv);
+	st = srv_start(&sc, &s->srv);
 	if (st != OMEN_OK) {
 		shard_stop(s);
 		return st;

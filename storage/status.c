@@ -13,10 +13,14 @@ static _Thread_local char tls_msg[1024];
 
 int status_set(int code, const char *fmt, ...)
 {
+	/* Formatted apart first: an argument may be the current message itself, as in
+	 * status_set(st, "point %d: %s", i, status_msg()). */
+	char msg[sizeof tls_msg];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(tls_msg, sizeof tls_msg, fmt, ap);
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	memcpy(tls_msg, msg, sizeof msg);
 	return code;
 }
 
@@ -41,7 +45,8 @@ int status_from_mdb(int rc, const char *what)
 		return status_set(OMEN_ENOTDB, "%s: not an OmenDB database (%s)", what,
 		                  mdb_strerror(rc));
 	case MDB_PANIC:
-		return status_set(OMEN_EIO, "%s: storage failed earlier and must be reopened", what);
+		return status_set(OMEN_EIO, "%s: storage failed earlier and must be reopened",
+		                  what);
 	case MDB_DBS_FULL:
 		return status_set(OMEN_ELIMIT, "%s: too many collections", what);
 	case MDB_READERS_FULL:
@@ -51,8 +56,9 @@ int status_from_mdb(int rc, const char *what)
 	case ENOSPC:
 	case EFBIG:
 	case EDQUOT:
-		return status_set(OMEN_EIO, "%s: disk full (%s); nothing from this write was stored",
-		                  what, strerror(rc));
+		return status_set(OMEN_EIO,
+		                  "%s: disk full (%s); nothing from this write was stored", what,
+		                  strerror(rc));
 	case EIO:
 		return status_set(OMEN_EIO,
 		                  "%s: write failed (%s: disk full or failing); nothing from this "

@@ -19,7 +19,8 @@
 /* ---- status messages (status.c) ---- */
 
 /* Records a formatted detail message for the calling thread and returns code, so that error
- * paths read `return status_set(OMEN_EINVAL, "k must be ...")`. */
+ * paths read `return status_set(OMEN_EINVAL, "k must be ...")`. The arguments may include
+ * status_msg() itself (to prefix the current message). */
 int status_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The calling thread's last message ("" when none). */
@@ -61,18 +62,44 @@ static inline uint64_t be64_get(const unsigned char *p)
 	return v;
 }
 
+/* ---- a growable LMDB environment (env.c) ---- */
+
+typedef struct lenv {
+	MDB_env *env;              /* set by the owner once created */
+	pthread_mutex_t write_mu;  /* one writer at a time, in this process: held around
+	                              lenv_write by its caller */
+	pthread_rwlock_t map_lock; /* held shared by every transaction, exclusively to resize */
+	uint64_t map_size;         /* current map size (the owner sets the initial one) */
+	uint64_t max_bytes;        /* the map never grows beyond this; 0 = no limit */
+} lenv;
+
+void lenv_init(lenv *e, uint64_t max_bytes);
+void lenv_fini(lenv *e);
+
+/* A read transaction; pointers into the map stay valid until lenv_read_end(). Many may be
+ * open at once, from any threads. */
+int lenv_read_begin(lenv *e, MDB_txn **txn);
+void lenv_read_end(lenv *e, MDB_txn *txn);
+
+/* Runs fn(txn, ctx) in a write transaction and commits it: the whole of fn's writes land or
+ * none do. When the map fills, the transaction is aborted, the map grown and fn run again, so
+ * fn must have no effect outside the transaction. OMEN_EFULL when the map cannot grow any
+ * more. The caller holds e->write_mu. Returns fn's status. */
+typedef int (*lenv_write_fn)(MDB_txn *txn, void *ctx);
+int lenv_write(lenv *e, lenv_write_fn fn, void *ctx);
+
+/* Creates directory dir and its missing parents (mkdir -p), mode 0755. */
+int dir_create(const char *dir);
+
 /* ---- the environment (store.c) ---- */
 
 #define STORE_FORMAT_VERSION 1
 
 typedef struct store {
-	MDB_env *env;
+	lenv e;
 	MDB_dbi meta_dbi;    /* "omendb": the format header */
 	MDB_dbi catalog_dbi; /* "catalog": collection name -> collection record */
 	omen_open_options opt;
-	pthread_mutex_t write_mu;  /* one writer at a time, in this process */
-	pthread_rwlock_t map_lock; /* held shared by every transaction, exclusively to resize */
-	uint64_t map_size;
 	uint64_t unsynced; /* relaxed mode: bytes written since the last sync */
 	char *path;
 } store;
@@ -90,7 +117,7 @@ void store_read_end(store *s, MDB_txn *txn);
  * none do. When the map fills, the transaction is aborted, the map grown and fn run again, so
  * fn must have no effect outside the transaction. bytes_hint is the approximate number of
  * bytes the transaction writes (used for relaxed-mode checkpoints). Returns fn's status. */
-typedef int (*store_write_fn)(MDB_txn *txn, void *ctx);
+typedef lenv_write_fn store_write_fn;
 int store_write(store *s, store_write_fn fn, void *ctx, uint64_t bytes_hint);
 
 /* Opens (with create) a named sub-database inside a write transaction. */

@@ -14,11 +14,10 @@
 
 #include "storage/storage.h"
 
-#define FORMAT_MAGIC "OMENDB\0\0"
+#define FORMAT_MAGIC    "OMENDB\0\0"
 #define FORMAT_REC_SIZE 32
-#define CATALOG_MAGIC "OMCL"
-#define MAP_INITIAL (64ull << 20)
-#define MAP_STEP_MAX (8ull << 30)
+#define CATALOG_MAGIC   "OMCL"
+#define MAP_INITIAL     (64ull << 20)
 
 /* Checks what lives at path before LMDB touches it: creates a missing directory (unless
  * read-only), and refuses a directory that holds files but no data.mdb. *had_lock tells whether
@@ -119,28 +118,28 @@ static int format_check(store *s, MDB_txn *txn)
 
 static int env_setup(store *s)
 {
-	int rc = mdb_env_create(&s->env);
+	int rc = mdb_env_create(&s->e.env);
 	if (rc == 0)
-		rc = mdb_env_set_maxdbs(s->env, 4 * OMEN_MAX_COLLECTIONS + 8);
+		rc = mdb_env_set_maxdbs(s->e.env, 4 * OMEN_MAX_COLLECTIONS + 8);
 	if (rc == 0)
-		rc = mdb_env_set_maxreaders(s->env, 1022);
+		rc = mdb_env_set_maxreaders(s->e.env, 1022);
 	uint64_t initial = MAP_INITIAL;
 	if (s->opt.max_bytes && s->opt.max_bytes < initial)
 		initial = s->opt.max_bytes;
 	if (rc == 0)
-		rc = mdb_env_set_mapsize(s->env, initial);
+		rc = mdb_env_set_mapsize(s->e.env, initial);
 	unsigned flags = MDB_NOTLS;
 	if (s->opt.durability == OMEN_DURABLE_RELAXED)
 		flags |= MDB_NOSYNC;
 	if (s->opt.read_only)
 		flags |= MDB_RDONLY;
 	if (rc == 0)
-		rc = mdb_env_open(s->env, s->path, flags, 0644);
+		rc = mdb_env_open(s->e.env, s->path, flags, 0644);
 	if (rc != 0)
 		return status_from_mdb(rc, s->path);
 	MDB_envinfo info;
-	mdb_env_info(s->env, &info);
-	s->map_size = info.me_mapsize;
+	mdb_env_info(s->e.env, &info);
+	s->e.map_size = info.me_mapsize;
 	return OMEN_OK;
 }
 
@@ -167,16 +166,11 @@ int store_open(const char *path, const omen_open_options *opt, store **out)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	}
 	s->opt = *opt;
-	pthread_mutex_init(&s->write_mu, NULL);
-	pthread_rwlockattr_t attr;
-	pthread_rwlockattr_init(&attr);
-	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&s->map_lock, &attr);
-	pthread_rwlockattr_destroy(&attr);
+	lenv_init(&s->e, opt->max_bytes);
 	st = env_setup(s);
 	MDB_txn *txn = NULL;
 	if (st == OMEN_OK) {
-		int rc = mdb_txn_begin(s->env, NULL, opt->read_only ? MDB_RDONLY : 0, &txn);
+		int rc = mdb_txn_begin(s->e.env, NULL, opt->read_only ? MDB_RDONLY : 0, &txn);
 		st = rc ? status_from_mdb(rc, path) : format_check(s, txn);
 	}
 	if (st == OMEN_OK) {
@@ -202,117 +196,48 @@ void store_close(store *s)
 {
 	if (!s)
 		return;
-	if (s->env) {
+	if (s->e.env) {
 		if (!s->opt.read_only)
-			mdb_env_sync(s->env, 1);
-		mdb_env_close(s->env);
+			mdb_env_sync(s->e.env, 1);
+		mdb_env_close(s->e.env);
 	}
-	pthread_rwlock_destroy(&s->map_lock);
-	pthread_mutex_destroy(&s->write_mu);
+	lenv_fini(&s->e);
 	free(s->path);
 	free(s);
 }
 
-/* Adopts a map size grown by another process (MDB_MAP_RESIZED). */
-static void map_adopt(store *s)
-{
-	pthread_rwlock_wrlock(&s->map_lock);
-	mdb_env_set_mapsize(s->env, 0);
-	MDB_envinfo info;
-	mdb_env_info(s->env, &info);
-	s->map_size = info.me_mapsize;
-	pthread_rwlock_unlock(&s->map_lock);
-}
-
-/* Grows the map after MDB_MAP_FULL: doubles it (by at most MAP_STEP_MAX), never beyond
- * max_bytes. Returns false when it cannot grow. Called with no transaction of ours open. */
-static bool map_grow(store *s)
-{
-	pthread_rwlock_wrlock(&s->map_lock);
-	uint64_t cur = s->map_size, step = cur < MAP_STEP_MAX ? cur : MAP_STEP_MAX;
-	uint64_t next = cur + step;
-	if (s->opt.max_bytes && next > s->opt.max_bytes)
-		next = s->opt.max_bytes;
-	bool ok = next > cur && mdb_env_set_mapsize(s->env, next) == 0;
-	if (ok)
-		s->map_size = next;
-	pthread_rwlock_unlock(&s->map_lock);
-	return ok;
-}
-
 int store_read_begin(store *s, MDB_txn **txn)
 {
-	for (;;) {
-		pthread_rwlock_rdlock(&s->map_lock);
-		int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
-		if (rc == 0)
-			return OMEN_OK;
-		pthread_rwlock_unlock(&s->map_lock);
-		if (rc != MDB_MAP_RESIZED)
-			return status_from_mdb(rc, "read transaction");
-		map_adopt(s);
-	}
+	return lenv_read_begin(&s->e, txn);
 }
 
 void store_read_end(store *s, MDB_txn *txn)
 {
-	if (!txn)
-		return;
-	mdb_txn_abort(txn);
-	pthread_rwlock_unlock(&s->map_lock);
-}
-
-/* One attempt at a write transaction; OMEN_EFULL means "the map is full". */
-static int write_once(store *s, store_write_fn fn, void *ctx)
-{
-	MDB_txn *txn;
-	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-	if (rc == MDB_MAP_RESIZED)
-		return rc;
-	if (rc != 0)
-		return status_from_mdb(rc, "write transaction");
-	int st = fn(txn, ctx);
-	if (st != OMEN_OK) {
-		mdb_txn_abort(txn);
-		return st;
-	}
-	rc = mdb_txn_commit(txn);
-	return rc ? status_from_mdb(rc, "commit") : OMEN_OK;
+	lenv_read_end(&s->e, txn);
 }
 
 int store_write(store *s, store_write_fn fn, void *ctx, uint64_t bytes_hint)
 {
 	if (s->opt.read_only)
 		return status_set(OMEN_ENOTSUP, "database opened read-only");
-	pthread_mutex_lock(&s->write_mu);
-	int st;
-	for (;;) {
-		pthread_rwlock_rdlock(&s->map_lock);
-		st = write_once(s, fn, ctx);
-		pthread_rwlock_unlock(&s->map_lock);
-		if (st == MDB_MAP_RESIZED) {
-			map_adopt(s);
-			continue;
-		}
-		if (st != OMEN_EFULL || !map_grow(s))
-			break;
-	}
+	pthread_mutex_lock(&s->e.write_mu);
+	int st = lenv_write(&s->e, fn, ctx);
 	if (st == OMEN_EFULL)
 		status_set(OMEN_EFULL,
 		           "database is full: it reached its maximum size of %llu bytes; nothing "
 		           "from this write was stored",
-		           (unsigned long long)s->map_size);
+		           (unsigned long long)s->e.map_size);
 	if (st == OMEN_OK && s->opt.durability == OMEN_DURABLE_RELAXED) {
 		s->unsynced += bytes_hint;
 		if (s->opt.checkpoint_bytes && s->unsynced >= s->opt.checkpoint_bytes) {
-			int rc = mdb_env_sync(s->env, 1);
+			int rc = mdb_env_sync(s->e.env, 1);
 			if (rc == 0)
 				s->unsynced = 0;
 			else
 				st = status_from_mdb(rc, "checkpoint sync");
 		}
 	}
-	pthread_mutex_unlock(&s->write_mu);
+	pthread_mutex_unlock(&s->e.write_mu);
 	return st;
 }
 
@@ -326,7 +251,7 @@ int store_dbi(MDB_txn *txn, const char *name, bool create, MDB_dbi *out)
 
 int store_open_handles(store *s, store_write_fn fn, void *ctx)
 {
-	pthread_mutex_lock(&s->write_mu);
+	pthread_mutex_lock(&s->e.write_mu);
 	MDB_txn *txn;
 	int st = store_read_begin(s, &txn);
 	if (st == OMEN_OK) {
@@ -337,9 +262,9 @@ int store_open_handles(store *s, store_write_fn fn, void *ctx)
 		} else {
 			mdb_txn_abort(txn);
 		}
-		pthread_rwlock_unlock(&s->map_lock);
+		pthread_rwlock_unlock(&s->e.map_lock);
 	}
-	pthread_mutex_unlock(&s->write_mu);
+	pthread_mutex_unlock(&s->e.write_mu);
 	return st;
 }
 
@@ -347,11 +272,11 @@ int store_sync(store *s)
 {
 	if (s->opt.read_only)
 		return OMEN_OK;
-	pthread_mutex_lock(&s->write_mu);
-	int rc = mdb_env_sync(s->env, 1);
+	pthread_mutex_lock(&s->e.write_mu);
+	int rc = mdb_env_sync(s->e.env, 1);
 	if (rc == 0)
 		s->unsynced = 0;
-	pthread_mutex_unlock(&s->write_mu);
+	pthread_mutex_unlock(&s->e.write_mu);
 	return rc ? status_from_mdb(rc, "sync") : OMEN_OK;
 }
 
@@ -392,7 +317,8 @@ int catalog_get(store *s, MDB_txn *txn, const char *name, catalog_rec *out)
 	const unsigned char *p = v.mv_data;
 	if (v.mv_size != CATALOG_REC_SIZE || memcmp(p, CATALOG_MAGIC, 4) != 0 ||
 	    (p[4] | p[5] << 8) != 1)
-		return status_set(OMEN_ECORRUPT, "collection '%s': catalog record is corrupt", name);
+		return status_set(OMEN_ECORRUPT, "collection '%s': catalog record is corrupt",
+		                  name);
 	catalog_rec r = {
 	    .coll_id = le32_get(p + 8),
 	    .dim = le32_get(p + 12),
@@ -405,7 +331,8 @@ int catalog_get(store *s, MDB_txn *txn, const char *name, catalog_rec *out)
 	};
 	if (r.dim == 0 || r.dim > OMEN_MAX_DIM || r.metric > OMEN_METRIC_COSINE ||
 	    r.chunk_cap != chunk_cap_for_dim(r.dim) || r.points + r.deleted != r.rows)
-		return status_set(OMEN_ECORRUPT, "collection '%s': catalog record is invalid", name);
+		return status_set(OMEN_ECORRUPT, "collection '%s': catalog record is invalid",
+		                  name);
 	*out = r;
 	return OMEN_OK;
 }

@@ -1,0 +1,137 @@
+/*
+ * A growable LMDB environment: the memory map doubles (by at most ENV_STEP_MAX at a time,
+ * never beyond a maximum) when a write transaction fills it, and adopts a size grown by
+ * another process (MDB_MAP_RESIZED). Every transaction of this process holds map_lock shared
+ * and a resize holds it exclusively, since LMDB allows mdb_env_set_mapsize only while this
+ * process has no transaction open. Used by the database store (store.c) and by the
+ * coordinators' consensus state (consensus/fsm.c).
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "storage/storage.h"
+
+#define ENV_STEP_MAX (8ull << 30)
+
+void lenv_init(lenv *e, uint64_t max_bytes)
+{
+	e->env = NULL;
+	e->map_size = 0;
+	e->max_bytes = max_bytes;
+	pthread_mutex_init(&e->write_mu, NULL);
+	pthread_rwlockattr_t attr;
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&e->map_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+}
+
+void lenv_fini(lenv *e)
+{
+	pthread_rwlock_destroy(&e->map_lock);
+	pthread_mutex_destroy(&e->write_mu);
+}
+
+/* Adopts a map size grown by another process. */
+static void map_adopt(lenv *e)
+{
+	pthread_rwlock_wrlock(&e->map_lock);
+	mdb_env_set_mapsize(e->env, 0);
+	MDB_envinfo info;
+	mdb_env_info(e->env, &info);
+	e->map_size = info.me_mapsize;
+	pthread_rwlock_unlock(&e->map_lock);
+}
+
+/* Grows the map after MDB_MAP_FULL; false when it cannot (the maximum, or LMDB refused).
+ * Called with no transaction of ours open. */
+static bool map_grow(lenv *e)
+{
+	pthread_rwlock_wrlock(&e->map_lock);
+	uint64_t cur = e->map_size, step = cur < ENV_STEP_MAX ? cur : ENV_STEP_MAX;
+	uint64_t next = cur + step;
+	if (e->max_bytes && next > e->max_bytes)
+		next = e->max_bytes;
+	bool ok = next > cur && mdb_env_set_mapsize(e->env, next) == 0;
+	if (ok)
+		e->map_size = next;
+	pthread_rwlock_unlock(&e->map_lock);
+	return ok;
+}
+
+int lenv_read_begin(lenv *e, MDB_txn **txn)
+{
+	for (;;) {
+		pthread_rwlock_rdlock(&e->map_lock);
+		int rc = mdb_txn_begin(e->env, NULL, MDB_RDONLY, txn);
+		if (rc == 0)
+			return OMEN_OK;
+		pthread_rwlock_unlock(&e->map_lock);
+		if (rc != MDB_MAP_RESIZED)
+			return status_from_mdb(rc, "read transaction");
+		map_adopt(e);
+	}
+}
+
+void lenv_read_end(lenv *e, MDB_txn *txn)
+{
+	if (!txn)
+		return;
+	mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&e->map_lock);
+}
+
+/* One attempt at a write transaction; OMEN_EFULL means "the map is full", MDB_MAP_RESIZED is
+ * returned as is. */
+static int write_once(lenv *e, lenv_write_fn fn, void *ctx)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(e->env, NULL, 0, &txn);
+	if (rc == MDB_MAP_RESIZED)
+		return rc;
+	if (rc != 0)
+		return status_from_mdb(rc, "write transaction");
+	int st = fn(txn, ctx);
+	if (st != OMEN_OK) {
+		mdb_txn_abort(txn);
+		return st;
+	}
+	rc = mdb_txn_commit(txn);
+	return rc ? status_from_mdb(rc, "commit") : OMEN_OK;
+}
+
+int lenv_write(lenv *e, lenv_write_fn fn, void *ctx)
+{
+	int st;
+	for (;;) {
+		pthread_rwlock_rdlock(&e->map_lock);
+		st = write_once(e, fn, ctx);
+		pthread_rwlock_unlock(&e->map_lock);
+		if (st == MDB_MAP_RESIZED) {
+			map_adopt(e);
+			continue;
+		}
+		if (st != OMEN_EFULL || !map_grow(e))
+			return st;
+	}
+}
+
+int dir_create(const char *dir)
+{
+	char path[4096];
+	size_t n = strlen(dir);
+	if (n == 0 || n >= sizeof path)
+		return status_set(OMEN_EINVAL, "bad directory name '%s'", dir);
+	memcpy(path, dir, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (path[i] != '/' && path[i] != 0)
+			continue;
+		char saved = path[i];
+		path[i] = 0;
+		if (mkdir(path, 0755) != 0 && errno != EEXIST)
+			return status_set(OMEN_EIO, "cannot create %s: %s", path, strerror(errno));
+		path[i] = saved;
+	}
+	return OMEN_OK;
+}

@@ -533,27 +533,6 @@ static int setup_fail(cons *c, int code, const char *what, int rv, const char *d
 	return code;
 }
 
-/* Creates dir and its missing parents. */
-static int make_dir(const char *dir)
-{
-	char path[4096];
-	size_t n = strlen(dir);
-	if (n >= sizeof path)
-		return status_set(OMEN_EINVAL, "consensus: directory name too long");
-	memcpy(path, dir, n + 1);
-	for (size_t i = 1; i <= n; i++) {
-		if (path[i] != '/' && path[i] != 0)
-			continue;
-		char saved = path[i];
-		path[i] = 0;
-		if (mkdir(path, 0755) != 0 && errno != EEXIST)
-			return status_set(OMEN_EIO, "consensus: cannot create %s: %s", path,
-			                  strerror(errno));
-		path[i] = saved;
-	}
-	return OMEN_OK;
-}
-
 static int bootstrap(cons *c)
 {
 	const cons_config *cfg = c->cfg;
@@ -715,7 +694,7 @@ int cons_start(const cons_config *cfg, fsm *f, cons **out)
 		return st;
 	if (!f || !out)
 		return status_set(OMEN_EINVAL, "consensus: fsm and out are required");
-	st = make_dir(cfg->dir);
+	st = dir_create(cfg->dir);
 	if (st != OMEN_OK)
 		return st;
 	cons *c = calloc(1, sizeof *c);

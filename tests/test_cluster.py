@@ -273,6 +273,30 @@ def test_errors_through_coordinator(env):
     assert info["points"] == local["points"]  # nothing written by the refused calls
 
 
+def test_token_required_on_the_nng_endpoint(tmp_path):
+    """With a token configured, calls without it or with another are refused (OMEN_EAUTH) by the
+    coordinator and by the shard nodes; the CLI passes $OMENDB_TOKEN."""
+    d = tmp_path / "secure"
+    url = run(CLUSTER, "up", "1", "--dir", d, "--token", "s3cret",
+              "--max-message", MAX_MESSAGE).stdout.strip()
+    try:
+        for token, ok in ((None, False), ("wrong", False), ("s3cret", True)):
+            env = dict(os.environ)
+            env.pop("OMENDB_TOKEN", None)
+            if token:
+                env["OMENDB_TOKEN"] = token
+            p = subprocess.run([CLI, "create", url, f"c_{token}", "--dim", "2"], env=env,
+                               capture_output=True, text=True, timeout=60)
+            assert (p.returncode == 0) == ok, p.stderr
+            if not ok:
+                assert "token" in p.stderr
+        for line in run(CLUSTER, "status", "--dir", d).stdout.splitlines():
+            p = run(PROBE, line.split()[1], MAX_MESSAGE, "s3cret", check=False, timeout=120)
+            assert p.returncode == 0 and "no token" in p.stdout, p.stdout + p.stderr
+    finally:
+        run(CLUSTER, "down", "--dir", d, check=False)
+
+
 def test_clean_shutdown(env, tmp_path):
     d = tmp_path / "c2"
     url = run(CLUSTER, "up", "1", "--dir", d).stdout.strip()

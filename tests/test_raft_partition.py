@@ -5,6 +5,7 @@ Needs root and `ip netns`; skipped (with the reason) where the machine allows ne
 """
 import json
 import os
+import shutil
 import subprocess
 import time
 
@@ -25,6 +26,8 @@ def run(*args, check=True, timeout=120):
 def netns_usable():
     if os.geteuid() != 0:
         return "not root"
+    if not shutil.which("ip"):
+        return "no ip command (iproute2)"
     p = run("ip", "netns", "add", "omen-probe", check=False)
     run("ip", "netns", "del", "omen-probe", check=False)
     return None if p.returncode == 0 else f"ip netns add failed: {p.stderr.strip()}"

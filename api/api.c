@@ -140,6 +140,13 @@ int omen_count(omen_collection *c, uint64_t *out)
 	return c->remote ? client_count(RCOLL(c), out) : eng_count(ECOLL(c), out);
 }
 
+int omen_list_ids(omen_collection *c, uint64_t start, size_t max, uint64_t *ids, size_t *n)
+{
+	NEED(c, "collection");
+	return c->remote ? client_list_ids(RCOLL(c), start, max, ids, n)
+	                 : eng_list_ids(ECOLL(c), start, max, ids, n);
+}
+
 int omen_upsert(omen_collection *c, const omen_batch *batch, uint64_t *assigned_ids)
 {
 	NEED(c, "collection");

@@ -225,6 +225,30 @@ int client_count(rcoll *c, uint64_t *out)
 	return st;
 }
 
+int client_list_ids(rcoll *c, uint64_t start, size_t max, uint64_t *ids, size_t *n)
+{
+	if (!ids || !n)
+		return status_set(OMEN_EINVAL, "NULL argument");
+	if (max < 1 || max > OMEN_MAX_BATCH)
+		return status_set(OMEN_EINVAL, "list ids: max must be 1..%d", OMEN_MAX_BATCH);
+	wire_req q;
+	wire_rep r;
+	name_req(&q, WIRE_IDS, c->name);
+	q.n = max;
+	q.start = start;
+	int st = call(c->db, &q, &r);
+	if (st == OMEN_OK && r.n > max)
+		st = status_set(OMEN_EPROTO, "the coordinator sent %llu ids, %zu asked",
+		                (unsigned long long)r.n, max);
+	if (st == OMEN_OK) {
+		if (r.n)
+			memcpy(ids, r.ids, r.n * sizeof *ids);
+		*n = (size_t)r.n;
+	}
+	wire_rep_free(&r);
+	return st;
+}
+
 static int dim_check(const rcoll *c, size_t dim)
 {
 	if (dim != c->dim)

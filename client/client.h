@@ -35,6 +35,7 @@ int client_collection_open(rdb *db, const char *name, rcoll **out);
 void client_collection_close(rcoll *c);
 int client_collection_stats_get(rcoll *c, omen_collection_stats *out);
 int client_count(rcoll *c, uint64_t *out);
+int client_list_ids(rcoll *c, uint64_t start, size_t max, uint64_t *ids, size_t *n);
 int client_upsert(rcoll *c, const omen_batch *b, uint64_t *assigned_ids);
 int client_get(rcoll *c, const uint64_t *ids, size_t n, float *vectors, char **metadata,
                uint8_t *found);

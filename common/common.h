@@ -9,6 +9,7 @@
 #include <nng/nng.h>
 #include <nng/supplemental/util/platform.h>
 #include <stddef.h>
+#include <time.h>
 #include <stdint.h>
 
 #include "wire/wire.h"
@@ -18,6 +19,14 @@
 enum { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
 /* Sets the level (messages above it are dropped) and the name printed on each line. */
+/* Milliseconds of the monotonic clock. */
+static inline uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 void log_init(int level, const char *name);
 
 /* Parses "error", "warn", "info" or "debug"; -1 otherwise. */

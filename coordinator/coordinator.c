@@ -348,6 +348,47 @@ static int do_stats(coord *c, const wire_req *q, wire_rep *r)
 	return OMEN_OK;
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* IDS: each shard's first n ids from start, merged; the n smallest are the page. */
+static int do_ids(coord *c, const wire_req *q, wire_rep *r)
+{
+	coll_info ci;
+	int st = lookup(c, q->name, &ci);
+	if (st != OMEN_OK)
+		return st;
+	part *p = parts_new(&ci, q);
+	if (!p)
+		return status_set(OMEN_ENOMEM, "out of memory");
+	for (uint32_t s = 0; s < ci.nshards; s++)
+		p[s].req.n = q->n, p[s].req.start = q->start;
+	if (scatter(c, p, ci.nshards, deadline(c, q)) > 0)
+		st = gather_status(c, p, ci.nshards, "list ids");
+	uint64_t total = 0;
+	for (uint32_t s = 0; st == OMEN_OK && s < ci.nshards; s++)
+		total += p[s].rep.n;
+	uint64_t *all = st == OMEN_OK ? malloc((total ? total : 1) * sizeof *all) : NULL;
+	if (st == OMEN_OK && !all)
+		st = status_set(OMEN_ENOMEM, "out of memory");
+	uint64_t at = 0;
+	for (uint32_t s = 0; st == OMEN_OK && s < ci.nshards; at += p[s].rep.n, s++)
+		if (p[s].rep.n)
+			memcpy(all + at, p[s].rep.ids, p[s].rep.n * sizeof *all);
+	if (st == OMEN_OK) {
+		qsort(all, total, sizeof *all, cmp_id);
+		r->n = total < q->n ? total : q->n;
+		r->ids = all;
+		all = NULL;
+	}
+	free(all);
+	parts_free(p, ci.nshards);
+	return st;
+}
+
 static int do_build(coord *c, const wire_req *q)
 {
 	coll_info ci;
@@ -804,47 +845,52 @@ static int do_search(coord *c, const wire_req *q, wire_rep *r)
 
 /* ---- nodes ---- */
 
-/* Sends op to every shard node (not per logical shard); returns how many answered. */
-static uint32_t ask_nodes(coord *c, wire_op op, part **out)
+/* Sends op to every shard node (not per logical shard): those the node table holds (Raft),
+ * else those configured. *nodes receives how many were asked; returns how many answered. */
+static uint32_t ask_nodes(coord *c, wire_op op, part **out, uint32_t *nodes)
 {
 	coll_info ci = {.nshards = (uint32_t)c->nnodes};
+	size_t n = 0;
+	if (c->fsm && rmeta_shard_peers(c, &ci.to, &n) == OMEN_OK)
+		ci.nshards = (uint32_t)n;
 	wire_req q;
 	wire_req_init(&q);
 	q.op = op;
 	part *p = parts_new(&ci, &q);
+	free(ci.to);
+	*out = p;
+	*nodes = ci.nshards;
 	if (!p)
 		return 0;
 	for (uint32_t s = 0; s < ci.nshards; s++)
 		p[s].req.name[0] = 0, p[s].req.shard = (int32_t)s, p[s].req.dim = 0;
-	uint32_t failed = scatter(c, p, ci.nshards, c->cfg.deadline_ms);
-	*out = p;
-	return ci.nshards - failed;
+	return ci.nshards - scatter(c, p, ci.nshards, c->cfg.deadline_ms);
 }
 
 static int do_nodes(coord *c, const wire_req *q, wire_rep *r)
 {
 	part *p = NULL;
-	uint32_t up = ask_nodes(c, q->op, &p);
+	uint32_t n, up = ask_nodes(c, q->op, &p, &n);
 	if (!p)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	int st = OMEN_OK;
 	if (q->op == WIRE_HEALTH) {
 		r->count = up;
-		r->shards_total = (uint32_t)c->nnodes;
+		r->shards_total = n;
 		r->shards_answered = up;
-	} else if (up < c->nnodes) {
-		st = gather_status(c, p, (uint32_t)c->nnodes, wire_op_name(q->op));
+	} else if (up < n) {
+		st = gather_status(c, p, n, wire_op_name(q->op));
 	} else if (q->op == WIRE_DBSTATS) {
 		coll_info *v;
-		size_t n;
-		if ((st = list_all(c, &v, &n)) == OMEN_OK)
-			free(v), r->dbstats.collections = n;
-		for (size_t s = 0; s < c->nnodes; s++)
+		size_t nc;
+		if ((st = list_all(c, &v, &nc)) == OMEN_OK)
+			free(v), r->dbstats.collections = nc;
+		for (uint32_t s = 0; s < n; s++)
 			r->dbstats.file_bytes += p[s].rep.dbstats.file_bytes,
 			    r->dbstats.map_bytes += p[s].rep.dbstats.map_bytes;
 		r->has_dbstats = st == OMEN_OK;
 	}
-	parts_free(p, (uint32_t)c->nnodes);
+	parts_free(p, n);
 	return st;
 }
 
@@ -852,18 +898,38 @@ static int do_nodes(coord *c, const wire_req *q, wire_rep *r)
 
 static void handle_once(coord *c, const wire_req *q, wire_rep *r);
 
+/* An upsert that needs ids gets them once, before any attempt, so that a retry writes the same
+ * points again instead of new copies under other ids. NULL when the request is refused (the
+ * attempt reports why). */
+static uint64_t *ids_up_front(coord *c, const wire_req *q)
+{
+	coll_info ci;
+	uint64_t *ids = NULL;
+	if (lookup(c, q->name, &ci) == OMEN_OK && batch_check(&ci, q) == OMEN_OK &&
+	    ids_assign(c, &ci, q, &ids) != OMEN_OK)
+		ids = NULL;
+	return ids;
+}
+
 void coord_handle(coord *c, const wire_req *q, wire_rep *r)
 {
 	if (rmeta_must_forward(c, q) && rmeta_forward(c, q, r) == OMEN_OK)
 		return; /* the leader's reply */
-	handle_once(c, q, r);
-	/* A shard saw a newer shard map than this coordinator's replica: let it catch up. */
+	wire_req once = *q;
+	uint64_t *ids = NULL;
+	if (c->fsm && q->op == WIRE_UPSERT && !q->ids && (ids = ids_up_front(c, q)))
+		once.ids = ids;
+	handle_once(c, &once, r);
+	/* A shard saw a newer shard map than this coordinator's replica, or the logical shard is
+	 * being moved: let the replica catch up, within the request's deadline. */
+	uint64_t until = mono_ms() + deadline(c, q);
 	struct timespec nap = {0, 20 * 1000 * 1000};
-	for (int attempt = 0; c->fsm && r->status == OMEN_ESTALE && attempt < 50; attempt++) {
+	while (c->fsm && r->status == OMEN_ESTALE && mono_ms() < until) {
 		wire_rep_free(r);
 		nanosleep(&nap, NULL);
-		handle_once(c, q, r);
+		handle_once(c, &once, r);
 	}
+	free(ids);
 }
 
 static void handle_once(coord *c, const wire_req *q, wire_rep *r)
@@ -893,6 +959,18 @@ static void handle_once(coord *c, const wire_req *q, wire_rep *r)
 		break;
 	case WIRE_GET:
 		st = do_get(c, q, r);
+		break;
+	case WIRE_IDS:
+		st = q->mode ? status_set(OMEN_EINVAL, "ids: mode is for shard nodes")
+		             : do_ids(c, q, r);
+		break;
+	case WIRE_JOIN:
+		st = c->fsm ? rmeta_join(c, q)
+		            : status_set(OMEN_ENOTSUP, "this coordinator does not run Raft: list "
+		                                       "the shard nodes in its 'shards'");
+		break;
+	case WIRE_FENCE:
+		st = status_set(OMEN_ENOTSUP, "'fence' is for shard nodes");
 		break;
 	case WIRE_DELETE:
 		st = do_delete(c, q, r);
@@ -984,9 +1062,10 @@ static int coord_connect(coord *c)
 
 int coord_start(const coord_config *cfg, coord **out)
 {
-	if (!cfg || !cfg->data || !cfg->listen || cfg->nshards == 0)
+	if (!cfg || !cfg->data || !cfg->listen || (cfg->nshards == 0 && !cfg->raft_id))
 		return status_set(OMEN_EINVAL, "a coordinator needs a data directory, a listen "
-		                               "address and at least one shard node");
+		                               "address and at least one shard node (or Raft, "
+		                               "with which shard nodes register themselves)");
 	coord *c = calloc(1, sizeof *c);
 	if (!c)
 		return status_set(OMEN_ENOMEM, "out of memory");

@@ -67,6 +67,24 @@ int coord_raft_role(coord *c, uint64_t *leader);
  * coordinator is not the leader, OMEN_ENOTSUP without Raft. */
 int coord_raft_transfer(coord *c, uint64_t to, uint64_t *leader);
 
+/* A node of the cluster as this coordinator's replica records it (Raft). */
+typedef struct coord_node_info {
+	uint64_t id;
+	char addr[128];
+	int coordinator; /* 1: a coordinator, 0: a shard node */
+	int up;
+	uint32_t shards; /* logical shards it holds, over every collection */
+} coord_node_info;
+
+typedef struct coord_cluster_info {
+	uint64_t epoch;                     /* of the shard map */
+	uint64_t moves_done, moves_failed;  /* shard moves by this coordinator as leader */
+	int balanced;                       /* no collection's shards need moving */
+} coord_cluster_info;
+
+/* The nodes (malloc'd, id order) and the cluster's state; OMEN_ENOTSUP without Raft. */
+int coord_nodes(coord *c, coord_node_info **out, size_t *n, coord_cluster_info *info);
+
 /* The configured token, or NULL when none is required. */
 const char *coord_token(const coord *c);
 

@@ -551,6 +551,31 @@ static void do_transfer(http_call *call)
 		out_json(call->out, 200, json_pack("{s:I}", "leader", ji(leader)));
 }
 
+/* GET /admin/nodes: the nodes in this coordinator's replica, with the logical shards each
+ * holds, and the state of rebalancing. */
+static void do_nodes_list(http_call *call)
+{
+	coord_node_info *v;
+	coord_cluster_info ci;
+	size_t n;
+	int st = coord_nodes(call->hs->c, &v, &n, &ci);
+	if (st != OMEN_OK) {
+		out_error(call->out, st, 0, "%s", omen_errmsg(NULL));
+		return;
+	}
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < n; i++)
+		json_array_append_new(
+		    a, json_pack("{s:I,s:s,s:s,s:s,s:I}", "id", ji(v[i].id), "addr", v[i].addr, "role",
+		                 v[i].coordinator ? "coordinator" : "shard", "state",
+		                 v[i].up ? "up" : "down", "shards", ji(v[i].shards)));
+	free(v);
+	out_json(call->out, 200,
+	         json_pack("{s:o,s:I,s:b,s:I,s:I}", "nodes", a, "epoch", ji(ci.epoch), "balanced",
+	                   ci.balanced, "moves_done", ji(ci.moves_done), "moves_failed",
+	                   ji(ci.moves_failed)));
+}
+
 /* GET /health */
 static void do_health(http_call *call)
 {
@@ -928,6 +953,7 @@ static void do_delete(http_call *call)
 static const route routes[] = {
     {"/health", "GET", WIRE_HEALTH, do_health, false},
     {"/admin/leader", "POST", HTTP_OP_NONE, do_transfer, true},
+    {"/admin/nodes", "GET", HTTP_OP_NONE, do_nodes_list, false},
     {"/metrics", "GET", HTTP_OP_NONE, do_metrics, false},
     {"/collections", "GET", WIRE_LIST, do_list, false},
     {"/collections", "POST", WIRE_CREATE, do_create, true},

@@ -69,6 +69,13 @@ typedef struct id_range {
 	struct id_range *link;
 } id_range;
 
+/* A registered shard node's last heartbeat, as the leader heard it (replicated.c). */
+typedef struct heard {
+	uint64_t id;
+	uint64_t at_ms; /* mono_ms() */
+	struct heard *next;
+} heard;
+
 struct coord {
 	coord_config cfg;
 	char *token;
@@ -92,6 +99,11 @@ struct coord {
 	pthread_mutex_t kmu;
 	pthread_cond_t kcv;
 	int stopping;
+	heard *heard;           /* registered shard nodes' last heartbeats (leader; under rmu) */
+	uint64_t leader_since;  /* mono_ms() when this coordinator last became the leader */
+	pthread_t balancer;     /* moves logical shards to balance the nodes (balance.c) */
+	int balancer_on;
+	uint64_t moves_done, moves_failed; /* by this coordinator as the leader */
 };
 
 /* ---- replicated metadata (replicated.c) ---- */
@@ -113,5 +125,20 @@ int rmeta_forward(coord *c, const wire_req *q, wire_rep *r);
 void rmeta_register_now(coord *c);
 /* n fresh ids of a collection (leader only): at least floor. */
 int rmeta_ids(coord *c, const char *name, uint64_t n, uint64_t floor, uint64_t *first);
+/* JOIN on the leader: registers the shard node or records its heartbeat. */
+int rmeta_join(coord *c, const wire_req *q);
+/* Every shard node of the node table (up or down), as peers (*out malloc'd, n of them). */
+int rmeta_shard_peers(coord *c, peer ***out, size_t *n);
+/* The peer of a node's URL, opened on first use and kept. */
+peer *rmeta_peer(coord *c, const char *url);
+/* Registers (or updates) a node through Raft when the replica differs. */
+void rmeta_node_ensure(coord *c, uint64_t id, const char *addr, int role, int state);
+
+/* ---- rebalancing (balance.c): the leader moves logical shards to new shard nodes ---- */
+
+int balance_start(coord *c);
+/* Whether every collection's shards are spread evenly over the shard nodes that are up. */
+int balance_even(coord *c);
+void balance_stop(coord *c);
 
 #endif

@@ -23,11 +23,11 @@
 
 static const char *const endpoint_names[M_ENDPOINTS] = {"nng", "http", "other"};
 
-static const char *const op_names[M_OPS] = {"health",  "create", "drop",  "list",   "stats",
-                                            "dbstats", "upsert", "get",   "delete", "count",
-                                            "search",  "build",  "check", "flush",  "other"};
-_Static_assert(sizeof op_names / sizeof op_names[0] == WIRE_OP_COUNT + 1,
-               "op_names must name every wire_op");
+/* Op o's label: the wire name, or "other" for the last slot. */
+static const char *op_label(int o)
+{
+	return o < WIRE_OP_COUNT ? wire_op_name((wire_op)o) : "other";
+}
 
 static const char *const code_names[M_CODES] = {
     "OK",       "EINVAL", "ENOTFOUND", "EEXIST", "ENOMEM",  "EIO",
@@ -131,7 +131,7 @@ static void write_requests(metrics *m, FILE *f)
 			if (n)
 				fprintf(f,
 				        "omendb_requests_total{endpoint=\"%s\",op=\"%s\"} %llu\n",
-				        endpoint_names[e], op_names[o], (unsigned long long)n);
+				        endpoint_names[e], op_label(o), (unsigned long long)n);
 		}
 }
 
@@ -151,7 +151,7 @@ static void write_errors(metrics *m, FILE *f)
 					    f,
 					    "omendb_request_errors_total{endpoint=\"%s\",op=\"%s\","
 					    "code=\"%s\"} %llu\n",
-					    endpoint_names[e], op_names[o], code_names[c],
+					    endpoint_names[e], op_label(o), code_names[c],
 					    (unsigned long long)n);
 			}
 }
@@ -188,7 +188,7 @@ static void write_durations(metrics *m, FILE *f)
 				continue;
 			char labels[64];
 			snprintf(labels, sizeof labels, "endpoint=\"%s\",op=\"%s\"",
-			         endpoint_names[e], op_names[o]);
+			         endpoint_names[e], op_label(o));
 			write_histogram_series(s, labels, f);
 		}
 }

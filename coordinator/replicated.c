@@ -27,6 +27,16 @@
 /* ---- routes ---- */
 
 /* The peer for url, opened on first use. c->rmu is held. */
+static peer *peer_for(coord *c, const char *url);
+
+peer *rmeta_peer(coord *c, const char *url)
+{
+	pthread_mutex_lock(&c->rmu);
+	peer *p = peer_for(c, url);
+	pthread_mutex_unlock(&c->rmu);
+	return p;
+}
+
 static peer *peer_for(coord *c, const char *url)
 {
 	for (size_t i = 0; i < c->nnodes; i++)
@@ -43,6 +53,25 @@ static peer *peer_for(coord *c, const char *url)
 	r->next = c->peers;
 	c->peers = r;
 	return r->p;
+}
+
+int rmeta_shard_peers(coord *c, peer ***out, size_t *n)
+{
+	meta_node *v;
+	size_t m, k = 0;
+	int st = fsm_node_list(c->fsm, &v, &m);
+	if (st != OMEN_OK)
+		return st;
+	peer **p = calloc(m ? m : 1, sizeof *p);
+	for (size_t i = 0; p && i < m; i++)
+		if (v[i].role == META_ROLE_SHARD && (p[k] = rmeta_peer(c, v[i].addr)))
+			k++;
+	free(v);
+	if (!p)
+		return status_set(OMEN_ENOMEM, "out of memory");
+	*out = p;
+	*n = k;
+	return OMEN_OK;
 }
 
 /* Builds the routes of a collection from the state's map. c->rmu is held. */
@@ -162,7 +191,21 @@ int rmeta_must_forward(coord *c, const wire_req *q)
 {
 	if (!c->fsm || cons_is_leader(c->cons))
 		return 0;
-	return q->op == WIRE_CREATE || q->op == WIRE_DROP || (q->op == WIRE_UPSERT && !q->ids);
+	return q->op == WIRE_CREATE || q->op == WIRE_DROP || q->op == WIRE_JOIN ||
+	       (q->op == WIRE_UPSERT && !q->ids);
+}
+
+/* A coordinator's client endpoint: from the node table (coordinators added later are there),
+ * else from the configuration. NULL when unknown. */
+static peer *coordinator_peer(coord *c, uint64_t id)
+{
+	meta_node n;
+	if (fsm_node_get(c->fsm, id, &n) == OMEN_OK && n.role == META_ROLE_COORDINATOR)
+		return rmeta_peer(c, n.addr);
+	for (size_t i = 0; i < c->cfg.npeers; i++)
+		if (c->cfg.peers[i].id == id)
+			return rmeta_peer(c, c->cfg.peers[i].listen);
+	return NULL;
 }
 
 /* The leader's client endpoint, waiting (up to the deadline) while an election runs. */
@@ -171,15 +214,11 @@ static peer *leader_peer(coord *c)
 	struct timespec nap = {0, 20 * 1000 * 1000};
 	for (uint32_t waited = 0; waited <= c->cfg.deadline_ms; waited += 20) {
 		uint64_t id = cons_leader(c->cons);
-		for (size_t i = 0; id && i < c->cfg.npeers; i++)
-			if (c->cfg.peers[i].id == id && id != c->cfg.raft_id) {
-				pthread_mutex_lock(&c->rmu);
-				peer *p = peer_for(c, c->cfg.peers[i].listen);
-				pthread_mutex_unlock(&c->rmu);
-				return p;
-			}
 		if (id == c->cfg.raft_id)
 			return NULL; /* this one: handle it here */
+		peer *p = id ? coordinator_peer(c, id) : NULL;
+		if (p)
+			return p;
 		nanosleep(&nap, NULL);
 	}
 	return NULL;
@@ -242,8 +281,7 @@ int rmeta_ids(coord *c, const char *name, uint64_t n, uint64_t floor, uint64_t *
 
 /* ---- the keeper: node registration and shard node health (on the leader) ---- */
 
-/* Registers (or updates) a node when the state differs. */
-static void node_ensure(coord *c, uint64_t id, const char *addr, int role, int state)
+void rmeta_node_ensure(coord *c, uint64_t id, const char *addr, int role, int state)
 {
 	meta_node n;
 	if (fsm_node_get(c->fsm, id, &n) == OMEN_OK && strcmp(n.addr, addr) == 0 &&
@@ -264,7 +302,7 @@ static void node_ensure(coord *c, uint64_t id, const char *addr, int role, int s
 static void keeper_round(coord *c, int *missed)
 {
 	for (size_t i = 0; i < c->cfg.npeers; i++)
-		node_ensure(c, c->cfg.peers[i].id, c->cfg.peers[i].listen, META_ROLE_COORDINATOR,
+		rmeta_node_ensure(c, c->cfg.peers[i].id, c->cfg.peers[i].listen, META_ROLE_COORDINATOR,
 		            META_NODE_UP);
 	for (size_t i = 0; i < c->nnodes; i++) {
 		wire_req q;
@@ -284,8 +322,75 @@ static void keeper_round(coord *c, int *missed)
 		        : META_NODE_DOWN;
 		if (!known && !up)
 			state = META_NODE_DOWN;
-		node_ensure(c, SHARD_NODE_ID0 + i, peer_url(c->nodes[i]), META_ROLE_SHARD, state);
+		rmeta_node_ensure(c, SHARD_NODE_ID0 + i, peer_url(c->nodes[i]), META_ROLE_SHARD, state);
 	}
+}
+
+/* The shard node was heard from now. c->rmu is held. */
+static int heard_now(coord *c, uint64_t id)
+{
+	heard *h = c->heard;
+	while (h && h->id != id)
+		h = h->next;
+	if (!h && (h = calloc(1, sizeof *h))) {
+		h->id = id;
+		h->next = c->heard;
+		c->heard = h;
+	}
+	if (!h)
+		return status_set(OMEN_ENOMEM, "out of memory");
+	h->at_ms = mono_ms();
+	return OMEN_OK;
+}
+
+int rmeta_join(coord *c, const wire_req *q)
+{
+	if (q->node < WIRE_NODE_ID_MIN || q->node > WIRE_NODE_ID_MAX)
+		return status_set(OMEN_EINVAL, "join: a shard node's id is %llu..%llu, not %llu",
+		                  (unsigned long long)WIRE_NODE_ID_MIN,
+		                  (unsigned long long)WIRE_NODE_ID_MAX, (unsigned long long)q->node);
+	if (strlen(q->addr) >= META_MAX_ADDR)
+		return status_set(OMEN_EINVAL, "join: the address is longer than %d bytes",
+		                  META_MAX_ADDR - 1);
+	meta_node n;
+	if (fsm_node_get(c->fsm, q->node, &n) == OMEN_OK && n.role != META_ROLE_SHARD)
+		return status_set(OMEN_EINVAL, "join: node %llu is a coordinator",
+		                  (unsigned long long)q->node);
+	pthread_mutex_lock(&c->rmu);
+	int st = heard_now(c, q->node);
+	pthread_mutex_unlock(&c->rmu);
+	if (st == OMEN_OK)
+		rmeta_node_ensure(c, q->node, q->addr, META_ROLE_SHARD, META_NODE_UP);
+	if (st == OMEN_OK && (fsm_node_get(c->fsm, q->node, &n) != OMEN_OK ||
+	                      strcmp(n.addr, q->addr) != 0 || n.state != META_NODE_UP))
+		st = status_set(OMEN_EUNAVAIL, "join: node %llu not recorded yet",
+		                (unsigned long long)q->node);
+	return st;
+}
+
+/* Registered shard nodes (not in this coordinator's configuration) are down once no heartbeat
+ * came for KEEPER_DOWN_AFTER periods; a new leader gives each that much time first. */
+static void heartbeats_check(coord *c)
+{
+	meta_node *v;
+	size_t n;
+	if (fsm_node_list(c->fsm, &v, &n) != OMEN_OK)
+		return;
+	uint64_t now = mono_ms(), limit = KEEPER_DOWN_AFTER * KEEPER_PERIOD_MS;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].role != META_ROLE_SHARD || v[i].state != META_NODE_UP ||
+		    v[i].id < WIRE_NODE_ID_MIN)
+			continue;
+		pthread_mutex_lock(&c->rmu);
+		heard *h = c->heard;
+		while (h && h->id != v[i].id)
+			h = h->next;
+		uint64_t last = h && h->at_ms > c->leader_since ? h->at_ms : c->leader_since;
+		pthread_mutex_unlock(&c->rmu);
+		if (now - last > limit)
+			rmeta_node_ensure(c, v[i].id, v[i].addr, META_ROLE_SHARD, META_NODE_DOWN);
+	}
+	free(v);
 }
 
 void rmeta_register_now(coord *c)
@@ -301,10 +406,17 @@ static void *keeper_main(void *arg)
 	coord *c = arg;
 	int *missed = calloc(c->nnodes ? c->nnodes : 1, sizeof *missed);
 	pthread_mutex_lock(&c->kmu);
+	int was_leader = 0;
 	while (!c->stopping && missed) {
 		pthread_mutex_unlock(&c->kmu);
-		if (cons_is_leader(c->cons))
+		int leader = cons_is_leader(c->cons);
+		if (leader && !was_leader)
+			c->leader_since = mono_ms();
+		was_leader = leader;
+		if (leader) {
 			keeper_round(c, missed);
+			heartbeats_check(c);
+		}
 		pthread_mutex_lock(&c->kmu);
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
@@ -352,6 +464,8 @@ int rmeta_start(coord *c)
 	pthread_cond_init(&c->kcv, NULL);
 	if (st == OMEN_OK && pthread_create(&c->keeper, NULL, keeper_main, c) == 0)
 		c->keeper_on = 1;
+	if (st == OMEN_OK)
+		st = balance_start(c);
 	return st;
 }
 
@@ -364,6 +478,7 @@ void rmeta_stop(coord *c)
 		pthread_mutex_unlock(&c->kmu);
 		pthread_join(c->keeper, NULL);
 	}
+	balance_stop(c);
 	if (c->cons)
 		cons_stop(c->cons);
 	if (c->fsm)
@@ -386,6 +501,11 @@ void rmeta_stop(coord *c)
 		id_range *r = c->ranges;
 		c->ranges = r->link;
 		free(r);
+	}
+	while (c->heard) {
+		heard *h = c->heard;
+		c->heard = h->next;
+		free(h);
 	}
 }
 
@@ -415,4 +535,47 @@ int coord_raft_role(coord *c, uint64_t *leader)
 	}
 	*leader = cons_leader(c->cons);
 	return cons_is_leader(c->cons);
+}
+
+int coord_nodes(coord *c, coord_node_info **out, size_t *n, coord_cluster_info *info)
+{
+	if (!c->fsm)
+		return status_set(OMEN_ENOTSUP, "this coordinator does not run Raft");
+	meta_node *v;
+	meta_coll *colls;
+	size_t m, nc;
+	int st = fsm_node_list(c->fsm, &v, &m);
+	if (st != OMEN_OK)
+		return st;
+	coord_node_info *o = calloc(m ? m : 1, sizeof *o);
+	if (!o || (st = fsm_coll_list(c->fsm, &colls, &nc)) != OMEN_OK) {
+		free(v);
+		free(o);
+		return o ? st : status_set(OMEN_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < m; i++) {
+		o[i].id = v[i].id;
+		snprintf(o[i].addr, sizeof o[i].addr, "%s", v[i].addr);
+		o[i].coordinator = v[i].role == META_ROLE_COORDINATOR;
+		o[i].up = v[i].state == META_NODE_UP;
+	}
+	for (size_t j = 0; j < nc; j++) {
+		uint64_t *map, epoch;
+		uint32_t ns;
+		if (fsm_shard_map(c->fsm, colls[j].name, &map, &ns, &epoch) != OMEN_OK)
+			continue;
+		for (uint32_t s = 0; s < ns; s++)
+			for (size_t i = 0; i < m; i++)
+				o[i].shards += map[s] == o[i].id;
+		free(map);
+	}
+	free(colls);
+	free(v);
+	info->epoch = fsm_epoch(c->fsm);
+	info->moves_done = c->moves_done;
+	info->moves_failed = c->moves_failed;
+	info->balanced = balance_even(c);
+	*out = o;
+	*n = m;
+	return OMEN_OK;
 }

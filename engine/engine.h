@@ -47,6 +47,7 @@ void eng_collection_close(eng_coll *c);
 int coll_open(eng_db *db, const char *name, bool internal, eng_coll **out);
 int eng_collection_stats_get(eng_coll *c, omen_collection_stats *out);
 int eng_count(eng_coll *c, uint64_t *out);
+int eng_list_ids(eng_coll *c, uint64_t start, size_t max, uint64_t *ids, size_t *n);
 int eng_upsert(eng_coll *c, const omen_batch *b, uint64_t *assigned_ids);
 int eng_get(eng_coll *c, const uint64_t *ids, size_t n, float *vectors, char **metadata,
             uint8_t *found);

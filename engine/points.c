@@ -503,3 +503,21 @@ int eng_get(eng_coll *c, const uint64_t *ids, size_t n, float *vectors,
 		}
 	return st;
 }
+
+int eng_list_ids(eng_coll *c, uint64_t start, size_t max, uint64_t *ids, size_t *n)
+{
+	if (!c || !ids || !n)
+		return status_set(OMEN_EINVAL, "NULL argument");
+	if (max < 1 || max > OMEN_MAX_BATCH)
+		return status_set(OMEN_EINVAL, "list ids: max must be 1..%d", OMEN_MAX_BATCH);
+	MDB_txn *txn;
+	int st = store_read_begin(c->db->st, &txn);
+	if (st != OMEN_OK)
+		return st;
+	catalog_rec r;
+	st = coll_catalog(c, txn, &r);
+	if (st == OMEN_OK)
+		st = idmap_list(txn, c->id_dbi, start, max, ids, n);
+	store_read_end(c->db->st, txn);
+	return st;
+}

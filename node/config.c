@@ -107,6 +107,23 @@ static int load_raft(json_t *o, node_config *c, char *err, size_t len)
 	return 0;
 }
 
+/* A list of 1..4096 URL strings. */
+static int get_urls(json_t *a, const char *key, char ***out, size_t *n, char *err, size_t len)
+{
+	if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > 4096)
+		return bad(err, len, "'%s' must be a list of 1 to 4096 URLs", key);
+	*out = calloc(json_array_size(a), sizeof **out);
+	size_t i;
+	json_t *v;
+	json_array_foreach(a, i, v)
+	{
+		if (!json_is_string(v) || !*json_string_value(v))
+			return bad(err, len, "'%s' holds something other than a URL string", key);
+		(*out)[(*n)++] = strdup(json_string_value(v));
+	}
+	return 0;
+}
+
 static int load_coordinator(json_t *o, node_config *c, char *err, size_t len)
 {
 	static const char *const keys[] = {"listen",         "http", "shards", "deadline_ms",
@@ -128,31 +145,39 @@ static int load_coordinator(json_t *o, node_config *c, char *err, size_t len)
 	json_t *sh = json_object_get(o, "shards");
 	if (!c->coord_listen)
 		return bad(err, len, "'coordinator' needs 'listen'");
-	if (!json_is_array(sh) || json_array_size(sh) == 0 || json_array_size(sh) > 4096)
-		return bad(err, len, "'coordinator' needs 'shards': a list of 1 to 4096 URLs");
-	c->shards = calloc(json_array_size(sh), sizeof *c->shards);
-	size_t i;
-	json_t *v;
-	json_array_foreach(sh, i, v)
-	{
-		if (!json_is_string(v))
-			return bad(err, len, "'shards' holds something other than a URL string");
-		c->shards[c->nshards++] = strdup(json_string_value(v));
+	if (!sh && c->raft_id) { /* the shard nodes register themselves */
+		c->coordinator = 1;
+		return 0;
 	}
+	if (get_urls(sh, "shards", &c->shards, &c->nshards, err, len))
+		return bad(err, len, "'coordinator' needs 'shards': a list of 1 to 4096 URLs "
+		                     "(optional with Raft, where shard nodes register themselves)");
 	c->coordinator = 1;
 	return 0;
 }
 
 static int load_shard(json_t *o, node_config *c, char *err, size_t len)
 {
-	static const char *const keys[] = {"listen", "durability", NULL};
+	static const char *const keys[] = {"listen", "durability", "coordinators", "advertise",
+	                                   NULL};
 	if (!json_is_object(o))
 		return bad(err, len, "'shard' must be an object");
 	char *dur = NULL;
+	json_t *co = json_object_get(o, "coordinators");
 	if (only_keys(o, keys, " in 'shard'", err, len) ||
 	    get_str(o, "listen", &c->shard_listen, err, len) ||
-	    get_str(o, "durability", &dur, err, len))
+	    get_str(o, "advertise", &c->advertise, err, len) ||
+	    get_str(o, "durability", &dur, err, len) ||
+	    (co && get_urls(co, "coordinators", &c->shard_coordinators,
+	                    &c->nshard_coordinators, err, len)))
 		return free(dur), -1;
+	if (c->advertise && strlen(c->advertise) > WIRE_MAX_ADDR)
+		return free(dur), bad(err, len, "'advertise' is longer than %d bytes", WIRE_MAX_ADDR);
+	if (co && !c->advertise && c->shard_listen &&
+	    (strstr(c->shard_listen, "://0.0.0.0") || strstr(c->shard_listen, "://*") ||
+	     strstr(c->shard_listen, "://[::]")))
+		return free(dur), bad(err, len, "'shard' listens on every interface: 'advertise' "
+		                                "must give the URL the coordinators reach it at");
 	if (dur && strcmp(dur, "sync") != 0 && strcmp(dur, "relaxed") != 0)
 		return free(dur), bad(err, len, "'durability' must be \"sync\" or \"relaxed\"");
 	c->relaxed = dur && strcmp(dur, "relaxed") == 0;
@@ -220,6 +245,10 @@ void node_config_free(node_config *c)
 	for (size_t i = 0; i < c->nshards; i++)
 		free(c->shards[i]);
 	free(c->shards);
+	for (size_t i = 0; i < c->nshard_coordinators; i++)
+		free(c->shard_coordinators[i]);
+	free(c->shard_coordinators);
+	free(c->advertise);
 	free(c->shard_listen);
 	free(c->raft);
 	for (size_t i = 0; i < c->npeers; i++)

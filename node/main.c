@@ -35,8 +35,16 @@ static int run(const node_config *cfg)
 	if (cfg->shard) {
 		char dir[4096];
 		snprintf(dir, sizeof dir, "%s/shard", cfg->data);
-		shard_config sc = {dir,          cfg->shard_listen, cfg->token, cfg->max_message,
-		                   cfg->workers, cfg->relaxed};
+		shard_config sc = {dir,
+		                   cfg->shard_listen,
+		                   cfg->token,
+		                   cfg->max_message,
+		                   cfg->workers,
+		                   cfg->relaxed,
+		                   (const char *const *)cfg->shard_coordinators,
+		                   cfg->nshard_coordinators,
+		                   cfg->advertise,
+		                   0};
 		if ((st = shard_start(&sc, &sh)) == OMEN_OK)
 			log_msg(LOG_INFO, "shard listening on %s (port %d)", cfg->shard_listen,
 			        shard_port(sh));

@@ -31,6 +31,9 @@ typedef struct node_config {
 	int shard;               /* nonzero: runs a shard service */
 	char *shard_listen;
 	int relaxed; /* shard durability "relaxed" */
+	char **shard_coordinators; /* registers with these coordinators (Raft) */
+	size_t nshard_coordinators;
+	char *advertise;           /* the URL the others reach this shard node at */
 } node_config;
 
 /* Reads and checks the file; on failure err holds a one-line reason. */

@@ -571,6 +571,51 @@ static PyObject *Collection_delete(CollectionObject *self, PyObject *idobj)
 	return PyLong_FromSize_t(deleted);
 }
 
+/* ids(start=0, limit=-1): the live ids >= start in ascending order (all of them, or at most
+ * limit), read page by page. */
+static PyObject *Collection_ids(CollectionObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"start", "limit", NULL};
+	unsigned long long start = 0;
+	long long limit = -1;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|KL:ids", kwlist, &start, &limit))
+		return overflow_as_value();
+	if (!open_coll(self))
+		return NULL;
+	size_t want = limit < 0 ? SIZE_MAX : (size_t)limit, have = 0, cap = 0;
+	uint64_t *all = NULL;
+	int st = OMEN_OK;
+	while (have < want) {
+		size_t page = want - have < 65536 ? want - have : 65536, got = 0;
+		if (cap < have + page) {
+			uint64_t *grown = realloc(all, (have + page) * sizeof *grown);
+			if (!grown) {
+				free(all);
+				return PyErr_NoMemory();
+			}
+			all = grown;
+			cap = have + page;
+		}
+		CALL_UNLOCKED(self, st, omen_list_ids(self->coll, start, page, all + have, &got));
+		if (st != OMEN_OK)
+			break;
+		have += got;
+		if (got < page || all[have - 1] == UINT64_MAX)
+			break;
+		start = all[have - 1] + 1;
+	}
+	if (st != OMEN_OK) {
+		free(all);
+		return st < 0 ? closed_error("collection") : raise_status(st);
+	}
+	npy_intp dims[1] = {(npy_intp)have};
+	PyObject *out = PyArray_SimpleNew(1, dims, NPY_UINT64);
+	if (out && have)
+		memcpy(PyArray_DATA((PyArrayObject *)out), all, have * sizeof *all);
+	free(all);
+	return out;
+}
+
 static PyObject *Collection_build_index(CollectionObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"type", "m", "ef_construction", "threads", "int8", NULL};
@@ -744,6 +789,9 @@ static PyMethodDef Collection_methods[] = {
     {"stats", (PyCFunction)Collection_stats, METH_NOARGS,
      "stats() -> dict\n\nThe collection's statistics (points, deleted, index, ...)."},
     {"count", (PyCFunction)Collection_count, METH_NOARGS, "count() -> int\n\nLive points."},
+    {"ids", (PyCFunction)(void (*)(void))Collection_ids, METH_VARARGS | METH_KEYWORDS,
+     "ids(start=0, limit=-1) -> numpy.ndarray\n\nThe ids of the live points that are >= "
+     "start, ascending: all of them, or at most limit."},
     {"close", (PyCFunction)Collection_close, METH_NOARGS,
      "close()\n\nCloses the handle (also done when the database closes)."},
     {"__enter__", (PyCFunction)Collection_enter, METH_NOARGS, NULL},

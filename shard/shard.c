@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,18 +20,36 @@
 #include "shard/shard.h"
 #include "storage/storage.h"
 
-/* One logical shard: its database and its only collection. */
+/* A logical shard's part in a move (docs/CLUSTER.md, "Rebalancing"). The state is also a
+ * file, MOVE_MARK in the unit's directory, so that it outlives a restart: a frozen unit stays
+ * frozen, and the ids tracked before a restart are known to be lost. */
+typedef enum { MOVE_NONE = 0, MOVE_TRACKING, MOVE_FROZEN, MOVE_INCOMING } move_state;
+
+#define MOVE_MARK "move"
+static const char *const move_words[] = {"none", "tracking", "frozen", "incoming"};
+
+/* One logical shard: its database and its only collection. Guarded by the node's mutex:
+ * refs, writers, move and the tracked ids. */
 typedef struct unit {
 	char name[OMEN_MAX_NAME + 1];
 	int32_t shard;
 	omen_db *db;
 	omen_collection *coll;
-	int refs; /* calls using it, plus one while it is in the table */
+	int refs;    /* calls using it, plus one while it is in the table */
+	int writers; /* upserts and deletes in flight */
+	move_state move;
+	int tracked_ok;    /* the tracked ids cover every write since FENCE_TRACK */
+	uint64_t *tracked; /* ids written while tracking (sorted and unique once frozen) */
+	size_t ntracked, cap;
 	struct unit *next;
 } unit;
 
 struct shard_node {
 	shard_config cfg;
+	uint64_t id;          /* registering nodes: their id */
+	pthread_t heartbeat;  /* JOIN to the coordinators */
+	int heartbeat_on, stopping;
+	pthread_cond_t hb_cv; /* wakes the heartbeat thread to stop (with mu) */
 	_Atomic uint64_t epoch; /* the newest shard map epoch seen in a request */
 	char *data;
 	srv *srv;
@@ -48,7 +67,45 @@ static void unit_free(unit *u)
 {
 	omen_collection_close(u->coll);
 	omen_close(u->db);
+	free(u->tracked);
 	free(u);
+}
+
+/* The move state recorded in a unit's directory (MOVE_NONE when there is no mark). */
+static move_state mark_read(const char *unit_dir)
+{
+	char path[4200], word[16] = "";
+	snprintf(path, sizeof path, "%s/" MOVE_MARK, unit_dir);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return MOVE_NONE;
+	size_t n = fread(word, 1, sizeof word - 1, f);
+	fclose(f);
+	word[n] = '\0';
+	for (int m = MOVE_TRACKING; m <= MOVE_INCOMING; m++)
+		if (strcmp(word, move_words[m]) == 0)
+			return (move_state)m;
+	return MOVE_FROZEN; /* unreadable: the safe reading refuses writes until resolved */
+}
+
+/* Records the state durably (write, fsync, rename), or removes the mark for MOVE_NONE. */
+static int mark_write(const char *unit_dir, move_state m)
+{
+	char path[4200], tmp[4210];
+	snprintf(path, sizeof path, "%s/" MOVE_MARK, unit_dir);
+	if (m == MOVE_NONE) {
+		if (unlink(path) != 0 && errno != ENOENT)
+			return status_set(OMEN_EIO, "cannot remove %s: %s", path, strerror(errno));
+		return OMEN_OK;
+	}
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	int ok = f && fputs(move_words[m], f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+	if (f && fclose(f) != 0)
+		ok = 0;
+	if (!ok || rename(tmp, path) != 0)
+		return status_set(OMEN_EIO, "cannot write %s: %s", path, strerror(errno));
+	return OMEN_OK;
 }
 
 /* Opens the unit's database; OMEN_ENOTFOUND when the shard was never created here. */
@@ -72,6 +129,7 @@ static int unit_open(shard_node *s, const char *name, int32_t shard, unit **out)
 	int st = omen_open(path, &opt, &u->db);
 	if (st == OMEN_OK)
 		st = omen_collection_open(u->db, name, &u->coll);
+	u->move = mark_read(path); /* tracked ids do not survive a restart: tracked_ok stays 0 */
 	if (st != OMEN_OK) {
 		unit_free(u);
 		return st;
@@ -247,6 +305,224 @@ static int do_upsert(unit *u, const wire_req *q)
 	return omen_upsert(u->coll, &b, NULL);
 }
 
+/* ---- moves: tracking, freezing, listing ---- */
+
+/* Admits a write: OMEN_ESTALE while the unit is frozen for a move. */
+static int write_begin(shard_node *s, unit *u)
+{
+	pthread_mutex_lock(&s->mu);
+	int frozen = u->move == MOVE_FROZEN;
+	if (!frozen)
+		u->writers++;
+	pthread_mutex_unlock(&s->mu);
+	if (frozen)
+		return status_set(OMEN_ESTALE,
+		                  "logical shard %d of '%s' is being moved: ask again with the "
+		                  "newer shard map",
+		                  (int)u->shard, u->name);
+	return OMEN_OK;
+}
+
+/* Appends ids to the tracked ones. s->mu is held. */
+static int track_add(unit *u, const uint64_t *ids, size_t n)
+{
+	if (u->ntracked + n > u->cap) {
+		size_t cap = u->cap ? u->cap : 1024;
+		while (cap < u->ntracked + n)
+			cap *= 2;
+		uint64_t *grown = realloc(u->tracked, cap * sizeof *grown);
+		if (!grown)
+			return OMEN_ENOMEM;
+		u->tracked = grown;
+		u->cap = cap;
+	}
+	memcpy(u->tracked + u->ntracked, ids, n * sizeof *ids);
+	u->ntracked += n;
+	return OMEN_OK;
+}
+
+/* Ends a write. While the unit is tracked, the ids it touched are recorded, whether or not it
+ * succeeded (a write is all or nothing; recording an unchanged id only copies it again). */
+static void write_end(shard_node *s, unit *u, const uint64_t *ids, size_t n)
+{
+	pthread_mutex_lock(&s->mu);
+	if ((u->move == MOVE_TRACKING || u->move == MOVE_FROZEN) && u->tracked_ok && ids &&
+	    track_add(u, ids, n) != OMEN_OK)
+		u->tracked_ok = 0; /* out of memory: the move fails and is tried again later */
+	u->writers--;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Sorts the tracked ids and removes repeats. */
+static void track_settle(unit *u)
+{
+	if (!u->ntracked)
+		return;
+	qsort(u->tracked, u->ntracked, sizeof *u->tracked, cmp_u64);
+	size_t m = 1;
+	for (size_t i = 1; i < u->ntracked; i++)
+		if (u->tracked[i] != u->tracked[m - 1])
+			u->tracked[m++] = u->tracked[i];
+	u->ntracked = m;
+}
+
+/* IDS: the unit's ids from q->start on, or (WIRE_IDS_TRACKED) the ids tracked before the
+ * freeze. */
+static int do_ids(shard_node *s, unit *u, const wire_req *q, wire_rep *r)
+{
+	if (!(r->ids = malloc(q->n * sizeof *r->ids)))
+		return status_set(OMEN_ENOMEM, "out of memory");
+	if (q->mode != WIRE_IDS_TRACKED) {
+		size_t n = 0;
+		int st = omen_list_ids(u->coll, q->start, q->n, r->ids, &n);
+		r->n = n;
+		return st;
+	}
+	int st = OMEN_OK;
+	pthread_mutex_lock(&s->mu);
+	if (u->move != MOVE_FROZEN || !u->tracked_ok) {
+		st = status_set(OMEN_EINVAL, "logical shard %d of '%s': no complete set of tracked "
+		                             "ids (not frozen, or the node restarted)",
+		                (int)u->shard, u->name);
+	} else {
+		size_t lo = 0, hi = u->ntracked; /* the first tracked id >= start */
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (u->tracked[mid] < q->start)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; lo < u->ntracked && r->n < q->n; lo++)
+			r->ids[r->n++] = u->tracked[lo];
+	}
+	pthread_mutex_unlock(&s->mu);
+	return st;
+}
+
+/* TRACK, FREEZE, RELEASE and ACCEPT on an open unit whose directory is dir. s->mu is held. */
+static int fence_unit(shard_node *s, unit *u, const char *dir, int mode, wire_rep *r)
+{
+	int st = OMEN_OK;
+	switch (mode) {
+	case FENCE_TRACK:
+		if (u->move == MOVE_FROZEN || u->move == MOVE_INCOMING)
+			return status_set(OMEN_EBUSY, "logical shard %d of '%s' is %s", (int)u->shard,
+			                  u->name, move_words[u->move]);
+		if ((st = mark_write(dir, MOVE_TRACKING)) == OMEN_OK) {
+			u->move = MOVE_TRACKING;
+			u->tracked_ok = 1;
+			u->ntracked = 0;
+		}
+		return st;
+	case FENCE_FREEZE:
+		if (u->move != MOVE_TRACKING && u->move != MOVE_FROZEN)
+			return status_set(OMEN_EINVAL, "logical shard %d of '%s' is not being tracked",
+			                  (int)u->shard, u->name);
+		if (u->move == MOVE_TRACKING && (st = mark_write(dir, MOVE_FROZEN)) != OMEN_OK)
+			return st;
+		u->move = MOVE_FROZEN;
+		while (u->writers > 0)
+			pthread_cond_wait(&s->cv, &s->mu);
+		track_settle(u);
+		r->count = u->ntracked;
+		if (!u->tracked_ok)
+			st = status_set(OMEN_EINVAL, "logical shard %d of '%s': the tracked ids were "
+			                             "lost (restart or out of memory)",
+			                (int)u->shard, u->name);
+		return st;
+	case FENCE_RELEASE:
+	case FENCE_ACCEPT:
+		if (mode == FENCE_RELEASE ? u->move != MOVE_TRACKING && u->move != MOVE_FROZEN
+		                          : u->move != MOVE_INCOMING)
+			return OMEN_OK; /* nothing of that kind to end */
+		if ((st = mark_write(dir, MOVE_NONE)) == OMEN_OK) {
+			u->move = MOVE_NONE;
+			u->tracked_ok = 0;
+			u->ntracked = 0;
+		}
+		return st;
+	}
+	return status_set(OMEN_EINVAL, "fence mode %d", mode);
+}
+
+/* FENCE_QUERY: the units on disk that carry a move mark. */
+static int marked_units(shard_node *s, wire_rep *r)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/shards", s->data);
+	DIR *d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? OMEN_OK
+		                       : status_set(OMEN_EIO, "%s: %s", path, strerror(errno));
+	int st = OMEN_OK;
+	struct dirent *e;
+	while (st == OMEN_OK && (e = readdir(d))) {
+		char *at = strrchr(e->d_name, '@'), dir[4400];
+		if (!at || (size_t)(at - e->d_name) > OMEN_MAX_NAME)
+			continue;
+		snprintf(dir, sizeof dir, "%s/%s", path, e->d_name);
+		move_state m = mark_read(dir);
+		if (m == MOVE_NONE)
+			continue;
+		uint64_t n = r->n + 1;
+		char **names = realloc(r->names, n * sizeof *names);
+		r->names = names ? names : r->names;
+		uint64_t *ids = realloc(r->ids, n * sizeof *ids);
+		r->ids = ids ? ids : r->ids;
+		uint8_t *found = realloc(r->found, n);
+		r->found = found ? found : r->found;
+		char *name = names && ids && found ? strndup(e->d_name, (size_t)(at - e->d_name)) : NULL;
+		if (!name) {
+			st = status_set(OMEN_ENOMEM, "out of memory");
+			break;
+		}
+		r->names[r->n] = name;
+		r->ids[r->n] = strtoull(at + 1, NULL, 10);
+		r->found[r->n] = m != MOVE_INCOMING;
+		r->n = r->nnames = n;
+	}
+	closedir(d);
+	return st;
+}
+
+static int do_drop(shard_node *s, const wire_req *q);
+static int do_create(shard_node *s, const wire_req *q);
+
+static int do_fence(shard_node *s, const wire_req *q, wire_rep *r)
+{
+	if (q->mode == FENCE_QUERY)
+		return marked_units(s, r);
+	if (!q->name[0] || q->shard < 0)
+		return status_set(OMEN_EINVAL, "fence: the request names no collection or shard");
+	char dir[4096];
+	unit_path(s, q->name, q->shard, dir, sizeof dir);
+	if (q->mode == FENCE_INCOMING) { /* a fresh, empty unit: nothing left of an older one */
+		int st = do_drop(s, q);
+		if (st == OMEN_OK)
+			st = do_create(s, q);
+		return st == OMEN_OK ? mark_write(dir, MOVE_INCOMING) : st;
+	}
+	unit *u;
+	int st = unit_get(s, q->name, q->shard, &u);
+	if (st == OMEN_ENOTFOUND && (q->mode == FENCE_RELEASE || q->mode == FENCE_ACCEPT))
+		return OMEN_OK;
+	if (st != OMEN_OK)
+		return st;
+	pthread_mutex_lock(&s->mu);
+	st = fence_unit(s, u, dir, (int)q->mode, r);
+	pthread_mutex_unlock(&s->mu);
+	unit_put(s, u);
+	return st;
+}
+
 static int do_build(unit *u, const wire_req *q)
 {
 	omen_index_params p;
@@ -268,9 +544,17 @@ static int unit_call(shard_node *s, const wire_req *q, wire_rep *r)
 	if (st != OMEN_OK)
 		return st;
 	size_t deleted = 0;
+	if ((q->op == WIRE_UPSERT || q->op == WIRE_DELETE) &&
+	    (st = write_begin(s, u)) != OMEN_OK) {
+		unit_put(s, u);
+		return st;
+	}
 	switch (q->op) {
 	case WIRE_UPSERT:
 		st = do_upsert(u, q);
+		break;
+	case WIRE_IDS:
+		st = do_ids(s, u, q, r);
 		break;
 	case WIRE_GET:
 		st = do_get(u, q, r);
@@ -299,6 +583,8 @@ static int unit_call(shard_node *s, const wire_req *q, wire_rep *r)
 		st = status_set(OMEN_ENOTSUP, "a shard node does not serve '%s'",
 		                wire_op_name(q->op));
 	}
+	if (q->op == WIRE_UPSERT || q->op == WIRE_DELETE)
+		write_end(s, u, q->ids, q->n);
 	unit_put(s, u);
 	return st;
 }
@@ -404,12 +690,106 @@ static void handle(void *ctx, const wire_req *q, wire_rep *r)
 	case WIRE_DBSTATS:
 		st = disk_bytes(s, r);
 		break;
+	case WIRE_FENCE:
+		st = do_fence(s, q, r);
+		break;
+	case WIRE_JOIN:
+		st = status_set(OMEN_ENOTSUP, "a shard node does not take 'join': send it to a "
+		                              "coordinator");
+		break;
 	default:
 		st = unit_call(s, q, r);
 	}
 	r->status = st;
 	if (st != OMEN_OK)
 		r->message = strdup(status_msg());
+}
+
+/* ---- registration ---- */
+
+/* The node id kept in DATA/node.id, chosen at random in WIRE_NODE_ID_MIN..MAX the first time. */
+static int node_id_load(const char *data, uint64_t *id)
+{
+	char path[4096], tmp[4100];
+	snprintf(path, sizeof path, "%s/node.id", data);
+	FILE *f = fopen(path, "r");
+	unsigned long long v = 0;
+	if (f) {
+		int ok = fscanf(f, "%llu", &v) == 1 && v >= WIRE_NODE_ID_MIN && v <= WIRE_NODE_ID_MAX;
+		fclose(f);
+		if (!ok)
+			return status_set(OMEN_ECORRUPT, "%s does not hold a node id", path);
+		*id = v;
+		return OMEN_OK;
+	}
+	if (errno != ENOENT)
+		return status_set(OMEN_EIO, "%s: %s", path, strerror(errno));
+	if (getrandom(&v, sizeof v, 0) != sizeof v)
+		return status_set(OMEN_EIO, "getrandom: %s", strerror(errno));
+	v = WIRE_NODE_ID_MIN + v % (WIRE_NODE_ID_MAX - WIRE_NODE_ID_MIN + 1);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	f = fopen(tmp, "w");
+	int ok = f && fprintf(f, "%llu\n", v) > 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+	if (f && fclose(f) != 0)
+		ok = 0;
+	if (!ok || rename(tmp, path) != 0)
+		return status_set(OMEN_EIO, "cannot write %s: %s", path, strerror(errno));
+	*id = v;
+	return OMEN_OK;
+}
+
+static void *heartbeat_main(void *arg)
+{
+	shard_node *s = arg;
+	const char *addr = s->cfg.advertise ? s->cfg.advertise : s->cfg.listen;
+	unsigned period = s->cfg.heartbeat_ms ? s->cfg.heartbeat_ms : 500;
+	peer **to = calloc(s->cfg.ncoordinators, sizeof *to);
+	size_t at = 0;
+	int joined = 0, told = 0;
+	pthread_mutex_lock(&s->mu);
+	while (!s->stopping && to) {
+		pthread_mutex_unlock(&s->mu);
+		if (!to[at])
+			peer_open(s->cfg.coordinators[at], s->cfg.max_message, &to[at]);
+		wire_req q;
+		wire_rep r;
+		wire_req_init(&q);
+		q.op = WIRE_JOIN;
+		q.token = (char *)s->cfg.token;
+		q.node = s->id;
+		q.addr = (char *)addr;
+		wire_rep_init(&r);
+		int st = to[at] ? peer_request(to[at], &q, 2 * period, &r) : OMEN_EUNAVAIL;
+		if (st == OMEN_OK && !joined)
+			log_msg(LOG_INFO, "registered as shard node %llu (%s) through %s",
+			        (unsigned long long)s->id, addr, s->cfg.coordinators[at]);
+		else if (st != OMEN_OK && (joined || !told))
+			log_msg(LOG_WARN, "heartbeat to %s: %s", s->cfg.coordinators[at],
+			        r.message ? r.message : omen_strerror(st));
+		told |= st != OMEN_OK;
+		joined = st == OMEN_OK;
+		if (st != OMEN_OK)
+			at = (at + 1) % s->cfg.ncoordinators;
+		wire_rep_free(&r);
+		pthread_mutex_lock(&s->mu);
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += (long)period * 1000000L;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		if (!s->stopping)
+			pthread_cond_timedwait(&s->hb_cv, &s->mu, &until);
+	}
+	pthread_mutex_unlock(&s->mu);
+	for (size_t i = 0; to && i < s->cfg.ncoordinators; i++)
+		peer_close(to[i]);
+	free(to);
+	return NULL;
+}
+
+uint64_t shard_id(const shard_node *s)
+{
+	return s->id;
 }
 
 int shard_start(const shard_config *cfg, shard_node **out)
@@ -421,6 +801,7 @@ int shard_start(const shard_config *cfg, shard_node **out)
 	s->data = strdup(cfg->data);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
+	pthread_cond_init(&s->hb_cv, NULL);
 	char path[4096];
 	snprintf(path, sizeof path, "%s/shards", cfg->data);
 	int st = dir_create(path);
@@ -431,6 +812,13 @@ int shard_start(const shard_config *cfg, shard_node **out)
 	srv_config sc = {cfg->listen, cfg->workers, cfg->max_message, cfg->token, handle, s,
 	                 "shard",     NULL};
 	st = srv_start(&sc, &s->srv);
+	if (st == OMEN_OK && cfg->ncoordinators)
+		st = node_id_load(cfg->data, &s->id);
+	if (st == OMEN_OK && cfg->ncoordinators) {
+		if (pthread_create(&s->heartbeat, NULL, heartbeat_main, s) != 0)
+			st = status_set(OMEN_ENOMEM, "cannot start the heartbeat thread");
+		s->heartbeat_on = st == OMEN_OK;
+	}
 	if (st != OMEN_OK) {
 		shard_stop(s);
 		return st;
@@ -448,6 +836,13 @@ void shard_stop(shard_node *s)
 {
 	if (!s)
 		return;
+	if (s->heartbeat_on) { /* first: the coordinators see this node go quiet */
+		pthread_mutex_lock(&s->mu);
+		s->stopping = 1;
+		pthread_cond_broadcast(&s->hb_cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->heartbeat, NULL);
+	}
 	srv_stop(s->srv);
 	while (s->units) {
 		unit *u = s->units;
@@ -455,6 +850,7 @@ void shard_stop(shard_node *s)
 		unit_free(u);
 	}
 	pthread_cond_destroy(&s->cv);
+	pthread_cond_destroy(&s->hb_cv);
 	pthread_mutex_destroy(&s->mu);
 	free(s->data);
 	free(s);

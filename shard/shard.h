@@ -18,10 +18,19 @@ typedef struct shard_config {
 	size_t max_message; /* bytes per message */
 	int workers;        /* requests handled at once */
 	int relaxed;        /* nonzero: OMEN_DURABLE_RELAXED for the shards' databases */
+	/* Registration with a Raft group of coordinators (none: a coordinator's configuration
+	 * lists this node): JOIN is sent every heartbeat_ms to one of them, the next one after a
+	 * failure. */
+	const char *const *coordinators;
+	size_t ncoordinators;
+	const char *advertise; /* the URL they reach this node at (default: listen) */
+	unsigned heartbeat_ms; /* default 500 */
 } shard_config;
 
 int shard_start(const shard_config *cfg, shard_node **out);
 int shard_port(const shard_node *s);
+/* The node's id: WIRE_NODE_ID_MIN.. when it registers itself (kept in DATA/node.id), else 0. */
+uint64_t shard_id(const shard_node *s);
 
 /* Stops serving (requests in flight finish) and closes every shard's database. */
 void shard_stop(shard_node *s);

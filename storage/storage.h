@@ -161,6 +161,9 @@ int idmap_get(MDB_txn *txn, MDB_dbi dbi, uint64_t id, uint64_t *row);
 /* Removes id, giving its row: OMEN_OK, OMEN_ENOTFOUND (no message), or an error. */
 int idmap_remove(MDB_txn *txn, MDB_dbi dbi, uint64_t id, uint64_t *row);
 
+/* Up to max ids of the map that are >= start, ascending, into ids; *n receives how many. */
+int idmap_list(MDB_txn *txn, MDB_dbi dbi, uint64_t start, size_t max, uint64_t *ids, size_t *n);
+
 /* Maps ids first..first+n-1, none of them present, to rows row..row+n-1, extending the
  * preceding run when both continue it. beyond_all: every id is larger than any mapped id. */
 int idmap_insert(MDB_txn *txn, MDB_dbi dbi, uint64_t first, uint64_t row, uint64_t n,

@@ -329,7 +329,7 @@ static void check_model(omen_collection *c, const uint32_t *model, size_t range,
 	uint64_t *ids = malloc(range * sizeof *ids);
 	float *got = malloc(range * dim * sizeof *got);
 	uint8_t *found = malloc(range);
-	uint64_t live = 0, cnt;
+	uint64_t live = 0, cnt, page_none[1];
 	for (size_t i = 0; i < range; i++)
 		ids[i] = i;
 	assert_omen_ok(omen_get(c, ids, range, got, NULL, found));
@@ -347,6 +347,25 @@ static void check_model(omen_collection *c, const uint32_t *model, size_t range,
 	assert_omen_ok(omen_count(c, &cnt));
 	assert_int_equal(cnt, live);
 	free(ids), free(got), free(found);
+	/* the listed ids are the live ones, ascending, page by page from any start */
+	for (size_t from = 0; from < range; from += range / 3 + 1) {
+		size_t at = from, n;
+		uint64_t start = from, page[7];
+		do {
+			assert_omen_ok(omen_list_ids(c, start, 7, page, &n));
+			for (size_t j = 0; j < n; at++, j++) {
+				while (at < range && !model[at])
+					at++;
+				assert_int_equal(page[j], at);
+			}
+			start = n ? page[n - 1] + 1 : start;
+		} while (n == 7);
+		while (at < range && !model[at])
+			at++;
+		assert_int_equal(at, range);
+	}
+	size_t none;
+	assert_int_equal(omen_list_ids(c, 0, 0, page_none, &none), OMEN_EINVAL);
 }
 
 static void test_idmap_model(void **state)

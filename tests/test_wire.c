@@ -21,6 +21,7 @@ static float g_dists[N * K];
 static uint8_t g_found[N] = {1, 0, 1};
 static char g_meta0[] = "{\"a\":1}", g_meta2[] = "{\"s\":\"\xc3\xa9t\xc3\xa9\"}";
 static char *g_meta[N] = {g_meta0, NULL, g_meta2};
+static char g_addr[] = "tcp://10.0.0.7:7701";
 static char g_tok[] = "s3cret", g_filter[] = "{\"a\":{\"$gt\":1}}";
 static char g_n0[] = "a", g_n1[] = "b.c", g_n2[] = "Z-9_x";
 static char *g_names[3] = {g_n0, g_n1, g_n2};
@@ -69,6 +70,10 @@ static void req_full(wire_req *r, wire_op op)
 	r->m = 32;
 	r->ef_construction = 400;
 	r->int8 = 1;
+	r->start = UINT64_MAX - 7;
+	r->mode = WIRE_IDS_TRACKED;
+	r->node = UINT64_MAX - 3;
+	r->addr = g_addr;
 }
 
 /* A request of op with only the fields its op requires. */
@@ -78,7 +83,14 @@ static void req_min(wire_req *r, wire_op op)
 	r->op = op;
 	if (op == WIRE_HEALTH || op == WIRE_LIST || op == WIRE_DBSTATS || op == WIRE_FLUSH)
 		return;
+	if (op == WIRE_JOIN) {
+		r->node = 1u << 20;
+		r->addr = "tcp://127.0.0.1:7701";
+		return;
+	}
 	strcpy(r->name, "c");
+	if (op == WIRE_IDS)
+		r->n = N;
 	if (op == WIRE_CREATE || op == WIRE_UPSERT || op == WIRE_SEARCH)
 		r->dim = DIM;
 	if (op == WIRE_UPSERT || op == WIRE_SEARCH || op == WIRE_GET || op == WIRE_DELETE)
@@ -224,6 +236,9 @@ static void assert_req_eq(const wire_req *a, const wire_req *b)
 	assert_int_equal(a->m, b->m);
 	assert_int_equal(a->ef_construction, b->ef_construction);
 	assert_int_equal(!!a->int8, !!b->int8);
+	assert_true(a->start == b->start && a->node == b->node);
+	assert_int_equal(a->mode, b->mode);
+	assert_str_eq(a->addr, b->addr);
 }
 
 static void assert_stats_eq(const omen_collection_stats *a, const omen_collection_stats *b)
@@ -500,7 +515,8 @@ static void test_op_names(void **state)
 {
 	(void)state;
 	const char *want[] = {"health", "create", "drop",  "list",   "stats", "dbstats", "upsert",
-	                      "get",    "delete", "count", "search", "build", "check",   "flush"};
+	                      "get",    "delete", "count", "search", "build", "check",   "flush",
+	                      "ids",    "fence",  "join"};
 	assert_int_equal(sizeof want / sizeof *want, WIRE_OP_COUNT);
 	for (int i = 0; i < WIRE_OP_COUNT; i++)
 		assert_string_equal(wire_op_name((wire_op)i), want[i]);
@@ -719,6 +735,10 @@ static const keytype req_types[] = {
     {"m", MSGPACK_OBJECT_POSITIVE_INTEGER},
     {"efc", MSGPACK_OBJECT_POSITIVE_INTEGER},
     {"int8", MSGPACK_OBJECT_BOOLEAN},
+    {"start", MSGPACK_OBJECT_POSITIVE_INTEGER},
+    {"mode", MSGPACK_OBJECT_POSITIVE_INTEGER},
+    {"node", MSGPACK_OBJECT_POSITIVE_INTEGER},
+    {"addr", MSGPACK_OBJECT_STR},
 };
 
 static const keytype rep_types[] = {

@@ -67,6 +67,10 @@ enum {
 	RQ_M,
 	RQ_EFC,
 	RQ_INT8,
+	RQ_START,
+	RQ_MODE,
+	RQ_NODE,
+	RQ_ADDR,
 	RQ_NKEYS
 };
 static const char *const req_keys[RQ_NKEYS] = {
@@ -93,6 +97,10 @@ static const char *const req_keys[RQ_NKEYS] = {
     [RQ_M] = "m",
     [RQ_EFC] = "efc",
     [RQ_INT8] = "int8",
+    [RQ_START] = "start",
+    [RQ_MODE] = "mode",
+    [RQ_NODE] = "node",
+    [RQ_ADDR] = "addr",
 };
 
 enum {
@@ -154,11 +162,19 @@ static const char *const dbstats_keys[DS_NKEYS] = {"colls", "file_bytes", "map_b
 
 static const char *const op_names[WIRE_OP_COUNT] = {
     "health", "create", "drop",  "list",   "stats", "dbstats", "upsert",
-    "get",    "delete", "count", "search", "build", "check",   "flush",
+    "get",    "delete", "count", "search", "build", "check",   "flush", "ids", "fence", "join",
 };
 
 /* What each op requires of a request. */
-enum { NEED_NAME = 1, NEED_N = 2, NEED_DIM = 4, NEED_K = 8, NEED_IDS = 16, NEED_VEC = 32 };
+enum {
+	NEED_NAME = 1,
+	NEED_N = 2,
+	NEED_DIM = 4,
+	NEED_K = 8,
+	NEED_IDS = 16,
+	NEED_VEC = 32,
+	NEED_ADDR = 64
+};
 static const unsigned op_needs[WIRE_OP_COUNT] = {
     [WIRE_CREATE] = NEED_NAME | NEED_DIM,
     [WIRE_DROP] = NEED_NAME,
@@ -170,6 +186,8 @@ static const unsigned op_needs[WIRE_OP_COUNT] = {
     [WIRE_SEARCH] = NEED_NAME | NEED_N | NEED_DIM | NEED_K | NEED_VEC,
     [WIRE_BUILD] = NEED_NAME,
     [WIRE_CHECK] = NEED_NAME,
+    [WIRE_IDS] = NEED_NAME | NEED_N,
+    [WIRE_JOIN] = NEED_ADDR,
 };
 
 /* Index kinds a stats reply may name; anything else decodes as "?". */
@@ -209,6 +227,7 @@ void wire_req_free(wire_req *r)
 	free(r->vectors);
 	free_strs(r->meta, r->n);
 	free(r->filter);
+	free(r->addr);
 	wire_req_init(r);
 }
 
@@ -287,6 +306,8 @@ static int req_check_needs(const wire_req *r, char *err)
 		return fail(err, OMEN_EPROTO, "%s: 'ids' missing", op);
 	if ((need & NEED_VEC) && !r->vectors)
 		return fail(err, OMEN_EPROTO, "%s: 'vec' missing", op);
+	if ((need & NEED_ADDR) && (!r->addr || !r->addr[0] || r->node == 0))
+		return fail(err, OMEN_EPROTO, "%s: 'node' and 'addr' required", op);
 	return OMEN_OK;
 }
 
@@ -303,6 +324,10 @@ static int req_check(const wire_req *r, char *err)
 	if (r->n > OMEN_MAX_BATCH || r->dim > OMEN_MAX_DIM || r->k > OMEN_MAX_K ||
 	    r->nshards > WIRE_MAX_SHARDS)
 		return fail(err, OMEN_EPROTO, "'n', 'dim', 'k' or 'nshards' beyond its limit");
+	if (r->mode >= FENCE_MODES || (r->op == WIRE_IDS && r->mode > WIRE_IDS_TRACKED))
+		return fail(err, OMEN_EPROTO, "'mode' %u out of range", r->mode);
+	if (r->addr && strnlen(r->addr, WIRE_MAX_ADDR + 1) > WIRE_MAX_ADDR)
+		return fail(err, OMEN_EPROTO, "'addr' is longer than %d bytes", WIRE_MAX_ADDR);
 	if (too_long(r->token) || too_long(r->filter) || strs_too_long(r->meta, r->n))
 		return fail(err, OMEN_EPROTO, "a string is longer than %u bytes", WIRE_MAX_STRING);
 	if ((unsigned)r->metric > OMEN_METRIC_COSINE || (unsigned)r->index_type > OMEN_INDEX_HNSW)
@@ -493,6 +518,10 @@ static void emit_req(enc *e, const void *msg)
 	put_uint(e, K[RQ_M], r->m);
 	put_uint(e, K[RQ_EFC], r->ef_construction);
 	put_bool(e, K[RQ_INT8], r->int8);
+	put_uint(e, K[RQ_START], r->start);
+	put_uint(e, K[RQ_MODE], r->mode);
+	put_uint(e, K[RQ_NODE], r->node);
+	put_str(e, K[RQ_ADDR], r->addr);
 }
 
 static void emit_stats(enc *e, const void *msg)
@@ -961,6 +990,10 @@ static int req_scalars(const msgpack_object **f, wire_req *r, char *err)
 	TRY(get_u32(f[RQ_M], K[RQ_M], UINT32_MAX, &r->m, err));
 	TRY(get_u32(f[RQ_EFC], K[RQ_EFC], UINT32_MAX, &r->ef_construction, err));
 	TRY(get_bool(f[RQ_INT8], K[RQ_INT8], &r->int8, err));
+	TRY(get_u64(f[RQ_START], K[RQ_START], UINT64_MAX, &r->start, err));
+	TRY(get_u32(f[RQ_MODE], K[RQ_MODE], FENCE_MODES - 1, &r->mode, err));
+	TRY(get_u64(f[RQ_NODE], K[RQ_NODE], UINT64_MAX, &r->node, err));
+	TRY(get_str(f[RQ_ADDR], K[RQ_ADDR], &r->addr, err));
 	r->metric = (omen_metric)metric;
 	r->index_type = (omen_index_type)itype;
 	return OMEN_OK;
@@ -1143,6 +1176,10 @@ int wire_rep_expect(const wire_req *req, const wire_rep *rep, char *err)
 		has = rep->has_stats;
 	else if (req->op == WIRE_DBSTATS)
 		has = rep->has_dbstats;
+	else if (req->op == WIRE_IDS)
+		has = rep->n <= req->n && rep->k == 0 && (rep->n == 0 || rep->ids);
+	else if (req->op == WIRE_FENCE && req->mode == FENCE_QUERY)
+		has = rep->k == 0 && rep->nnames == rep->n && (rep->n == 0 || (rep->ids && rep->found));
 	if (!has)
 		return fail(err, OMEN_EPROTO, "%s: the reply lacks results of the request's size",
 		            op);

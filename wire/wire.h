@@ -21,6 +21,7 @@
 #define WIRE_MAX_MSG_DEFAULT (256u << 20) /* bytes in one message unless configured */
 #define WIRE_MAX_STRING (1u << 20)        /* filter, token, message, report: bytes */
 #define WIRE_MAX_SHARDS 4096              /* logical shards of one collection */
+#define WIRE_MAX_ADDR 127                 /* bytes of a node's URL */
 #define WIRE_ERRLEN 256                   /* size of the err buffers below */
 
 /* Calls. The msgpack form is the lower-case name after WIRE_ ("search", "dbstats"...). */
@@ -40,8 +41,35 @@ typedef enum {
 	WIRE_BUILD,      /* name, index_type, m, ef_construction, int8 */
 	WIRE_CHECK,      /* name; reply: report (status OMEN_ECORRUPT when unhealthy) */
 	WIRE_FLUSH,      /* make acknowledged writes durable */
+	WIRE_IDS,        /* name, n = most ids, start; reply: n ids >= start, ascending. On a shard
+	                    node mode WIRE_IDS_TRACKED lists the ids written since FENCE_TRACK */
+	WIRE_FENCE,      /* shard nodes only, for shard transfers: name, shard, mode (FENCE_*);
+	                    FENCE_INCOMING also dim and metric. FENCE_QUERY's reply: n marked
+	                    units, names[i] their collection, ids[i] their logical shard,
+	                    found[i] 1 for a source (tracking or frozen), 0 for an incoming copy */
+	WIRE_JOIN,       /* a shard node's registration and heartbeat to a coordinator: node, addr */
 	WIRE_OP_COUNT
 } wire_op;
+
+/* WIRE_FENCE modes: the steps of moving a logical shard from node A to node B. */
+typedef enum {
+	FENCE_RELEASE = 0,  /* A: stop tracking, accept writes again (an aborted move) */
+	FENCE_TRACK,        /* A: record the ids of every write from now on */
+	FENCE_FREEZE,       /* A: refuse writes (OMEN_ESTALE) once those in flight are done */
+	FENCE_INCOMING,     /* B: replace any unit of that shard by an empty one, marked incoming */
+	FENCE_ACCEPT,       /* B: the move is committed: clear the incoming mark */
+	FENCE_QUERY,        /* any: list the marked units */
+	FENCE_MODES
+} wire_fence_mode;
+
+#define WIRE_IDS_TRACKED 1 /* WIRE_IDS mode on a shard node */
+
+/* A shard node that registers itself (JOIN) has an id in this range, chosen at random when its
+ * data directory is created and kept there; ids below are coordinators (1..999) and the shard
+ * nodes a coordinator's configuration lists (1000 + position). At most 2^53 - 1, so that the
+ * id survives JSON. */
+#define WIRE_NODE_ID_MIN (1ull << 32)
+#define WIRE_NODE_ID_MAX ((1ull << 53) - 1)
 
 /* "search", ... or NULL for an op out of range. */
 const char *wire_op_name(wire_op op);
@@ -70,6 +98,10 @@ typedef struct wire_req {
 	omen_index_type index_type; /* BUILD */
 	uint32_t m, ef_construction;
 	int int8;
+	uint64_t start;     /* IDS: the smallest id wanted */
+	uint32_t mode;      /* FENCE: wire_fence_mode; IDS: 0 or WIRE_IDS_TRACKED */
+	uint64_t node;      /* JOIN: the shard node's id */
+	char *addr;         /* JOIN: the URL other nodes reach it at */
 } wire_req;
 
 /* A reply. status is an OMEN_* code; message the engine's detail message (may be NULL when

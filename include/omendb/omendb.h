@@ -202,6 +202,12 @@ int omen_delete(omen_collection *coll, const uint64_t *ids, size_t n, size_t *de
 /* Number of live points. */
 int omen_count(omen_collection *coll, uint64_t *out);
 
+/* Lists the ids of the live points in ascending order: up to max (1..OMEN_MAX_BATCH) ids that
+ * are >= start go to ids, and *n receives how many; fewer than max means the end was reached.
+ * A whole collection is read page by page with start = the last id received + 1. Through a
+ * coordinator the pages are merged from every shard in the same order. */
+int omen_list_ids(omen_collection *coll, uint64_t start, size_t max, uint64_t *ids, size_t *n);
+
 /* Where exact searches run (omen_search_params.device). */
 typedef enum {
 	OMEN_DEVICE_AUTO = 0, /* the GPU for batches large enough to win, when one is usable */

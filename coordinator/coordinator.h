@@ -41,6 +41,7 @@ typedef struct coord_config {
 	                            coordinator */
 	size_t npeers;
 	unsigned election_ms; /* default 1000 */
+	int join;             /* a new member of a running group: peers are not bootstrapped */
 } coord_config;
 
 /* Opens the metadata, connects to the shard nodes (connections are retried in the
@@ -84,6 +85,12 @@ typedef struct coord_cluster_info {
 
 /* The nodes (malloc'd, id order) and the cluster's state; OMEN_ENOTSUP without Raft. */
 int coord_nodes(coord *c, coord_node_info **out, size_t *n, coord_cluster_info *info);
+
+/* Membership, on the leader (OMEN_EBUSY naming the leader elsewhere): adds coordinator id
+ * (its Raft "host:port" and client URL) as a voter, or removes one (not the leader itself:
+ * transfer the leadership first). */
+int coord_raft_add(coord *c, uint64_t id, const char *raft, const char *listen);
+int coord_raft_remove(coord *c, uint64_t id);
 
 /* The configured token, or NULL when none is required. */
 const char *coord_token(const coord *c);

@@ -551,6 +551,38 @@ static void do_transfer(http_call *call)
 		out_json(call->out, 200, json_pack("{s:I}", "leader", ji(leader)));
 }
 
+/* POST /admin/coordinators {"id": N, "raft": "host:port", "listen": "tcp://..."}: adds a
+ * coordinator (started with "join": true) to the Raft group as a voter. Served by the leader. */
+static void do_coord_add(http_call *call)
+{
+	static const char *const keys[] = {"id", "raft", "listen", NULL};
+	uint64_t id = 0;
+	const char *raft = NULL, *listen = NULL;
+	if (!check_keys(call, keys) || !get_uint(call, "id", 1, 999, 0, &id) ||
+	    !get_string(call, "raft", NULL, &raft) || !get_string(call, "listen", NULL, &listen))
+		return;
+	int st = coord_raft_add(call->hs->c, id, raft, listen);
+	if (st != OMEN_OK)
+		out_error(call->out, st, 0, "%s", omen_errmsg(NULL));
+	else
+		out_json(call->out, 200, json_pack("{s:I}", "added", ji(id)));
+}
+
+/* POST /admin/coordinators/remove {"id": N}: removes a coordinator from the Raft group (not
+ * the leader: hand the leadership over first). Served by the leader. */
+static void do_coord_remove(http_call *call)
+{
+	static const char *const keys[] = {"id", NULL};
+	uint64_t id = 0;
+	if (!check_keys(call, keys) || !get_uint(call, "id", 1, 999, 0, &id))
+		return;
+	int st = coord_raft_remove(call->hs->c, id);
+	if (st != OMEN_OK)
+		out_error(call->out, st, 0, "%s", omen_errmsg(NULL));
+	else
+		out_json(call->out, 200, json_pack("{s:I}", "removed", ji(id)));
+}
+
 /* GET /admin/nodes: the nodes in this coordinator's replica, with the logical shards each
  * holds, and the state of rebalancing. */
 static void do_nodes_list(http_call *call)
@@ -954,6 +986,8 @@ static const route routes[] = {
     {"/health", "GET", WIRE_HEALTH, do_health, false},
     {"/admin/leader", "POST", HTTP_OP_NONE, do_transfer, true},
     {"/admin/nodes", "GET", HTTP_OP_NONE, do_nodes_list, false},
+    {"/admin/coordinators", "POST", HTTP_OP_NONE, do_coord_add, true},
+    {"/admin/coordinators/remove", "POST", HTTP_OP_NONE, do_coord_remove, true},
     {"/metrics", "GET", HTTP_OP_NONE, do_metrics, false},
     {"/collections", "GET", WIRE_LIST, do_list, false},
     {"/collections", "POST", WIRE_CREATE, do_create, true},

@@ -301,8 +301,10 @@ void rmeta_node_ensure(coord *c, uint64_t id, const char *addr, int role, int st
 /* One round on the leader: coordinators registered, shard nodes pinged. */
 static void keeper_round(coord *c, int *missed)
 {
-	for (size_t i = 0; i < c->cfg.npeers; i++)
-		rmeta_node_ensure(c, c->cfg.peers[i].id, c->cfg.peers[i].listen, META_ROLE_COORDINATOR,
+	meta_node rec;
+	for (size_t i = 0; i < c->cfg.npeers; i++) /* first time only: membership changes later */
+		if (fsm_node_get(c->fsm, c->cfg.peers[i].id, &rec) != OMEN_OK)
+			rmeta_node_ensure(c, c->cfg.peers[i].id, c->cfg.peers[i].listen, META_ROLE_COORDINATOR,
 		            META_NODE_UP);
 	for (size_t i = 0; i < c->nnodes; i++) {
 		wire_req q;
@@ -452,7 +454,7 @@ int rmeta_start(coord *c)
 	                  c->cfg.raft_addr,
 	                  log,
 	                  peers,
-	                  c->cfg.npeers,
+	                  c->cfg.join ? 0 : c->cfg.npeers,
 	                  c->cfg.election_ms,
 	                  0,
 	                  0,
@@ -509,21 +511,68 @@ void rmeta_stop(coord *c)
 	}
 }
 
+/* OMEN_EBUSY with the leader's id and URL, for membership calls made on a follower. */
+static int not_leader(coord *c, uint64_t known)
+{
+	peer *p = known ? coordinator_peer(c, known) : NULL;
+	return status_set(OMEN_EBUSY, "coordinator %llu (%s) is the leader: ask it",
+	                  (unsigned long long)known, p ? peer_url(p) : "?");
+}
+
 int coord_raft_transfer(coord *c, uint64_t to, uint64_t *leader)
 {
 	if (!c->cons)
 		return status_set(OMEN_ENOTSUP, "this coordinator does not run Raft");
 	uint64_t known = 0;
 	int st = cons_transfer(c->cons, to, c->cfg.deadline_ms, &known);
-	if (st == OMEN_EBUSY) {
-		const char *url = "?";
-		for (size_t i = 0; i < c->cfg.npeers; i++)
-			if (c->cfg.peers[i].id == known)
-				url = c->cfg.peers[i].listen;
-		return status_set(st, "coordinator %llu (%s) is the leader: ask it",
-		                  (unsigned long long)known, url);
-	}
+	if (st == OMEN_EBUSY)
+		return not_leader(c, known);
 	*leader = cons_leader(c->cons);
+	return st;
+}
+
+int coord_raft_add(coord *c, uint64_t id, const char *raft, const char *listen)
+{
+	if (!c->cons)
+		return status_set(OMEN_ENOTSUP, "this coordinator does not run Raft");
+	if (id < 1 || id > 999 || !raft || !*raft || !listen || strlen(listen) >= META_MAX_ADDR)
+		return status_set(OMEN_EINVAL, "a coordinator needs an id 1..999, a Raft address "
+		                               "and a client URL (at most %d bytes)",
+		                  META_MAX_ADDR - 1);
+	meta_node n;
+	if (fsm_node_get(c->fsm, id, &n) == OMEN_OK && n.role != META_ROLE_COORDINATOR)
+		return status_set(OMEN_EEXIST, "node %llu is a shard node", (unsigned long long)id);
+	uint64_t known = 0;
+	/* Raft may take a while to catch the new member up: a longer wait than a request's. */
+	int st = cons_add(c->cons, id, raft, 60000, &known);
+	if (st == OMEN_EBUSY)
+		return not_leader(c, known);
+	if (st == OMEN_OK)
+		rmeta_node_ensure(c, id, listen, META_ROLE_COORDINATOR, META_NODE_UP);
+	if (st == OMEN_OK && (fsm_node_get(c->fsm, id, &n) != OMEN_OK || n.state != META_NODE_UP))
+		st = status_set(OMEN_EUNAVAIL, "coordinator %llu was added to Raft but its address "
+		                               "is not recorded yet: retry",
+		                (unsigned long long)id);
+	return st;
+}
+
+int coord_raft_remove(coord *c, uint64_t id)
+{
+	if (!c->cons)
+		return status_set(OMEN_ENOTSUP, "this coordinator does not run Raft");
+	if (id == c->cfg.raft_id && cons_is_leader(c->cons))
+		return status_set(OMEN_EBUSY, "coordinator %llu is the leader: hand the leadership "
+		                              "to another first (POST /admin/leader)",
+		                  (unsigned long long)id);
+	meta_node n;
+	if (fsm_node_get(c->fsm, id, &n) == OMEN_OK && n.role != META_ROLE_COORDINATOR)
+		return status_set(OMEN_EINVAL, "node %llu is a shard node", (unsigned long long)id);
+	uint64_t known = 0;
+	int st = cons_remove(c->cons, id, c->cfg.deadline_ms, &known);
+	if (st == OMEN_EBUSY)
+		return not_leader(c, known);
+	if (st == OMEN_OK && fsm_node_get(c->fsm, id, &n) == OMEN_OK)
+		rmeta_node_ensure(c, id, n.addr, META_ROLE_COORDINATOR, META_NODE_DOWN);
 	return st;
 }
 

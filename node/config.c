@@ -77,11 +77,17 @@ static int load_peer(json_t *p, node_config *c, size_t i, char *err, size_t len)
 	return 0;
 }
 
-/* The optional Raft keys of a coordinator: "id", "raft", "peers", "election_ms". */
+/* The optional Raft keys of a coordinator: "id", "raft", "peers", "election_ms", "join". A
+ * first-time member bootstraps the group from "peers", which lists it; with "join": true it
+ * is a new member of a running group instead ("peers" lists members to find the leader by, and
+ * an operator adds it: POST /admin/coordinators). */
 static int load_raft(json_t *o, node_config *c, char *err, size_t len)
 {
 	long long id = 0, el = 1000;
-	json_t *peers = json_object_get(o, "peers");
+	json_t *peers = json_object_get(o, "peers"), *join = json_object_get(o, "join");
+	if (join && !json_is_boolean(join))
+		return bad(err, len, "'join' must be true or false");
+	c->raft_join = json_is_true(join);
 	if (get_int(o, "id", 1, 999, &id, err, len) || get_str(o, "raft", &c->raft, err, len) ||
 	    get_int(o, "election_ms", 100, 60000, &el, err, len))
 		return -1;
@@ -100,8 +106,9 @@ static int load_raft(json_t *o, node_config *c, char *err, size_t len)
 			return -1;
 		self += c->peer_ids[i] == (uint64_t)id;
 	}
-	if (self != 1)
-		return bad(err, len, "'peers' must list this coordinator (id %lld) once", id);
+	if (self > 1 || (self == 0 && !c->raft_join))
+		return bad(err, len, "'peers' must list this coordinator (id %lld) once, unless it "
+		                     "joins a running group (\"join\": true)", id);
 	c->raft_id = (uint64_t)id;
 	c->election_ms = (uint32_t)el;
 	return 0;
@@ -126,9 +133,9 @@ static int get_urls(json_t *a, const char *key, char ***out, size_t *n, char *er
 
 static int load_coordinator(json_t *o, node_config *c, char *err, size_t len)
 {
-	static const char *const keys[] = {"listen",         "http", "shards", "deadline_ms",
-	                                   "default_shards", "id",   "raft",   "peers",
-	                                   "election_ms",    NULL};
+	static const char *const keys[] = {"listen",      "http", "shards", "deadline_ms",
+	                                   "default_shards", "id",  "raft",   "peers",
+	                                   "election_ms", "join", NULL};
 	if (!json_is_object(o))
 		return bad(err, len, "'coordinator' must be an object");
 	long long d = 5000, ds = 8;

@@ -70,7 +70,8 @@ static int run(const node_config *cfg)
 		                   cfg->raft,
 		                   peers,
 		                   cfg->npeers,
-		                   cfg->election_ms};
+		                   cfg->election_ms,
+		                   cfg->raft_join};
 		if ((st = coord_start(&cc, &co)) == OMEN_OK)
 			log_msg(
 			    LOG_INFO,

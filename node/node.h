@@ -28,6 +28,7 @@ typedef struct node_config {
 	char **peer_raft, **peer_listen;
 	size_t npeers;
 	uint32_t election_ms;
+	int raft_join;           /* joins a running group instead of bootstrapping one */
 	int shard;               /* nonzero: runs a shard service */
 	char *shard_listen;
 	int relaxed; /* shard durability "relaxed" */

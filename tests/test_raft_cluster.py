@@ -213,3 +213,27 @@ def test_all_coordinators_restarted_same_metadata(cluster):
         assert json.loads(cli("info", u, "docs", "--json").stdout)["points"] == count
     cli("create", url, "after_restart", "--dim", 4)  # metadata still changes
     assert "after_restart" in collections(url)
+
+
+def test_coordinator_added_and_removed(cluster):
+    """An operator adds a fourth coordinator (it catches up and serves), then removes the
+    leader (the leadership is handed over first): the three left keep changing metadata, and
+    keep doing so with one of them killed (a majority of the new group of three)."""
+    d = cluster["dir"]
+    before = collections(coord_urls(d)[leader(d)[0]])
+    added = run(CLUSTER, "add-coordinator", "--dir", d).stdout.strip()
+    url = coord_urls(d)[added]
+    eventually(lambda: _same(collections(url), before, added))
+    cli("search", url, "docs", cluster["tmp"] / "v.npy", "--k", 3)  # the new one serves
+    old, _ = leader(d)
+    run(CLUSTER, "remove-coordinator", old, "--dir", d)
+    assert old not in status(d)
+    name, lurl, _ = wait_leader(d, not_name=old)
+    cli("create", lurl, "after_membership", "--dim", 4)
+    for n, u in coord_urls(d).items():
+        eventually(lambda: _same("after_membership" in collections(u), True, n))
+    victim = next(n for n in coord_urls(d) if n != name)
+    run(CLUSTER, "kill", victim, "--dir", d)
+    cli("create", lurl, "after_kill", "--dim", 4)  # 2 of the 3 voters left
+    run(CLUSTER, "start", victim, "--dir", d)
+    eventually(lambda: _same("after_kill" in collections(coord_urls(d)[victim]), True, victim))

@@ -576,10 +576,16 @@ static PyObject *Collection_delete(CollectionObject *self, PyObject *idobj)
 static PyObject *Collection_ids(CollectionObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"start", "limit", NULL};
+	PyObject *startobj = NULL;
 	unsigned long long start = 0;
 	long long limit = -1;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|KL:ids", kwlist, &start, &limit))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|OL:ids", kwlist, &startobj, &limit))
 		return overflow_as_value();
+	if (startobj) { /* checked: a negative or too large start is an error, not wrapped */
+		start = PyLong_AsUnsignedLongLong(startobj);
+		if (PyErr_Occurred())
+			return NULL;
+	}
 	if (!open_coll(self))
 		return NULL;
 	size_t want = limit < 0 ? SIZE_MAX : (size_t)limit, have = 0, cap = 0;

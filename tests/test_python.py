@@ -765,6 +765,23 @@ def test_remote_round_trip(rdb, data):
     assert isinstance(rdb.stats(), dict)
 
 
+def test_ids_listed(col, rdb, data):
+    """ids(): every live id once, ascending, in pages from any start; embedded and through a
+    cluster (merged from the shards)."""
+    gone = np.arange(0, N, 7, dtype=np.uint64)
+    for c in (col, remote_collection(rdb, "ids", data)):
+        c.delete(gone)
+        c.add(np.zeros((2, DIM), np.float32), ids=[2**40, 2**63])
+        want = sorted(set(range(N)) - set(gone.tolist())) + [2**40, 2**63]
+        got = c.ids()
+        assert got.dtype == np.uint64 and got.tolist() == want
+        assert c.ids(start=N // 2, limit=5).tolist() == [i for i in want if i >= N // 2][:5]
+        assert c.ids(start=2**40 + 1).tolist() == [2**63]
+        assert c.ids(limit=0).tolist() == []
+        with pytest.raises((OverflowError, ValueError)):
+            c.ids(start=-1)
+
+
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
 def test_remote_search_equals_embedded(rdb, db, data, metric):
     x, cls, q = data

@@ -1,6 +1,7 @@
 /*
  * A growable LMDB environment: the memory map doubles (by at most ENV_STEP_MAX at a time,
- * never beyond a maximum) when a write transaction fills it, and adopts a size grown by
+ * never beyond a maximum) when a write transaction fills it, or earlier, once half full, at a
+ * write that finds no transaction of this process open, and adopts a size grown by
  * another process (MDB_MAP_RESIZED). Every transaction of this process holds map_lock shared
  * and a resize holds it exclusively, since LMDB allows mdb_env_set_mapsize only while this
  * process has no transaction open. Used by the database store (store.c) and by the
@@ -44,11 +45,10 @@ static void map_adopt(lenv *e)
 	pthread_rwlock_unlock(&e->map_lock);
 }
 
-/* Grows the map after MDB_MAP_FULL; false when it cannot (the maximum, or LMDB refused).
- * Called with no transaction of ours open. */
-static bool map_grow(lenv *e)
+/* Doubles the map (by at most ENV_STEP_MAX, never past max_bytes). map_lock is held
+ * exclusively. False when it cannot (the maximum, or LMDB refused). */
+static bool grow_locked(lenv *e)
 {
-	pthread_rwlock_wrlock(&e->map_lock);
 	uint64_t cur = e->map_size, step = cur < ENV_STEP_MAX ? cur : ENV_STEP_MAX;
 	uint64_t next = cur + step;
 	if (e->max_bytes && next > e->max_bytes)
@@ -56,8 +56,36 @@ static bool map_grow(lenv *e)
 	bool ok = next > cur && mdb_env_set_mapsize(e->env, next) == 0;
 	if (ok)
 		e->map_size = next;
+	return ok;
+}
+
+/* Grows the map after MDB_MAP_FULL, waiting until no transaction of this process is open
+ * (meanwhile new transactions wait too). Called with no transaction of ours open. */
+static bool map_grow(lenv *e)
+{
+	pthread_rwlock_wrlock(&e->map_lock);
+	bool ok = grow_locked(e);
 	pthread_rwlock_unlock(&e->map_lock);
 	return ok;
+}
+
+/* Grows the map ahead of need, when it is half full and no transaction of this process is
+ * open at this moment. A long read transaction (an index build holds one) would
+ * otherwise make the write that fills the map wait for it, and every reader wait behind that
+ * write. Called with no transaction of ours open. */
+static void map_grow_early(lenv *e)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	if (mdb_env_info(e->env, &info) != 0 || mdb_env_stat(e->env, &st) != 0)
+		return;
+	uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	if (used < __atomic_load_n(&e->map_size, __ATOMIC_RELAXED) / 2 ||
+	    pthread_rwlock_trywrlock(&e->map_lock) != 0)
+		return;
+	if (used >= e->map_size / 2)
+		grow_locked(e);
+	pthread_rwlock_unlock(&e->map_lock);
 }
 
 int lenv_read_begin(lenv *e, MDB_txn **txn)
@@ -112,6 +140,8 @@ int lenv_write(lenv *e, lenv_write_fn fn, void *ctx)
 			map_adopt(e);
 			continue;
 		}
+		if (st == OMEN_OK)
+			map_grow_early(e);
 		if (st != OMEN_EFULL || !map_grow(e))
 			return st;
 	}

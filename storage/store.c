@@ -17,7 +17,7 @@
 #define FORMAT_MAGIC    "OMENDB\0\0"
 #define FORMAT_REC_SIZE 32
 #define CATALOG_MAGIC   "OMCL"
-#define MAP_INITIAL     (64ull << 20)
+#define MAP_INITIAL     (1ull << 30) /* address space only: the file grows with the data */
 
 /* Checks what lives at path before LMDB touches it: creates a missing directory (unless
  * read-only), and refuses a directory that holds files but no data.mdb. *had_lock tells whether

@@ -217,6 +217,7 @@ static int shard_move(coord *c, const move *m)
 		st = fence(c, a, name, m->shard, FENCE_TRACK, NULL, NULL);
 	if (st == OMEN_OK)
 		st = copy_ids(c, a, b, &m->coll, m->shard, 0, &bulk);
+	uint64_t t_index = mono_ms();
 	if (st == OMEN_OK)
 		st = copy_index(c, a, b, &m->coll, m->shard);
 	uint64_t t_freeze = mono_ms();
@@ -243,10 +244,11 @@ static int shard_move(coord *c, const move *m)
 	drop_unit(c, a, name, m->shard);
 	log_msg(LOG_INFO,
 	        "moved %s@%u to node %llu in %.2f s: %llu points, then %llu written meanwhile "
-	        "(%llu present); writes waited %.3f s; map epoch %llu",
+	        "(%llu present); writes waited %.3f s; map epoch %llu; copy %.2f s, index %.2f s",
 	        name, m->shard, (unsigned long long)m->to.id, secs_since(t0),
 	        (unsigned long long)bulk, (unsigned long long)tracked, (unsigned long long)delta,
-	        frozen, (unsigned long long)res.epoch);
+	        frozen, (unsigned long long)res.epoch, (double)(t_index - t0) / 1000.0,
+	        (double)(t_freeze - t_index) / 1000.0);
 	return OMEN_OK;
 }
 

@@ -59,6 +59,15 @@ static int seed_req(const char *dir, wire_op op)
 		r.deadline_ms = 500;
 		r.filter = filter;
 	}
+	if (op == WIRE_IDS)
+		r.n = 100, r.start = 5, r.mode = WIRE_IDS_TRACKED;
+	if (op == WIRE_FENCE)
+		r.shard = 1, r.mode = FENCE_FREEZE;
+	if (op == WIRE_JOIN) {
+		r.name[0] = '\0';
+		r.node = WIRE_NODE_ID_MIN + 7;
+		r.addr = "tcp://10.0.0.4:7701";
+	}
 	if (op == WIRE_BUILD) {
 		r.index_type = OMEN_INDEX_HNSW;
 		r.m = 16;

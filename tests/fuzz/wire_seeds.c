@@ -75,6 +75,8 @@ static int seed_req(const char *dir, wire_op op)
 		r.int8 = 1;
 	}
 	int rc = wire_req_encode(&r, &p, &len);
+	if (rc != OMEN_OK)
+		fprintf(stderr, "wire_seeds: cannot encode a '%s' request\n", wire_op_name(op));
 	rc = rc != OMEN_OK || write_file(dir, wire_op_name(op), 0, p, len);
 	free(p);
 	return rc;
@@ -114,6 +116,8 @@ static int seed_rep(const char *dir, int i)
 	r.message = i == 5 ? message : NULL;
 	r.report = i == 5 ? report : NULL;
 	int rc = wire_rep_encode(&r, &p, &len);
+	if (rc != OMEN_OK)
+		fprintf(stderr, "wire_seeds: cannot encode reply %d\n", i);
 	rc = rc != OMEN_OK || write_file(dir, "reply", i, p, len);
 	free(p);
 	return rc;

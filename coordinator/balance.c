@@ -17,9 +17,10 @@
  *      now reach B;
  *   7. B: FENCE_ACCEPT clears the incoming mark; A drops its copy.
  * A failure before 6 releases A and drops B's copy. The marks are files in the units'
- * directories, so a crash anywhere leaves marked units; a leader resolves them before it moves
- * anything (cleanup): after a Raft barrier its replica holds every committed switch, and each
- * marked unit is kept (the map names its node: release or accept) or dropped (it does not).
+ * directories, so a crash anywhere leaves marked units; a leader resolves them (cleanup)
+ * before it moves anything, and again whenever the set of shard nodes that are up changes:
+ * after a Raft barrier its replica holds every committed switch, and each marked unit is kept
+ * (the map names its node: release or accept) or dropped (it does not).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -383,14 +384,33 @@ static int cleanup(coord *c)
 
 /* ---- the thread ---- */
 
+/* A digest of which shard nodes are up: a node that comes back may hold copies marked by a
+ * move that failed while it was away, so a change means another cleanup. */
+static uint64_t up_digest(coord *c)
+{
+	meta_node *v;
+	size_t n;
+	uint64_t h = 1469598103934665603ull;
+	if (up_nodes(c, &v, &n) != OMEN_OK)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ v[i].id) * 1099511628211ull;
+	free(v);
+	return h;
+}
+
 static void *balancer_main(void *arg)
 {
 	coord *c = arg;
 	int clean = 0;
+	uint64_t seen = 0;
 	pthread_mutex_lock(&c->kmu);
 	while (!c->stopping) {
 		pthread_mutex_unlock(&c->kmu);
 		move m;
+		uint64_t up = up_digest(c);
+		if (up != seen)
+			clean = 0, seen = up;
 		if (!cons_is_leader(c->cons)) {
 			clean = 0;
 		} else if (!clean) {

@@ -8,6 +8,7 @@
 
 #include <nng/nng.h>
 #include <nng/supplemental/util/platform.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <time.h>
 #include <stdint.h>
@@ -25,6 +26,17 @@ static inline uint64_t mono_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Waits on cv (mu held) until signalled or ms milliseconds have passed. */
+static inline void cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, unsigned ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += (long)ms * 1000000L;
+	until.tv_sec += until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	pthread_cond_timedwait(cv, mu, &until);
 }
 
 void log_init(int level, const char *name);

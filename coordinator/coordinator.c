@@ -308,18 +308,27 @@ static void stats_add(omen_collection_stats *t, const omen_collection_stats *s)
 	}
 }
 
+/* The collection q names and one part per logical shard (free with parts_free). */
+static int coll_parts(coord *c, const wire_req *q, coll_info *ci, part **out)
+{
+	int st = lookup(c, q->name, ci);
+	if (st != OMEN_OK)
+		return st;
+	if (!(*out = parts_new(ci, q)))
+		return status_set(OMEN_ENOMEM, "out of memory");
+	return OMEN_OK;
+}
+
 /* STATS and COUNT sum the shards' figures. With partial set, shards that did not answer are
  * left out and shards_answered says so (the remote client opens collections this way, since
  * it needs only the dimension and metric). */
 static int do_stats(coord *c, const wire_req *q, wire_rep *r)
 {
 	coll_info ci;
-	int st = lookup(c, q->name, &ci);
+	part *p;
+	int st = coll_parts(c, q, &ci, &p);
 	if (st != OMEN_OK)
 		return st;
-	part *p = parts_new(&ci, q);
-	if (!p)
-		return status_set(OMEN_ENOMEM, "out of memory");
 	uint32_t failed = scatter(c, p, ci.nshards, deadline(c, q));
 	for (uint32_t s = 0; failed && s < ci.nshards; s++)
 		if (p[s].st != OMEN_OK && (p[s].st != OMEN_EUNAVAIL || !q->partial))
@@ -358,12 +367,10 @@ static int cmp_id(const void *a, const void *b)
 static int do_ids(coord *c, const wire_req *q, wire_rep *r)
 {
 	coll_info ci;
-	int st = lookup(c, q->name, &ci);
+	part *p;
+	int st = coll_parts(c, q, &ci, &p);
 	if (st != OMEN_OK)
 		return st;
-	part *p = parts_new(&ci, q);
-	if (!p)
-		return status_set(OMEN_ENOMEM, "out of memory");
 	for (uint32_t s = 0; s < ci.nshards; s++)
 		p[s].req.n = q->n, p[s].req.start = q->start;
 	if (scatter(c, p, ci.nshards, deadline(c, q)) > 0)
@@ -424,12 +431,10 @@ static char *join_reports(const part *p, uint32_t n)
 static int do_check(coord *c, const wire_req *q, wire_rep *r)
 {
 	coll_info ci;
-	int st = lookup(c, q->name, &ci);
+	part *p;
+	int st = coll_parts(c, q, &ci, &p);
 	if (st != OMEN_OK)
 		return st;
-	part *p = parts_new(&ci, q);
-	if (!p)
-		return status_set(OMEN_ENOMEM, "out of memory");
 	scatter(c, p, ci.nshards, deadline(c, q));
 	int corrupt = 0;
 	for (uint32_t s = 0; s < ci.nshards; s++) {

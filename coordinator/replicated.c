@@ -420,13 +420,8 @@ static void *keeper_main(void *arg)
 			heartbeats_check(c);
 		}
 		pthread_mutex_lock(&c->kmu);
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += KEEPER_PERIOD_MS * 1000000L;
-		until.tv_sec += until.tv_nsec / 1000000000L;
-		until.tv_nsec %= 1000000000L;
 		if (!c->stopping)
-			pthread_cond_timedwait(&c->kcv, &c->kmu, &until);
+			cond_wait_ms(&c->kcv, &c->kmu, KEEPER_PERIOD_MS);
 	}
 	pthread_mutex_unlock(&c->kmu);
 	free(missed);

@@ -476,17 +476,28 @@ static int get_one(eng_coll *c, MDB_txn *txn, uint64_t id, float *vec, char **me
 	return OMEN_OK;
 }
 
+/* A read transaction on a collection that still exists (ended by the caller unless this
+ * fails). */
+static int coll_read_begin(eng_coll *c, MDB_txn **txn)
+{
+	int st = store_read_begin(c->db->st, txn);
+	if (st != OMEN_OK)
+		return st;
+	catalog_rec r;
+	if ((st = coll_catalog(c, *txn, &r)) != OMEN_OK)
+		store_read_end(c->db->st, *txn);
+	return st;
+}
+
 int eng_get(eng_coll *c, const uint64_t *ids, size_t n, float *vectors,
              char **metadata, uint8_t *found)
 {
 	if (!c || (n && (!ids || !found)))
 		return status_set(OMEN_EINVAL, "NULL argument");
 	MDB_txn *txn;
-	int st = store_read_begin(c->db->st, &txn);
+	int st = coll_read_begin(c, &txn);
 	if (st != OMEN_OK)
 		return st;
-	catalog_rec r;
-	st = coll_catalog(c, txn, &r);
 	if (metadata)
 		memset(metadata, 0, n * sizeof *metadata);
 	for (size_t i = 0; i < n && st == OMEN_OK; i++) {
@@ -511,13 +522,10 @@ int eng_list_ids(eng_coll *c, uint64_t start, size_t max, uint64_t *ids, size_t 
 	if (max < 1 || max > OMEN_MAX_BATCH)
 		return status_set(OMEN_EINVAL, "list ids: max must be 1..%d", OMEN_MAX_BATCH);
 	MDB_txn *txn;
-	int st = store_read_begin(c->db->st, &txn);
+	int st = coll_read_begin(c, &txn);
 	if (st != OMEN_OK)
 		return st;
-	catalog_rec r;
-	st = coll_catalog(c, txn, &r);
-	if (st == OMEN_OK)
-		st = idmap_list(txn, c->id_dbi, start, max, ids, n);
+	st = idmap_list(txn, c->id_dbi, start, max, ids, n);
 	store_read_end(c->db->st, txn);
 	return st;
 }

@@ -453,15 +453,24 @@ static int fence_unit(shard_node *s, unit *u, const char *dir, int mode, wire_re
 	return status_set(OMEN_EINVAL, "fence mode %d", mode);
 }
 
+/* Opens DATA/shards (its path into path): *d NULL when it does not exist yet. */
+static int shards_dir_open(shard_node *s, char *path, size_t len, DIR **d)
+{
+	snprintf(path, len, "%s/shards", s->data);
+	*d = opendir(path);
+	if (!*d && errno != ENOENT)
+		return status_set(OMEN_EIO, "%s: %s", path, strerror(errno));
+	return OMEN_OK;
+}
+
 /* FENCE_QUERY: the units on disk that carry a move mark. */
 static int marked_units(shard_node *s, wire_rep *r)
 {
 	char path[4096];
-	snprintf(path, sizeof path, "%s/shards", s->data);
-	DIR *d = opendir(path);
-	if (!d)
-		return errno == ENOENT ? OMEN_OK
-		                       : status_set(OMEN_EIO, "%s: %s", path, strerror(errno));
+	DIR *d;
+	int opened = shards_dir_open(s, path, sizeof path, &d);
+	if (opened != OMEN_OK || !d)
+		return opened;
 	int st = OMEN_OK;
 	struct dirent *e;
 	while (st == OMEN_OK && (e = readdir(d))) {
@@ -593,11 +602,10 @@ static int unit_call(shard_node *s, const wire_req *q, wire_rep *r)
 static int list_units(shard_node *s, wire_rep *r)
 {
 	char path[4096];
-	snprintf(path, sizeof path, "%s/shards", s->data);
-	DIR *d = opendir(path);
-	if (!d)
-		return errno == ENOENT ? OMEN_OK
-		                       : status_set(OMEN_EIO, "%s: %s", path, strerror(errno));
+	DIR *d;
+	int opened = shards_dir_open(s, path, sizeof path, &d);
+	if (opened != OMEN_OK || !d)
+		return opened;
 	struct dirent *e;
 	while ((e = readdir(d))) {
 		if (!strchr(e->d_name, '@'))
@@ -772,13 +780,8 @@ static void *heartbeat_main(void *arg)
 			at = (at + 1) % s->cfg.ncoordinators;
 		wire_rep_free(&r);
 		pthread_mutex_lock(&s->mu);
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += (long)period * 1000000L;
-		until.tv_sec += until.tv_nsec / 1000000000L;
-		until.tv_nsec %= 1000000000L;
 		if (!s->stopping)
-			pthread_cond_timedwait(&s->hb_cv, &s->mu, &until);
+			cond_wait_ms(&s->hb_cv, &s->mu, period);
 	}
 	pthread_mutex_unlock(&s->mu);
 	for (size_t i = 0; to && i < s->cfg.ncoordinators; i++)

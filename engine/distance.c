@@ -79,9 +79,16 @@ static float sq8_dot_scalar(const float *qs, const uint8_t *c, size_t dim)
 	return s;
 }
 
+/* Reads everything: the contract allows it, and only the widest level stops early. */
+static float l2sq_bounded_scalar(const float *a, const float *b, size_t dim, float bound)
+{
+	(void)bound;
+	return l2sq_scalar(a, b, dim);
+}
+
 static const dist_kernels scalar_set = {
     "scalar",         l2sq_scalar,   dot_scalar, l2sq_many_scalar, dot_many_scalar,
-    sq8_l2_scalar,    sq8_dot_scalar,
+    sq8_l2_scalar,    sq8_dot_scalar, l2sq_bounded_scalar,
 };
 
 #if DIST_X86
@@ -275,9 +282,15 @@ AVX2 static float sq8_dot_avx2(const float *qs, const uint8_t *c, size_t dim)
 	return s;
 }
 
+static float l2sq_bounded_avx2(const float *a, const float *b, size_t dim, float bound)
+{
+	(void)bound;
+	return l2sq_avx2(a, b, dim);
+}
+
 static const dist_kernels avx2_set = {
     "avx2",      l2sq_avx2,   dot_avx2, l2sq_many_avx2, dot_many_avx2,
-    sq8_l2_avx2, sq8_dot_avx2,
+    sq8_l2_avx2, sq8_dot_avx2, l2sq_bounded_avx2,
 };
 
 /* ---- AVX-512F: 16 lanes, 4 chains per vector -------------------------------------------- */
@@ -393,6 +406,32 @@ AVX512 static float l2sq_avx512(const float *a, const float *b, size_t dim)
 	return pair_avx512(a, b, dim, 1);
 }
 
+/* pair_avx512's chains, with their sum compared to bound after every 128 floats (short
+ * vectors gain nothing: measured at 128 dimensions): each chain
+ * only grows, and so does their sum (rounding is monotonic), so a partial sum at or above
+ * bound means the whole one is too. Not stopping, the result is pair_avx512's bit for bit. */
+AVX512 static float l2sq_bounded_avx512(const float *a, const float *b, size_t dim, float bound)
+{
+	__m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+	size_t i = 0;
+	for (; i + 4 * W16 <= dim; i += 4 * W16) {
+		c0 = step16(c0, _mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), 1);
+		c1 = step16(c1, _mm512_loadu_ps(a + i + W16), _mm512_loadu_ps(b + i + W16), 1);
+		c2 = step16(c2, _mm512_loadu_ps(a + i + 2 * W16), _mm512_loadu_ps(b + i + 2 * W16), 1);
+		c3 = step16(c3, _mm512_loadu_ps(a + i + 3 * W16), _mm512_loadu_ps(b + i + 3 * W16), 1);
+		if ((i & (8 * W16 - 1)) == 4 * W16 && i + 8 * W16 <= dim) { /* every 128 floats */
+			float part = reduce16(c0, c1, c2, c3);
+			if (part >= bound)
+				return part;
+		}
+	}
+	c0 = tail16(c0, a, b, i, dim, 1);
+	c1 = tail16(c1, a, b, i + W16, dim, 1);
+	c2 = tail16(c2, a, b, i + 2 * W16, dim, 1);
+	c3 = tail16(c3, a, b, i + 3 * W16, dim, 1);
+	return reduce16(c0, c1, c2, c3);
+}
+
 AVX512 static float dot_avx512(const float *a, const float *b, size_t dim)
 {
 	return pair_avx512(a, b, dim, 0);
@@ -450,7 +489,7 @@ AVX512 static float sq8_dot_avx512(const float *qs, const uint8_t *c, size_t dim
 
 static const dist_kernels avx512_set = {
     "avx512",      l2sq_avx512,   dot_avx512, l2sq_many_avx512, dot_many_avx512,
-    sq8_l2_avx512, sq8_dot_avx512,
+    sq8_l2_avx512, sq8_dot_avx512, l2sq_bounded_avx512,
 };
 
 /* The widest level this CPU (and its OS, which must save the wide registers) supports. */

@@ -26,6 +26,9 @@ typedef struct dist_kernels {
 	float (*sq8_l2)(const float *qp, const float *w, const uint8_t *c, size_t dim);
 	/* sum over d of qs[d] * c[d]. */
 	float (*sq8_dot)(const float *qs, const uint8_t *c, size_t dim);
+	/* l2sq(a, b) bit for bit when that is below bound; otherwise some value >= bound, possibly
+	 * before reading all of b (the partial sums of squares only grow). */
+	float (*l2sq_bounded)(const float *a, const float *b, size_t dim, float bound);
 } dist_kernels;
 
 /* The best kernel set for this CPU, chosen once (thread-safe). The environment variable

@@ -463,6 +463,15 @@ static inline float sdist(const sctx *x, uint64_t node)
 	return x->q->metric == OMEN_METRIC_IP ? -dot : 1 - dot;
 }
 
+/* sdist, or (float l2 traversal) any value >= bound once the distance is known to reach it:
+ * the kernel may stop reading the vector early. */
+static inline float sdist_below(const sctx *x, uint64_t node, float bound)
+{
+	if (x->qp || x->q->metric != OMEN_METRIC_L2)
+		return sdist(x, node);
+	return x->q->s->dk->l2sq_bounded(x->qv, snap_vec(x->q->s, node), x->q->dim, bound);
+}
+
 static inline void sprefetch(const sctx *x, uint64_t node)
 {
 	__builtin_prefetch(x->qp ? (const void *)code_of(x->g, node)
@@ -535,8 +544,9 @@ static bool search_l0(const graph *g, const sctx *q, uint64_t ep, float dep, siz
 			}
 		}
 		for (uint32_t i = 0; i < nf && ok; i++) {
-			float d = sdist(q, fresh[i]);
-			if (x->top.n >= ef && d >= bound)
+			bool full = x->top.n >= ef;
+			float d = full ? sdist_below(q, fresh[i], bound) : sdist(q, fresh[i]);
+			if (full && d >= bound)
 				continue;
 			ok = heap_push(&x->cand, d, fresh[i]);
 			if (snap_excluded(s, fresh[i]))
@@ -710,6 +720,14 @@ static uint32_t links_copy(builder *b, uint64_t node, uint32_t lc, uint32_t *buf
 	return n;
 }
 
+/* qdist, or (l2) any value >= bound once the distance is known to reach it. */
+static inline float qdist_below(const qctx *q, const float *a, uint64_t row, float bound)
+{
+	if (q->metric != OMEN_METRIC_L2)
+		return qdist(q, a, row);
+	return q->s->dk->l2sq_bounded(a, snap_vec(q->s, row), q->dim, bound);
+}
+
 /* SEARCH-LAYER (Algorithm 2) from ep at level lc with ef: the ef closest into x->top. */
 static bool layer_search(builder *b, hnsw_scratch *x, const float *qv, uint32_t ep, float dep,
                          uint32_t ef, uint32_t lc)
@@ -723,14 +741,20 @@ static bool layer_search(builder *b, hnsw_scratch *x, const float *qv, uint32_t 
 		if (x->cand.a[0].d > x->top.a[0].d && x->top.n >= ef)
 			break;
 		hitem c = heap_pop(&x->cand);
-		uint32_t n = links_copy(b, c.id, lc, buf);
-		for (uint32_t i = 0; i < n && ok; i++) {
+		uint32_t n = links_copy(b, c.id, lc, buf), nf = 0;
+		for (uint32_t i = 0; i < n; i++) { /* the unvisited ones, their vectors fetched */
 			uint32_t nb = buf[i];
 			if (x->visited[nb] == x->epoch)
 				continue;
 			x->visited[nb] = x->epoch;
-			float d = qdist(&b->q, qv, nb);
-			if (x->top.n >= ef && d >= x->top.a[0].d)
+			buf[nf++] = nb;
+			__builtin_prefetch(snap_vec(b->s, nb));
+		}
+		for (uint32_t i = 0; i < nf && ok; i++) {
+			uint32_t nb = buf[i];
+			bool full = x->top.n >= ef;
+			float d = full ? qdist_below(&b->q, qv, nb, x->top.a[0].d) : qdist(&b->q, qv, nb);
+			if (full && d >= x->top.a[0].d)
 				continue;
 			ok = heap_push(&x->cand, d, nb) && heap_push(&x->top, d, nb);
 			if (x->top.n > ef)
@@ -750,7 +774,7 @@ static uint32_t select_heuristic(builder *b, const hitem *c, size_t n, uint32_t 
 		const float *cv = snap_vec(b->s, c[i].id);
 		bool good = true;
 		for (uint32_t j = 0; j < kept && good; j++)
-			good = qdist(&b->q, cv, out[j]) >= c[i].d;
+			good = qdist_below(&b->q, cv, out[j], c[i].d) >= c[i].d;
 		if (good)
 			out[kept++] = c[i].id;
 	}

@@ -129,6 +129,36 @@ static void check_pair(const dist_kernels *k, size_t dim)
 	free(b - 1);
 }
 
+/* l2sq_bounded: l2sq bit for bit below the bound; at or above it, a value at or above it
+ * that is never above the whole distance (a partial sum). */
+static void check_bounded(const dist_kernels *k, size_t dim)
+{
+	float *a = random_unaligned(dim), *b = random_unaligned(dim);
+	float full = k->l2sq(a, b, dim);
+	static const float fractions[] = {0.0f, 0.01f, 0.2f, 0.5f, 0.9f, 0.999f, 1.0f, 1.001f, 2.0f};
+	for (size_t f = 0; f < sizeof fractions / sizeof *fractions; f++) {
+		float bound = full * fractions[f], got = k->l2sq_bounded(a, b, dim, bound);
+		if (full < bound && got != full)
+			fail_msg("%s dim %zu bound %g: got %.9g, want %.9g exactly", k->name, dim,
+			         (double)bound, (double)got, (double)full);
+		if (full >= bound && !(got >= bound && got <= full))
+			fail_msg("%s dim %zu bound %g: got %.9g, outside [bound, %.9g]", k->name, dim,
+			         (double)bound, (double)got, (double)full);
+	}
+	assert_true(k->l2sq_bounded(a, b, dim, INFINITY) == full);
+	free(a - 1);
+	free(b - 1);
+}
+
+static void test_bounded(void **state)
+{
+	const dist_kernels *k = state_set(state);
+	for (size_t d = 0; d < sizeof(dims) / sizeof(dims[0]); d++)
+		check_bounded(k, dims[d]);
+	check_bounded(k, 784);
+	check_bounded(k, 1536);
+}
+
 static void test_pair(void **state)
 {
 	const dist_kernels *k = state_set(state);
@@ -305,6 +335,9 @@ int main(int argc, char **argv)
 	    {"many_avx2", test_many, NULL, NULL, (void *)"avx2"},
 	    {"pair_avx512", test_pair, NULL, NULL, (void *)"avx512"},
 	    {"many_avx512", test_many, NULL, NULL, (void *)"avx512"},
+	    {"bounded_scalar", test_bounded, NULL, NULL, (void *)"scalar"},
+	    {"bounded_avx2", test_bounded, NULL, NULL, (void *)"avx2"},
+	    {"bounded_avx512", test_bounded, NULL, NULL, (void *)"avx512"},
 	    cmocka_unit_test(test_sq8),
 	    cmocka_unit_test(test_by_name),
 	    cmocka_unit_test(test_best_default),

@@ -185,6 +185,7 @@ static int copy_index(coord *c, peer *a, peer *b, const meta_coll *mc, uint32_t 
 	q.m = s.hnsw_m;
 	q.ef_construction = s.hnsw_ef_construction;
 	q.int8 = s.hnsw_int8;
+	q.mode = WIRE_BUILD_BACKGROUND; /* half the target's cores: its other shards stay served */
 	st = call(b, &q, BUILD_TIMEOUT_MS, &r);
 	wire_rep_free(&r);
 	return st;

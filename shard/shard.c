@@ -542,6 +542,10 @@ static int do_build(unit *u, const wire_req *q)
 	if (q->ef_construction)
 		p.ef_construction = q->ef_construction;
 	p.int8 = q->int8;
+	if (q->mode == WIRE_BUILD_BACKGROUND) {
+		long cores = sysconf(_SC_NPROCESSORS_ONLN);
+		p.threads = cores > 1 ? (int)(cores / 2) : 1;
+	}
 	return omen_build_index(u->coll, &p);
 }
 

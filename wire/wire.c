@@ -324,7 +324,8 @@ static int req_check(const wire_req *r, char *err)
 	if (r->n > OMEN_MAX_BATCH || r->dim > OMEN_MAX_DIM || r->k > OMEN_MAX_K ||
 	    r->nshards > WIRE_MAX_SHARDS)
 		return fail(err, OMEN_EPROTO, "'n', 'dim', 'k' or 'nshards' beyond its limit");
-	if (r->mode >= FENCE_MODES || (r->op == WIRE_IDS && r->mode > WIRE_IDS_TRACKED))
+	if (r->mode >= FENCE_MODES || (r->op == WIRE_IDS && r->mode > WIRE_IDS_TRACKED) ||
+	    (r->op == WIRE_BUILD && r->mode > WIRE_BUILD_BACKGROUND))
 		return fail(err, OMEN_EPROTO, "'mode' %u out of range", r->mode);
 	if (r->addr && strnlen(r->addr, WIRE_MAX_ADDR + 1) > WIRE_MAX_ADDR)
 		return fail(err, OMEN_EPROTO, "'addr' is longer than %d bytes", WIRE_MAX_ADDR);

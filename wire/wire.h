@@ -62,7 +62,9 @@ typedef enum {
 	FENCE_MODES
 } wire_fence_mode;
 
-#define WIRE_IDS_TRACKED 1 /* WIRE_IDS mode on a shard node */
+#define WIRE_IDS_TRACKED 1     /* WIRE_IDS mode on a shard node */
+#define WIRE_BUILD_BACKGROUND 1 /* WIRE_BUILD mode on a shard node: half the cores, as the
+                                  background indexer, so that searches and writes go on */
 
 /* A shard node that registers itself (JOIN) has an id in this range, chosen at random when its
  * data directory is created and kept there; ids below are coordinators (1..999) and the shard
@@ -99,7 +101,8 @@ typedef struct wire_req {
 	uint32_t m, ef_construction;
 	int int8;
 	uint64_t start;     /* IDS: the smallest id wanted */
-	uint32_t mode;      /* FENCE: wire_fence_mode; IDS: 0 or WIRE_IDS_TRACKED */
+	uint32_t mode;      /* FENCE: wire_fence_mode; IDS: 0 or WIRE_IDS_TRACKED; BUILD: 0 or
+	                       WIRE_BUILD_BACKGROUND */
 	uint64_t node;      /* JOIN: the shard node's id */
 	char *addr;         /* JOIN: the URL other nodes reach it at */
 } wire_req;

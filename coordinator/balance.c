@@ -416,7 +416,7 @@ static void *balancer_main(void *arg)
 			clean = 0;
 		} else if (!clean) {
 			if (cleanup(c) == OMEN_OK)
-				clean = 1;
+				clean = 1, c->cleanups++;
 			else
 				log_msg(LOG_WARN, "rebalancing: cleanup: %s", status_msg());
 		} else if (plan(c, &m) == 1) {

@@ -80,6 +80,7 @@ typedef struct coord_node_info {
 typedef struct coord_cluster_info {
 	uint64_t epoch;                     /* of the shard map */
 	uint64_t moves_done, moves_failed;  /* shard moves by this coordinator as leader */
+	uint64_t cleanups;                  /* its cleanups of marked copies as leader */
 	int balanced;                       /* no collection's shards need moving */
 } coord_cluster_info;
 

@@ -603,9 +603,9 @@ static void do_nodes_list(http_call *call)
 		                 v[i].up ? "up" : "down", "shards", ji(v[i].shards)));
 	free(v);
 	out_json(call->out, 200,
-	         json_pack("{s:o,s:I,s:b,s:I,s:I}", "nodes", a, "epoch", ji(ci.epoch), "balanced",
-	                   ci.balanced, "moves_done", ji(ci.moves_done), "moves_failed",
-	                   ji(ci.moves_failed)));
+	         json_pack("{s:o,s:I,s:b,s:I,s:I,s:I}", "nodes", a, "epoch", ji(ci.epoch),
+	                   "balanced", ci.balanced, "moves_done", ji(ci.moves_done), "moves_failed",
+	                   ji(ci.moves_failed), "cleanups", ji(ci.cleanups)));
 }
 
 /* GET /health */

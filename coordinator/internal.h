@@ -104,6 +104,7 @@ struct coord {
 	pthread_t balancer;     /* moves logical shards to balance the nodes (balance.c) */
 	int balancer_on;
 	uint64_t moves_done, moves_failed; /* by this coordinator as the leader */
+	uint64_t cleanups;                 /* of marked copies, done by it as the leader */
 };
 
 /* ---- replicated metadata (replicated.c) ---- */

@@ -618,6 +618,7 @@ int coord_nodes(coord *c, coord_node_info **out, size_t *n, coord_cluster_info *
 	info->epoch = fsm_epoch(c->fsm);
 	info->moves_done = c->moves_done;
 	info->moves_failed = c->moves_failed;
+	info->cleanups = c->cleanups;
 	info->balanced = balance_even(c);
 	*out = o;
 	*n = m;

@@ -344,24 +344,12 @@ int fsm_open(const char *dir, fsm **out)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	}
 	lenv_init(&f->e, 0);
-	int rc = mdb_env_create(&f->e.env);
-	if (rc == 0)
-		rc = mdb_env_set_maxdbs(f->e.env, 8);
-	if (rc == 0)
-		rc = mdb_env_set_mapsize(f->e.env, MAP_INITIAL);
 	/* MDB_NOTLS: read transactions are not tied to threads. MDB_NOMETASYNC: a system crash
 	 * may undo the last commits, never corrupts; Raft replays what was undone (its log and
 	 * snapshot are durable, and fsm_apply skips what was kept), see docs/CONSENSUS.md. */
-	if (rc == 0)
-		rc = mdb_env_open(f->e.env, dir, MDB_NOTLS | MDB_NOMETASYNC, 0644);
-	if (rc) {
-		st = status_from_mdb(rc, dir);
-	} else {
-		MDB_envinfo info;
-		mdb_env_info(f->e.env, &info);
-		f->e.map_size = info.me_mapsize;
+	st = lenv_open(&f->e, dir, 8, 0, MAP_INITIAL, MDB_NOTLS | MDB_NOMETASYNC);
+	if (st == OMEN_OK)
 		st = wr_run(f, init_fn, NULL);
-	}
 	if (st != OMEN_OK) {
 		fsm_close(f);
 		return st;

@@ -27,16 +27,6 @@
 /* ---- routes ---- */
 
 /* The peer for url, opened on first use. c->rmu is held. */
-static peer *peer_for(coord *c, const char *url);
-
-peer *rmeta_peer(coord *c, const char *url)
-{
-	pthread_mutex_lock(&c->rmu);
-	peer *p = peer_for(c, url);
-	pthread_mutex_unlock(&c->rmu);
-	return p;
-}
-
 static peer *peer_for(coord *c, const char *url)
 {
 	for (size_t i = 0; i < c->nnodes; i++)
@@ -53,6 +43,14 @@ static peer *peer_for(coord *c, const char *url)
 	r->next = c->peers;
 	c->peers = r;
 	return r->p;
+}
+
+peer *rmeta_peer(coord *c, const char *url)
+{
+	pthread_mutex_lock(&c->rmu);
+	peer *p = peer_for(c, url);
+	pthread_mutex_unlock(&c->rmu);
+	return p;
 }
 
 int rmeta_shard_peers(coord *c, peer ***out, size_t *n)

@@ -91,21 +91,14 @@ static move_state mark_read(const char *unit_dir)
 /* Records the state durably (write, fsync, rename), or removes the mark for MOVE_NONE. */
 static int mark_write(const char *unit_dir, move_state m)
 {
-	char path[4200], tmp[4210];
+	char path[4200];
 	snprintf(path, sizeof path, "%s/" MOVE_MARK, unit_dir);
 	if (m == MOVE_NONE) {
 		if (unlink(path) != 0 && errno != ENOENT)
 			return status_set(OMEN_EIO, "cannot remove %s: %s", path, strerror(errno));
 		return OMEN_OK;
 	}
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	FILE *f = fopen(tmp, "w");
-	int ok = f && fputs(move_words[m], f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
-	if (f && fclose(f) != 0)
-		ok = 0;
-	if (!ok || rename(tmp, path) != 0)
-		return status_set(OMEN_EIO, "cannot write %s: %s", path, strerror(errno));
-	return OMEN_OK;
+	return file_write_atomic(path, move_words[m]);
 }
 
 /* Opens the unit's database; OMEN_ENOTFOUND when the shard was never created here. */
@@ -722,7 +715,7 @@ static void handle(void *ctx, const wire_req *q, wire_rep *r)
 /* The node id kept in DATA/node.id, chosen at random in WIRE_NODE_ID_MIN..MAX the first time. */
 static int node_id_load(const char *data, uint64_t *id)
 {
-	char path[4096], tmp[4100];
+	char path[4096];
 	snprintf(path, sizeof path, "%s/node.id", data);
 	FILE *f = fopen(path, "r");
 	unsigned long long v = 0;
@@ -739,15 +732,12 @@ static int node_id_load(const char *data, uint64_t *id)
 	if (getrandom(&v, sizeof v, 0) != sizeof v)
 		return status_set(OMEN_EIO, "getrandom: %s", strerror(errno));
 	v = WIRE_NODE_ID_MIN + v % (WIRE_NODE_ID_MAX - WIRE_NODE_ID_MIN + 1);
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	f = fopen(tmp, "w");
-	int ok = f && fprintf(f, "%llu\n", v) > 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
-	if (f && fclose(f) != 0)
-		ok = 0;
-	if (!ok || rename(tmp, path) != 0)
-		return status_set(OMEN_EIO, "cannot write %s: %s", path, strerror(errno));
-	*id = v;
-	return OMEN_OK;
+	char text[32];
+	snprintf(text, sizeof text, "%llu\n", v);
+	int st = file_write_atomic(path, text);
+	if (st == OMEN_OK)
+		*id = v;
+	return st;
 }
 
 static void *heartbeat_main(void *arg)

@@ -8,8 +8,10 @@
  * coordinators' consensus state (consensus/fsm.c).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "storage/storage.h"
 
@@ -145,6 +147,39 @@ int lenv_write(lenv *e, lenv_write_fn fn, void *ctx)
 		if (st != OMEN_EFULL || !map_grow(e))
 			return st;
 	}
+}
+
+int lenv_open(lenv *e, const char *path, unsigned maxdbs, unsigned maxreaders, uint64_t initial,
+              unsigned flags)
+{
+	int rc = mdb_env_create(&e->env);
+	if (rc == 0)
+		rc = mdb_env_set_maxdbs(e->env, maxdbs);
+	if (rc == 0 && maxreaders)
+		rc = mdb_env_set_maxreaders(e->env, maxreaders);
+	if (rc == 0)
+		rc = mdb_env_set_mapsize(e->env, initial);
+	if (rc == 0)
+		rc = mdb_env_open(e->env, path, flags, 0644);
+	if (rc != 0)
+		return status_from_mdb(rc, path);
+	MDB_envinfo info;
+	mdb_env_info(e->env, &info);
+	e->map_size = info.me_mapsize;
+	return OMEN_OK;
+}
+
+int file_write_atomic(const char *path, const char *text)
+{
+	char tmp[4200];
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	int ok = f && fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+	if (f && fclose(f) != 0)
+		ok = 0;
+	if (!ok || rename(tmp, path) != 0)
+		return status_set(OMEN_EIO, "cannot write %s: %s", path, strerror(errno));
+	return OMEN_OK;
 }
 
 int dir_create(const char *dir)

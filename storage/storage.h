@@ -88,8 +88,18 @@ void lenv_read_end(lenv *e, MDB_txn *txn);
 typedef int (*lenv_write_fn)(MDB_txn *txn, void *ctx);
 int lenv_write(lenv *e, lenv_write_fn fn, void *ctx);
 
+/* Creates e->env and opens it at path: maxdbs named databases, maxreaders readers (0: LMDB's
+ * default), a map of initial bytes, flags for mdb_env_open; records the map size. A failure
+ * leaves e->env for the caller to close (NULL if it was never created). */
+int lenv_open(lenv *e, const char *path, unsigned maxdbs, unsigned maxreaders, uint64_t initial,
+              unsigned flags);
+
 /* Creates directory dir and its missing parents (mkdir -p), mode 0755. */
 int dir_create(const char *dir);
+
+/* Replaces the file at path by one holding text, durably: written to path.tmp, synced, renamed
+ * over path. A crash leaves the old file or the new one, never a part. */
+int file_write_atomic(const char *path, const char *text);
 
 /* ---- the environment (store.c) ---- */
 

@@ -118,29 +118,15 @@ static int format_check(store *s, MDB_txn *txn)
 
 static int env_setup(store *s)
 {
-	int rc = mdb_env_create(&s->e.env);
-	if (rc == 0)
-		rc = mdb_env_set_maxdbs(s->e.env, 4 * OMEN_MAX_COLLECTIONS + 8);
-	if (rc == 0)
-		rc = mdb_env_set_maxreaders(s->e.env, 1022);
 	uint64_t initial = MAP_INITIAL;
 	if (s->opt.max_bytes && s->opt.max_bytes < initial)
 		initial = s->opt.max_bytes;
-	if (rc == 0)
-		rc = mdb_env_set_mapsize(s->e.env, initial);
 	unsigned flags = MDB_NOTLS;
 	if (s->opt.durability == OMEN_DURABLE_RELAXED)
 		flags |= MDB_NOSYNC;
 	if (s->opt.read_only)
 		flags |= MDB_RDONLY;
-	if (rc == 0)
-		rc = mdb_env_open(s->e.env, s->path, flags, 0644);
-	if (rc != 0)
-		return status_from_mdb(rc, s->path);
-	MDB_envinfo info;
-	mdb_env_info(s->e.env, &info);
-	s->e.map_size = info.me_mapsize;
-	return OMEN_OK;
+	return lenv_open(&s->e, s->path, 4 * OMEN_MAX_COLLECTIONS + 8, 1022, initial, flags);
 }
 
 static int options_check(const omen_open_options *opt)

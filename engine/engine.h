@@ -164,8 +164,14 @@ static inline bool snap_tomb(const snapshot *s, uint64_t row)
 	return t && (t[slot / 64] >> (slot % 64) & 1);
 }
 
+/* True when the filter of s (which has one) allows row. */
+bool snap_allows(const snapshot *s, uint64_t row);
+
 /* True when row must not appear in results: tombstoned or refused by the filter. */
-bool snap_excluded(const snapshot *s, uint64_t row);
+static inline bool snap_excluded(const snapshot *s, uint64_t row)
+{
+	return snap_tomb(s, row) || (s->allow && !snap_allows(s, row));
+}
 
 /* ---- searches ---- */
 

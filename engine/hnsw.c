@@ -35,11 +35,13 @@
 #endif
 
 #define HDR_MAGIC "OMHN"
-#define L0_MAGIC "OMHL"
+#define L0_MAGIC "OMHL"  /* level-0 links, fixed slots (graphs written before packing) */
+#define L0P_MAGIC "OMHP" /* level-0 links, packed */
 #define UP_MAGIC "OMHU"
 #define SQ_MAGIC "OMHS"
 #define CODES_MAGIC "OMHQ"
 #define FLAG_INT8 1u
+#define FLAG_L0_PACKED 2u
 #define HDR_SIZE 64
 #define REC_HEADER 16
 #define L0_SHIFT 12 /* 4096 nodes per level-0 link chunk */
@@ -61,12 +63,15 @@ typedef struct qctx {
 	float (*kern)(const float *, const float *, size_t);
 	omen_metric metric;
 	size_t dim;
+	bool excl; /* some rows are excluded from results (tombstones, a filter) */
 } qctx;
 
 static qctx qctx_make(const snapshot *s)
 {
 	qctx q = {s, s->c->metric == OMEN_METRIC_L2 ? s->dk->l2sq : s->dk->dot, s->c->metric,
-	          s->c->dim};
+	          s->c->dim, s->allow != NULL};
+	for (size_t i = 0; i < s->nchunks && !q.excl; i++)
+		q.excl = s->tombs[i] != NULL;
 	return q;
 }
 
@@ -96,16 +101,25 @@ static inline bool above(const heap *h, hitem x, hitem y)
 	return h->max ? x.d > y.d : x.d < y.d;
 }
 
+static bool heap_reserve(heap *h, size_t n)
+{
+	if (h->cap >= n)
+		return true;
+	size_t cap = h->cap ? 2 * h->cap : 64;
+	if (cap < n)
+		cap = n;
+	hitem *a = realloc(h->a, cap * sizeof *a);
+	if (!a)
+		return false;
+	h->a = a;
+	h->cap = cap;
+	return true;
+}
+
 static bool heap_push(heap *h, float d, uint32_t id)
 {
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? 2 * h->cap : 64;
-		hitem *a = realloc(h->a, cap * sizeof *a);
-		if (!a)
-			return false;
-		h->a = a;
-		h->cap = cap;
-	}
+	if (h->n == h->cap && !heap_reserve(h, h->n + 1))
+		return false;
 	hitem x = {d, id};
 	size_t i = h->n++;
 	while (i > 0 && above(h, x, h->a[(i - 1) / 2])) {
@@ -116,9 +130,9 @@ static bool heap_push(heap *h, float d, uint32_t id)
 	return true;
 }
 
-static hitem heap_pop(heap *h)
+/* Puts x in place of the top and sifts it down. */
+static void heap_sift_down(heap *h, hitem x)
 {
-	hitem top = h->a[0], x = h->a[--h->n];
 	size_t i = 0;
 	for (;;) {
 		size_t l = 2 * i + 1, r = l + 1, m = l;
@@ -131,9 +145,25 @@ static hitem heap_pop(heap *h)
 		h->a[i] = h->a[m];
 		i = m;
 	}
+	h->a[i] = x;
+}
+
+static hitem heap_pop(heap *h)
+{
+	hitem top = h->a[0], x = h->a[--h->n];
 	if (h->n)
-		h->a[i] = x;
+		heap_sift_down(h, x);
 	return top;
+}
+
+/* Adds (d, id) to a heap kept at most ef long: when full, (d, id) must rank below its top,
+ * which it replaces (one sift instead of a push and a pop). */
+static bool heap_push_bounded(heap *h, size_t ef, float d, uint32_t id)
+{
+	if (h->n < ef)
+		return heap_push(h, d, id);
+	heap_sift_down(h, (hitem){d, id});
+	return true;
 }
 
 /* ---- per-thread scratch: visited marks and heaps, pooled on the collection handle ---- */
@@ -224,6 +254,14 @@ void hnsw_scratch_release_all(eng_coll *c)
 
 /* ---- the graph, as read from the map (search) or held in memory (build) ---- */
 
+/* A mapped level-0 record of up to 4096 nodes. Packed: off[j], off[j + 1] (u32, in words)
+ * bound node j's neighbour ids in ids[], words = off[nodes]. Fixed slots: ids = the record's
+ * body, off unused. */
+typedef struct l0rec {
+	const unsigned char *off, *ids;
+	uint32_t words;
+} l0rec;
+
 typedef struct graph {
 	uint32_t m, m0, efc, max_level;
 	uint64_t entry, n; /* n: nodes = rows 0..n-1 */
@@ -232,7 +270,8 @@ typedef struct graph {
 	uint8_t *level;   /* n */
 	uint32_t **up;    /* n: level x (1 + m) u32, or NULL */
 	/* From the map (search): */
-	const unsigned char **l0c; /* level-0 link chunks */
+	l0rec *l0r; /* level-0 link records */
+	bool packed; /* l0r in the packed layout (else fixed slots: count + m0 ids per node) */
 	const unsigned char *up_ids, *up_off, *up_links;
 	uint32_t n_up;
 	size_t up_words; /* u32 words of upper-level links */
@@ -250,12 +289,39 @@ static inline const uint8_t *code_of(const graph *g, uint64_t node)
 	return g->qc[node >> L0_SHIFT] + REC_HEADER + (node & (L0_NODES - 1)) * (size_t)g->dim;
 }
 
-/* Links of node at level lc: count, then ids. */
+/* Level-0 neighbour ids of node; *n: their count, which a damaged record can make exceed m0
+ * (read at most m0 of them) but never makes run past the record. */
+static inline const unsigned char *l0_links(const graph *g, uint64_t node, uint32_t *n)
+{
+	const l0rec *r = &g->l0r[node >> L0_SHIFT];
+	size_t j = node & (L0_NODES - 1);
+	if (!g->packed) {
+		const unsigned char *l = r->ids + j * (4 + 4 * (size_t)g->m0);
+		*n = ld32(l);
+		return l + 4;
+	}
+	uint32_t lo = ld32(r->off + 4 * j), hi = ld32(r->off + 4 * j + 4);
+	*n = lo <= hi && hi <= r->words ? hi - lo : 0;
+	return r->ids + 4 * (size_t)(*n ? lo : 0);
+}
+
+/* Prefetches the start of node's level-0 links (packed: reads its offset). */
+static inline void l0_prefetch(const graph *g, uint64_t node)
+{
+	const l0rec *r = &g->l0r[node >> L0_SHIFT];
+	size_t j = node & (L0_NODES - 1);
+	if (!g->packed) {
+		__builtin_prefetch(r->ids + j * (4 + 4 * (size_t)g->m0));
+		return;
+	}
+	uint32_t lo = ld32(r->off + 4 * j);
+	if (lo < r->words)
+		__builtin_prefetch(r->ids + 4 * (size_t)lo);
+}
+
+/* Links of node at upper level lc >= 1: count, then ids. */
 static inline const unsigned char *map_links(const graph *g, uint64_t node, uint32_t lc)
 {
-	if (lc == 0)
-		return g->l0c[node >> L0_SHIFT] + REC_HEADER +
-		       (node & (L0_NODES - 1)) * (4 + 4 * (size_t)g->m0);
 	uint32_t lo = 0, hi = g->n_up; /* binary search of the sorted upper node ids */
 	while (lo < hi) {
 		uint32_t mid = (lo + hi) / 2;
@@ -285,7 +351,7 @@ static void graph_free(graph *g)
 	free(g->up);
 	free(g->l0);
 	free(g->level);
-	free((void *)g->l0c);
+	free(g->l0r);
 	free((void *)g->qc);
 	free(g->qmin);
 	free(g->qstep);
@@ -327,6 +393,7 @@ static int header_read(eng_coll *c, MDB_txn *txn, graph *g)
 	g->entry = le64_get(p + 24);
 	g->n = le64_get(p + 32);
 	g->int8 = (le32_get(p + 44) & FLAG_INT8) != 0;
+	g->packed = (le32_get(p + 44) & FLAG_L0_PACKED) != 0;
 	g->bytes = le64_get(p + 48);
 	g->dim = c->dim;
 	if (g->m < OMEN_HNSW_M_MIN || g->m > OMEN_HNSW_M_MAX || g->m0 != 2 * g->m ||
@@ -402,21 +469,35 @@ static int graph_map(eng_coll *c, MDB_txn *txn, graph *g)
 	if (st != OMEN_OK)
 		return st;
 	size_t nl0 = (size_t)((g->n + L0_NODES - 1) >> L0_SHIFT);
-	g->l0c = calloc(nl0 ? nl0 : 1, sizeof *g->l0c);
-	if (!g->l0c)
+	g->l0r = calloc(nl0 ? nl0 : 1, sizeof *g->l0r);
+	if (!g->l0r)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	unsigned char kb[9];
 	MDB_val k = {9, kb}, v;
 	for (size_t i = 0; i < nl0; i++) {
-		uint64_t nodes = g->n - ((uint64_t)i << L0_SHIFT);
-		size_t l0_bytes = REC_HEADER + (size_t)(nodes < L0_NODES ? nodes : L0_NODES) *
-		                                   (4 + 4 * (size_t)g->m0);
+		uint64_t left = g->n - ((uint64_t)i << L0_SHIFT);
+		size_t nodes = left < L0_NODES ? (size_t)left : L0_NODES;
 		key1(kb, 'L', i);
 		int rc = mdb_get(txn, c->graph_dbi, &k, &v);
-		if (rc != 0 || !rec_ok(&v, L0_MAGIC, l0_bytes) || v.mv_size != l0_bytes)
+		const unsigned char *p = v.mv_data;
+		l0rec *r = &g->l0r[i];
+		bool ok = false;
+		if (rc == 0 && g->packed) { /* offsets start at 0 and end at the ids' length */
+			size_t head = REC_HEADER + 4 * (nodes + 1);
+			ok = rec_ok(&v, L0P_MAGIC, head) && (v.mv_size - head) % 4 == 0 &&
+			     ld32(p + REC_HEADER) == 0 &&
+			     ld32(p + REC_HEADER + 4 * nodes) == (v.mv_size - head) / 4;
+			r->off = p + REC_HEADER;
+			r->ids = p + head;
+			r->words = (uint32_t)((v.mv_size - head) / 4);
+		} else if (rc == 0) {
+			size_t bytes = REC_HEADER + nodes * (4 + 4 * (size_t)g->m0);
+			ok = rec_ok(&v, L0_MAGIC, bytes) && v.mv_size == bytes;
+			r->ids = p + REC_HEADER;
+		}
+		if (!ok)
 			return status_set(OMEN_ECORRUPT, "collection '%s': index links %zu corrupt",
 			                  c->name, i);
-		g->l0c[i] = v.mv_data;
 	}
 	k.mv_size = 1;
 	key1(kb, 'U', 0);
@@ -533,10 +614,12 @@ static bool search_l0(const graph *g, const sctx *q, uint64_t ep, float dep, siz
 		if (x->cand.a[0].d > bound && x->top.n >= ef)
 			break;
 		hitem c = heap_pop(&x->cand);
-		const unsigned char *l = map_links(g, c.id, 0);
-		uint32_t n = ld32(l), nf = 0;
+		uint32_t n, nf = 0;
+		const unsigned char *l = l0_links(g, c.id, &n);
+		if (x->cand.n) /* likely the next node to expand */
+			l0_prefetch(g, x->cand.a[0].id);
 		for (uint32_t i = 0; i < n && i < g->m0; i++) {
-			uint32_t nb = ld32(l + 4 + 4 * i);
+			uint32_t nb = ld32(l + 4 * i);
 			if (nb < g->n && x->visited[nb] != x->epoch) {
 				x->visited[nb] = x->epoch;
 				fresh[nf++] = nb;
@@ -549,15 +632,80 @@ static bool search_l0(const graph *g, const sctx *q, uint64_t ep, float dep, siz
 			if (full && d >= bound)
 				continue;
 			ok = heap_push(&x->cand, d, fresh[i]);
+			if (g->packed) /* its offsets, read when it is expanded */
+				__builtin_prefetch(g->l0r[fresh[i] >> L0_SHIFT].off +
+				                   4 * (fresh[i] & (L0_NODES - 1)));
 			if (snap_excluded(s, fresh[i]))
 				continue;
-			ok = ok && heap_push(&x->top, d, fresh[i]);
-			if (x->top.n > ef)
-				heap_pop(&x->top);
+			ok = ok && heap_push_bounded(&x->top, ef, d, fresh[i]);
 			bound = x->top.a[0].d;
 		}
 	}
 	return ok;
+}
+
+#define EXPANDED 0x80000000u /* search_l0_sorted: the node's links were followed */
+
+/* search_l0 when no row is excluded (nodes < 2^31): the same nodes expanded in the same order,
+ * with one array instead of two heaps. x->top.a holds the best ef found so far sorted by
+ * distance; the next node to expand is the closest not yet expanded, and the search ends when
+ * all are (Algorithm 2 stops at the same point: every candidate it would still expand is among
+ * them). Leaves them in x->top.a[0..x->top.n), closest first. */
+static bool search_l0_sorted(const graph *g, const sctx *q, uint64_t ep, float dep, size_t ef,
+                             hnsw_scratch *x)
+{
+	if (!heap_reserve(&x->top, ef + 1))
+		return false;
+	hitem *r = x->top.a;
+	size_t size = 1, k = 0;
+	r[0] = (hitem){dep, (uint32_t)ep};
+	x->visited[ep] = x->epoch;
+	uint32_t fresh[4 * OMEN_HNSW_M_MAX];
+	while (k < size) {
+		size_t nk = size;
+		if (!(r[k].id & EXPANDED)) {
+			uint32_t node = r[k].id, n, nf = 0;
+			r[k].id |= EXPANDED;
+			if (k + 1 < size && !(r[k + 1].id & EXPANDED)) /* likely the next to expand */
+				l0_prefetch(g, r[k + 1].id);
+			const unsigned char *l = l0_links(g, node, &n);
+			for (uint32_t i = 0; i < n && i < g->m0; i++) {
+				uint32_t nb = ld32(l + 4 * i);
+				if (nb < g->n && x->visited[nb] != x->epoch) {
+					x->visited[nb] = x->epoch;
+					fresh[nf++] = nb;
+					sprefetch(q, nb);
+				}
+			}
+			for (uint32_t i = 0; i < nf; i++) {
+				bool full = size == ef;
+				float d = full ? sdist_below(q, fresh[i], r[size - 1].d) : sdist(q, fresh[i]);
+				if (full && d >= r[size - 1].d)
+					continue;
+				size_t lo = 0, hi = size; /* the first entry farther than d */
+				while (lo < hi) {
+					size_t mid = (lo + hi) / 2;
+					if (r[mid].d > d)
+						hi = mid;
+					else
+						lo = mid + 1;
+				}
+				memmove(r + lo + 1, r + lo, (size - lo - full) * sizeof *r);
+				r[lo] = (hitem){d, fresh[i]};
+				size += !full;
+				if (lo < nk)
+					nk = lo;
+				if (g->packed) /* its offsets, read when it is expanded */
+					__builtin_prefetch(g->l0r[fresh[i] >> L0_SHIFT].off +
+					                   4 * (fresh[i] & (L0_NODES - 1)));
+			}
+		}
+		k = nk <= k ? nk : k + 1;
+	}
+	for (size_t i = 0; i < size; i++)
+		r[i].id &= ~EXPANDED;
+	x->top.n = size;
+	return true;
 }
 
 static int hitem_cmp(const void *a, const void *b)
@@ -582,7 +730,9 @@ static int knn_one(const graph *g, const qctx *q, const float *qv, size_t ef, hn
 	}
 	float dep = sdist(&sc, g->entry);
 	uint64_t ep = descend(g, &sc, g->entry, &dep);
-	if (!search_l0(g, &sc, ep, dep, ef, x))
+	bool ok = q->excl || g->n > EXPANDED ? search_l0(g, &sc, ep, dep, ef, x)
+	                                      : search_l0_sorted(g, &sc, ep, dep, ef, x);
+	if (!ok)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	size_t n = x->top.n;
 	if (g->int8) { /* re-rank the best max(4k, 40) by quantized distance exactly */
@@ -756,9 +906,7 @@ static bool layer_search(builder *b, hnsw_scratch *x, const float *qv, uint32_t 
 			float d = full ? qdist_below(&b->q, qv, nb, x->top.a[0].d) : qdist(&b->q, qv, nb);
 			if (full && d >= x->top.a[0].d)
 				continue;
-			ok = heap_push(&x->cand, d, nb) && heap_push(&x->top, d, nb);
-			if (x->top.n > ef)
-				heap_pop(&x->top);
+			ok = heap_push(&x->cand, d, nb) && heap_push_bounded(&x->top, ef, d, nb);
 		}
 	}
 	return ok;
@@ -934,8 +1082,17 @@ static int graph_load(const graph *m, graph *g)
 	if (!g->l0 || !g->level || !g->up)
 		return status_set(OMEN_ENOMEM, "out of memory for the index");
 	g->n = m->n;
-	for (uint64_t i = 0; i < m->n; i++)
-		memcpy(g->l0 + i * rec, map_links(m, i, 0), rec * 4);
+	for (uint64_t i = 0; i < m->n; i++) {
+		uint32_t n;
+		const unsigned char *l = l0_links(m, i, &n);
+		if (n > m->m0)
+			return status_set(OMEN_ECORRUPT, "index links of node %llu are inconsistent",
+			                  (unsigned long long)i);
+		uint32_t *to = g->l0 + i * rec;
+		memset(to, 0, rec * 4);
+		to[0] = n;
+		memcpy(to + 1, l, (size_t)n * 4);
+	}
 	for (uint32_t u = 0; u < m->n_up; u++) {
 		uint32_t node = ld32(m->up_ids + 4 * (size_t)u);
 		size_t off = ld32(m->up_off + 4 * (size_t)u), end = ld32(m->up_off + 4 * (u + 1));
@@ -1081,22 +1238,33 @@ static unsigned char *put_rec(MDB_txn *txn, MDB_dbi dbi, const unsigned char *kb
 	return rc ? NULL : v.mv_data;
 }
 
+/* Writes level 0 in packed records: per node only the links it has (18 of m0 = 32 on
+ * average on the benchmark sets), found through an offset table. */
 static int persist_l0(persist_ctx *x, MDB_txn *txn)
 {
 	const graph *g = x->g;
-	size_t rec = 4 + 4 * (size_t)g->m0;
 	for (uint64_t c0 = 0; c0 < g->n; c0 += L0_NODES) {
 		unsigned char kb[9];
 		int st;
-		uint64_t cnt = g->n - c0 < L0_NODES ? g->n - c0 : L0_NODES;
-		size_t size = REC_HEADER + cnt * rec;
+		size_t cnt = g->n - c0 < L0_NODES ? (size_t)(g->n - c0) : L0_NODES, words = 0;
+		for (size_t j = 0; j < cnt; j++)
+			words += mem_links(g, c0 + j, 0)[0];
+		size_t head = REC_HEADER + 4 * (cnt + 1), size = head + 4 * words;
 		key1(kb, 'L', c0 >> L0_SHIFT);
 		unsigned char *p = put_rec(txn, x->c->graph_dbi, kb, 9, size, &st);
 		if (!p)
 			return st;
 		memset(p, 0, REC_HEADER);
-		rec_stamp(p, L0_MAGIC);
-		memcpy(p + REC_HEADER, g->l0 + c0 * (1 + g->m0), cnt * rec);
+		rec_stamp(p, L0P_MAGIC);
+		unsigned char *off = p + REC_HEADER, *ids = p + head;
+		uint32_t w = 0;
+		for (size_t j = 0; j < cnt; j++) {
+			const uint32_t *l = mem_links(g, c0 + j, 0);
+			le32_put(off + 4 * j, w);
+			memcpy(ids + 4 * (size_t)w, l + 1, 4 * (size_t)l[0]);
+			w += l[0];
+		}
+		le32_put(off + 4 * cnt, w);
 		x->bytes += size;
 	}
 	return OMEN_OK;
@@ -1199,7 +1367,7 @@ static int persist_fn(MDB_txn *txn, void *arg)
 	le64_put(p + 24, g->entry);
 	le64_put(p + 32, g->n);
 	le32_put(p + 40, L0_NODES);
-	le32_put(p + 44, g->int8 ? FLAG_INT8 : 0);
+	le32_put(p + 44, (g->int8 ? FLAG_INT8 : 0) | FLAG_L0_PACKED);
 	le64_put(p + 48, x->bytes);
 	return OMEN_OK;
 }
@@ -1380,11 +1548,11 @@ static void say(check_ctx *x, const char *fmt, ...)
 	}
 }
 
-/* Checks one link list: count within cap, ids valid, no self links, levels consistent. */
+/* Checks one link list (n ids at l): count within cap, ids valid, no self links, levels
+ * consistent. */
 static void check_list(check_ctx *x, uint64_t node, uint32_t lc, const unsigned char *l,
-                       uint32_t cap, const uint8_t *levels)
+                       uint32_t n, uint32_t cap, const uint8_t *levels)
 {
-	uint32_t n = ld32(l);
 	if (n > cap) {
 		if (x->errors++ < 20)
 			say(x, "node %llu level %u: %u links, at most %u allowed\n",
@@ -1392,7 +1560,7 @@ static void check_list(check_ctx *x, uint64_t node, uint32_t lc, const unsigned 
 		return;
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		uint32_t nb = ld32(l + 4 + 4 * i);
+		uint32_t nb = ld32(l + 4 * i);
 		const char *bad = nb >= x->g->n          ? "points past the last node"
 		                  : nb == node            ? "links to itself"
 		                  : levels[nb] < lc       ? "links to a node absent from that level"
@@ -1449,10 +1617,12 @@ static uint64_t check_reach(check_ctx *x, const uint8_t *levels)
 	while (head < tail) {
 		uint32_t node = queue[head++];
 		for (uint32_t lc = 0; lc <= levels[node]; lc++) {
-			const unsigned char *l = map_links(g, node, lc);
-			uint32_t n = ld32(l), cap = lc ? g->m : g->m0;
+			uint32_t n, cap = lc ? g->m : g->m0;
+			const unsigned char *l = lc ? map_links(g, node, lc) + 4 : l0_links(g, node, &n);
+			if (lc)
+				n = ld32(l - 4);
 			for (uint32_t i = 0; i < n && i < cap; i++) {
-				uint32_t nb = ld32(l + 4 + 4 * i);
+				uint32_t nb = ld32(l + 4 * i);
 				if (nb < g->n && !seen[nb]) {
 					seen[nb] = 1;
 					queue[tail++] = nb;
@@ -1480,10 +1650,19 @@ static void check_graph(check_ctx *x)
 	}
 	uint64_t links = 0;
 	for (uint64_t i = 0; i < g->n; i++) {
-		check_list(x, i, 0, map_links(g, i, 0), g->m0, levels);
-		links += ld32(map_links(g, i, 0)) <= g->m0 ? ld32(map_links(g, i, 0)) : 0;
-		for (uint32_t lc = 1; lc <= levels[i]; lc++)
-			check_list(x, i, lc, map_links(g, i, lc), g->m, levels);
+		const l0rec *r = &g->l0r[i >> L0_SHIFT];
+		const unsigned char *o = g->packed ? r->off + 4 * (i & (L0_NODES - 1)) : NULL;
+		if (o && (ld32(o) > ld32(o + 4) || ld32(o + 4) > r->words) && x->errors++ < 20)
+			say(x, "node %llu level 0: link offsets %u..%u outside 0..%u\n",
+			    (unsigned long long)i, ld32(o), ld32(o + 4), r->words);
+		uint32_t n;
+		const unsigned char *l = l0_links(g, i, &n);
+		check_list(x, i, 0, l, n, g->m0, levels);
+		links += n <= g->m0 ? n : 0;
+		for (uint32_t lc = 1; lc <= levels[i]; lc++) {
+			l = map_links(g, i, lc);
+			check_list(x, i, lc, l + 4, ld32(l), g->m, levels);
+		}
 	}
 	uint64_t lost = x->errors ? 0 : check_reach(x, levels);
 	x->errors += lost;

@@ -150,9 +150,9 @@ uint64_t snap_allowed(const snapshot *s)
 	return s->allow ? roaring_bitmap_get_cardinality(s->allow) : s->rec.rows;
 }
 
-bool snap_excluded(const snapshot *s, uint64_t row)
+bool snap_allows(const snapshot *s, uint64_t row)
 {
-	return snap_tomb(s, row) || (s->allow && !roaring_bitmap_contains(s->allow, (uint32_t)row));
+	return roaring_bitmap_contains(s->allow, (uint32_t)row);
 }
 
 float snap_dist(const snapshot *s, const float *q, uint64_t row)

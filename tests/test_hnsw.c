@@ -128,7 +128,9 @@ static void test_recall_persist(void **state)
 	assert_string_equal(s.index, "hnsw");
 	assert_int_equal(s.indexed, 10000);
 	assert_int_equal(s.hnsw_m, OMEN_HNSW_M_DEFAULT);
-	assert_true(s.index_bytes > 10000 * 4 * OMEN_HNSW_M_DEFAULT);
+	/* level 0 packed: an offset and the links each node has (at least one, at most 2m) */
+	assert_true(s.index_bytes > 10000 * 8);
+	assert_true(s.index_bytes < 10000 * (8 + 8 * OMEN_HNSW_M_DEFAULT));
 	double r = measure(f.c, NULL);
 	if (r < 0.95)
 		fail_msg("recall@10 at the default ef: %.4f < 0.95", r);
@@ -383,46 +385,184 @@ static void test_auto_and_params(void **state)
 	fx_close(&f);
 }
 
-/* Writes a level-0 link past the last node through LMDB directly: check must say so, and a
- * search must neither crash nor return it. */
-static void test_check_damaged(void **state)
+/* Rewrites the graph records of collection 1 of the closed database in dir through LMDB
+ * directly: fn(key, value, ctx) edits a copy of each record (value->mv_size may change). */
+typedef void graph_edit(const MDB_val *key, MDB_val *val, void *ctx);
+
+static void edit_graph(const char *dir, graph_edit *fn, void *ctx)
 {
-	(void)state;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_cursor *cur;
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 16);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0644), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "c1.g", 0, &dbi), 0);
+	assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
+	MDB_val k, v;
+	size_t nrec = 0;
+	struct { unsigned char key[16]; size_t klen; MDB_val v; } rec[64];
+	for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		assert_true(nrec < 64 && k.mv_size <= 16);
+		memcpy(rec[nrec].key, k.mv_data, k.mv_size);
+		rec[nrec].klen = k.mv_size;
+		rec[nrec].v.mv_size = v.mv_size;
+		rec[nrec].v.mv_data = malloc(v.mv_size + 4096 * 4 * 2 * OMEN_HNSW_M_MAX);
+		memcpy(rec[nrec++].v.mv_data, v.mv_data, v.mv_size);
+	}
+	mdb_cursor_close(cur);
+	for (size_t i = 0; i < nrec; i++) {
+		MDB_val key = {rec[i].klen, rec[i].key};
+		fn(&key, &rec[i].v, ctx);
+		assert_int_equal(mdb_put(txn, dbi, &key, &rec[i].v, 0), 0);
+		free(rec[i].v.mv_data);
+	}
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+/* The first level-0 record (nodes 0..n-1, packed): its node 0's first link, or its offset of
+ * node 1, set to *(uint32_t *)ctx. */
+typedef struct damage {
+	size_t nodes;
+	int offset; /* 0: a link, 1: an offset */
+	uint32_t value;
+} damage;
+
+static void damage_l0(const MDB_val *key, MDB_val *val, void *ctx)
+{
+	const damage *d = ctx;
+	const unsigned char *k = key->mv_data;
+	if (key->mv_size != 9 || k[0] != 'L' || k[8] != 0)
+		return;
+	unsigned char *p = val->mv_data;
+	assert_memory_equal(p, "OMHP", 4);
+	assert_true(get32(p + 16 + 4) > 0); /* node 0 has links */
+	put32(p + 16 + (d->offset ? 4 : 4 * (d->nodes + 1)), d->value);
+}
+
+/* Damages a level-0 record through LMDB directly: a link past the last node, or an offset past
+ * the record. Check must say so, and a search must neither crash nor return a bad row. */
+static void damaged(const char *what, int offset, uint32_t value, const char *says)
+{
 	fixture f;
 	fx_make(&f, "dmg", 2000, OMEN_METRIC_L2);
 	build(f.c, OMEN_INDEX_HNSW);
 	assert_healthy(f.c);
 	omen_close(f.db);
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-	assert_int_equal(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 16);
-	assert_int_equal(mdb_env_open(env, f.dir, 0, 0644), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, "c1.g", 0, &dbi), 0);
-	unsigned char kb[9] = {'L', 0, 0, 0, 0, 0, 0, 0, 0};
-	MDB_val k = {9, kb}, v;
-	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
-	unsigned char *copy = malloc(v.mv_size);
-	memcpy(copy, v.mv_data, v.mv_size);
-	uint32_t bogus = 1u << 30;
-	memcpy(copy + 16 + 4, &bogus, 4); /* node 0, first link */
-	v.mv_data = copy;
-	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
-	free(copy);
+	damage d = {2000, offset, value};
+	edit_graph(f.dir, damage_l0, &d);
 	assert_omen_ok(omen_open(f.dir, NULL, &f.db));
 	assert_omen_ok(omen_collection_open(f.db, "dmg", &f.c));
 	char *report;
 	assert_omen_status(omen_check(f.c, &report), OMEN_ECORRUPT);
-	assert_non_null(strstr(report, "past the last node"));
+	if (!strstr(report, says))
+		fail_msg("%s: the check report lacks \"%s\":\n%s", what, says, report);
 	omen_free(report);
 	uint64_t got[NQ * K];
 	search(f.c, 0, NULL, got);
 	for (size_t i = 0; i < NQ * K; i++)
 		assert_true(got[i] < 2000);
+	fx_close(&f);
+}
+
+static void test_check_damaged(void **state)
+{
+	(void)state;
+	damaged("link", 0, 1u << 30, "past the last node");
+	damaged("offset", 1, 1u << 30, "link offsets");
+}
+
+/* Rewrites packed level-0 records in the fixed-slot layout of graphs written before packing
+ * (per node a count and m0 ids), and clears the header's packed flag. The header (key H)
+ * comes first in key order and gives m0 and the node count. */
+typedef struct unpack {
+	uint32_t m0;
+	uint64_t n;
+} unpack;
+
+static void unpack_l0(const MDB_val *key, MDB_val *val, void *ctx)
+{
+	unpack *u = ctx;
+	const unsigned char *k = key->mv_data;
+	unsigned char *p = val->mv_data;
+	if (k[0] == 'H') {
+		u->m0 = get32(p + 12);
+		memcpy(&u->n, p + 32, 8);
+		put32(p + 44, get32(p + 44) & ~2u);
+		return;
+	}
+	if (k[0] != 'L')
+		return;
+	assert_memory_equal(p, "OMHP", 4);
+	uint64_t first = (uint64_t)k[7] << 20 | (uint64_t)k[8] << 12; /* record number * 4096 */
+	size_t nodes = u->n - first < 4096 ? (size_t)(u->n - first) : 4096;
+	uint32_t m0 = u->m0;
+	assert_int_equal(16 + 4 * (nodes + 1) + 4 * (size_t)get32(p + 16 + 4 * nodes), val->mv_size);
+	size_t size = 16 + nodes * 4 * (1 + (size_t)m0);
+	unsigned char *q = calloc(1, size);
+	memcpy(q, p, 16);
+	memcpy(q, "OMHL", 4);
+	const unsigned char *ids = p + 16 + 4 * (nodes + 1);
+	for (size_t j = 0; j < nodes; j++) {
+		uint32_t lo = get32(p + 16 + 4 * j), n = get32(p + 16 + 4 * (j + 1)) - lo;
+		assert_true(n <= m0);
+		put32(q + 16 + j * 4 * (1 + m0), n);
+		memcpy(q + 16 + j * 4 * (1 + m0) + 4, ids + 4 * (size_t)lo, 4 * (size_t)n);
+	}
+	memcpy(p, q, size);
+	val->mv_size = size;
+	free(q);
+}
+
+/* A graph written before level 0 was packed (fixed slots) is still searched, checked and
+ * extended; the extension writes it packed. */
+static void test_fixed_slot_graph(void **state)
+{
+	(void)state;
+	fixture f;
+	fx_make(&f, "old", 6000, OMEN_METRIC_L2);
+	build(f.c, OMEN_INDEX_HNSW);
+	uint64_t before[NQ * K], after[NQ * K];
+	search(f.c, 0, NULL, before);
+	omen_collection_stats s;
+	assert_omen_ok(omen_collection_stats_get(f.c, &s));
+	omen_close(f.db);
+	unpack u = {0, 0};
+	edit_graph(f.dir, unpack_l0, &u);
+	assert_int_equal(u.n, 6000);
+	omen_open_options o;
+	omen_open_options_init(&o);
+	o.no_background_index = 1;
+	assert_omen_ok(omen_open(f.dir, &o, &f.db));
+	assert_omen_ok(omen_collection_open(f.db, "old", &f.c));
+	search(f.c, 0, NULL, after);
+	assert_memory_equal(before, after, sizeof before);
+	assert_healthy(f.c);
+	omen_batch b = {2000, dim, NULL, base + 6000 * dim, NULL};
+	assert_omen_ok(omen_upsert(f.c, &b, NULL));
+	build(f.c, OMEN_INDEX_HNSW);
+	assert_omen_ok(omen_collection_stats_get(f.c, &s));
+	assert_int_equal(s.indexed, 8000);
+	assert_healthy(f.c);
+	double r = measure(f.c, NULL);
+	if (r < 0.95)
+		fail_msg("recall@10 after extending a fixed-slot graph: %.4f < 0.95", r);
 	fx_close(&f);
 }
 
@@ -434,7 +574,7 @@ int main(void)
 	    cmocka_unit_test(test_incremental),    cmocka_unit_test(test_background),
 	    cmocka_unit_test(test_close_cancels),  cmocka_unit_test(test_deletes),
 	    cmocka_unit_test(test_filtered),       cmocka_unit_test(test_auto_and_params),
-	    cmocka_unit_test(test_check_damaged),
+	    cmocka_unit_test(test_check_damaged),  cmocka_unit_test(test_fixed_slot_graph),
 	};
 	return cmocka_run_group_tests(tests, load_data, free_data);
 }

@@ -48,6 +48,7 @@
 #define L0_NODES (1u << L0_SHIFT)
 #define MAX_LEVEL 16
 #define LOCK_STRIPES (1u << 16)
+#define MAX_NODES 0x7fffffffu /* node ids leave their top bit to EXPANDED */
 
 static inline uint32_t ld32(const unsigned char *p)
 {
@@ -188,6 +189,16 @@ static bool scratch_qbuf(hnsw_scratch *x, size_t dim)
 		x->qbufcap = x->qbuf ? dim : 0;
 	}
 	return x->qbuf != NULL;
+}
+
+static bool scratch_sel(hnsw_scratch *x, size_t n)
+{
+	if (x->selcap < n) {
+		free(x->sel);
+		x->sel = malloc(n * sizeof *x->sel);
+		x->selcap = x->sel ? n : 0;
+	}
+	return x->sel != NULL;
 }
 
 static void scratch_free(hnsw_scratch *x)
@@ -397,7 +408,7 @@ static int header_read(eng_coll *c, MDB_txn *txn, graph *g)
 	g->bytes = le64_get(p + 48);
 	g->dim = c->dim;
 	if (g->m < OMEN_HNSW_M_MIN || g->m > OMEN_HNSW_M_MAX || g->m0 != 2 * g->m ||
-	    g->max_level >= MAX_LEVEL || (g->n && g->entry >= g->n) || g->n > UINT32_MAX)
+	    g->max_level >= MAX_LEVEL || (g->n && g->entry >= g->n) || g->n > MAX_NODES)
 		return status_set(OMEN_ECORRUPT, "collection '%s': index header is invalid",
 		                  c->name);
 	return OMEN_OK;
@@ -644,9 +655,26 @@ static bool search_l0(const graph *g, const sctx *q, uint64_t ep, float dep, siz
 	return ok;
 }
 
-#define EXPANDED 0x80000000u /* search_l0_sorted: the node's links were followed */
+#define EXPANDED 0x80000000u /* in a sorted result array: the node's links were followed */
 
-/* search_l0 when no row is excluded (nodes < 2^31): the same nodes expanded in the same order,
+/* Inserts (d, id) into r[0..size), sorted by distance, after its equals; when full the last
+ * entry falls off. Returns its position. */
+static inline size_t sorted_insert(hitem *r, size_t size, bool full, float d, uint32_t id)
+{
+	size_t lo = 0, hi = size;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (r[mid].d > d)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	memmove(r + lo + 1, r + lo, (size - lo - full) * sizeof *r);
+	r[lo] = (hitem){d, id};
+	return lo;
+}
+
+/* search_l0 when no row is excluded: the same nodes expanded in the same order,
  * with one array instead of two heaps. x->top.a holds the best ef found so far sorted by
  * distance; the next node to expand is the closest not yet expanded, and the search ends when
  * all are (Algorithm 2 stops at the same point: every candidate it would still expand is among
@@ -682,19 +710,10 @@ static bool search_l0_sorted(const graph *g, const sctx *q, uint64_t ep, float d
 				float d = full ? sdist_below(q, fresh[i], r[size - 1].d) : sdist(q, fresh[i]);
 				if (full && d >= r[size - 1].d)
 					continue;
-				size_t lo = 0, hi = size; /* the first entry farther than d */
-				while (lo < hi) {
-					size_t mid = (lo + hi) / 2;
-					if (r[mid].d > d)
-						hi = mid;
-					else
-						lo = mid + 1;
-				}
-				memmove(r + lo + 1, r + lo, (size - lo - full) * sizeof *r);
-				r[lo] = (hitem){d, fresh[i]};
+				size_t at = sorted_insert(r, size, full, d, fresh[i]);
 				size += !full;
-				if (lo < nk)
-					nk = lo;
+				if (at < nk)
+					nk = at;
 				if (g->packed) /* its offsets, read when it is expanded */
 					__builtin_prefetch(g->l0r[fresh[i] >> L0_SHIFT].off +
 					                   4 * (fresh[i] & (L0_NODES - 1)));
@@ -730,8 +749,7 @@ static int knn_one(const graph *g, const qctx *q, const float *qv, size_t ef, hn
 	}
 	float dep = sdist(&sc, g->entry);
 	uint64_t ep = descend(g, &sc, g->entry, &dep);
-	bool ok = q->excl || g->n > EXPANDED ? search_l0(g, &sc, ep, dep, ef, x)
-	                                      : search_l0_sorted(g, &sc, ep, dep, ef, x);
+	bool ok = q->excl ? search_l0(g, &sc, ep, dep, ef, x) : search_l0_sorted(g, &sc, ep, dep, ef, x);
 	if (!ok)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	size_t n = x->top.n;
@@ -879,37 +897,49 @@ static inline float qdist_below(const qctx *q, const float *a, uint64_t row, flo
 }
 
 /* SEARCH-LAYER (Algorithm 2) from ep at level lc with ef: the ef closest into x->top. */
+/* SEARCH-LAYER (Algorithm 2) at level lc from ep, as search_l0_sorted does it: leaves the ef
+ * nearest found in x->sel[0..*n), closest first. */
 static bool layer_search(builder *b, hnsw_scratch *x, const float *qv, uint32_t ep, float dep,
-                         uint32_t ef, uint32_t lc)
+                         uint32_t ef, uint32_t lc, size_t *n_out)
 {
 	uint32_t buf[4 * OMEN_HNSW_M_MAX];
-	if (!scratch_begin(x, b->g.n))
+	if (!scratch_begin(x, b->g.n) || !scratch_sel(x, ef + 1))
 		return false;
+	hitem *r = x->sel;
+	size_t size = 1, k = 0;
+	r[0] = (hitem){dep, ep};
 	x->visited[ep] = x->epoch;
-	bool ok = heap_push(&x->cand, dep, ep) && heap_push(&x->top, dep, ep);
-	while (ok && x->cand.n) {
-		if (x->cand.a[0].d > x->top.a[0].d && x->top.n >= ef)
-			break;
-		hitem c = heap_pop(&x->cand);
-		uint32_t n = links_copy(b, c.id, lc, buf), nf = 0;
-		for (uint32_t i = 0; i < n; i++) { /* the unvisited ones, their vectors fetched */
-			uint32_t nb = buf[i];
-			if (x->visited[nb] == x->epoch)
-				continue;
-			x->visited[nb] = x->epoch;
-			buf[nf++] = nb;
-			__builtin_prefetch(snap_vec(b->s, nb));
+	while (k < size) {
+		size_t nk = size;
+		if (!(r[k].id & EXPANDED)) {
+			uint32_t n = links_copy(b, r[k].id, lc, buf), nf = 0;
+			r[k].id |= EXPANDED;
+			for (uint32_t i = 0; i < n; i++) { /* the unvisited ones, their vectors fetched */
+				uint32_t nb = buf[i];
+				if (x->visited[nb] == x->epoch)
+					continue;
+				x->visited[nb] = x->epoch;
+				buf[nf++] = nb;
+				__builtin_prefetch(snap_vec(b->s, nb));
+			}
+			for (uint32_t i = 0; i < nf; i++) {
+				bool full = size == ef;
+				float bound = r[size - 1].d;
+				float d = full ? qdist_below(&b->q, qv, buf[i], bound) : qdist(&b->q, qv, buf[i]);
+				if (full && d >= bound)
+					continue;
+				size_t at = sorted_insert(r, size, full, d, buf[i]);
+				size += !full;
+				if (at < nk)
+					nk = at;
+			}
 		}
-		for (uint32_t i = 0; i < nf && ok; i++) {
-			uint32_t nb = buf[i];
-			bool full = x->top.n >= ef;
-			float d = full ? qdist_below(&b->q, qv, nb, x->top.a[0].d) : qdist(&b->q, qv, nb);
-			if (full && d >= x->top.a[0].d)
-				continue;
-			ok = heap_push(&x->cand, d, nb) && heap_push_bounded(&x->top, ef, d, nb);
-		}
+		k = nk <= k ? nk : k + 1;
 	}
-	return ok;
+	for (size_t i = 0; i < size; i++)
+		r[i].id &= ~EXPANDED;
+	*n_out = size;
+	return true;
 }
 
 /* SELECT-NEIGHBORS-HEURISTIC (Algorithm 4): keeps a candidate only when it is closer to the
@@ -929,23 +959,6 @@ static uint32_t select_heuristic(builder *b, const hitem *c, size_t n, uint32_t 
 	return kept;
 }
 
-/* Empties x->top into x->sel, closest first. */
-static bool top_sorted(hnsw_scratch *x, size_t *n)
-{
-	*n = x->top.n;
-	if (x->selcap < *n + 1) {
-		hitem *s = realloc(x->sel, (*n + 1) * 2 * sizeof *s);
-		if (!s)
-			return false;
-		x->sel = s;
-		x->selcap = (*n + 1) * 2;
-	}
-	for (size_t i = *n; i > 0; i--)
-		x->sel[i - 1] = heap_pop(&x->top);
-	return true;
-}
-
-/* Adds node to e's links at level lc, shrinking them with the heuristic when full. */
 static void link_back(builder *b, uint32_t e, uint32_t node, uint32_t lc)
 {
 	uint32_t cap = lc ? b->g.m : b->g.m0;
@@ -1014,7 +1027,7 @@ static bool insert(builder *b, hnsw_scratch *x, uint32_t node)
 	bool ok = true;
 	for (uint32_t lc = level < top ? level : top; ok; lc--) {
 		size_t n;
-		ok = layer_search(b, x, qv, ep, dep, g->efc, lc) && top_sorted(x, &n);
+		ok = layer_search(b, x, qv, ep, dep, g->efc, lc, &n);
 		if (!ok)
 			break;
 		uint32_t kept = select_heuristic(b, x->sel, n, g->m, sel);
@@ -1174,7 +1187,7 @@ static bool adopt(builder *b, hnsw_scratch *x, uint32_t node, const uint8_t *see
 	float d = qdist(&b->q, qv, g->entry);
 	uint32_t ep = greedy(b, qv, (uint32_t)g->entry, &d, g->max_level, 0);
 	size_t n;
-	if (!layer_search(b, x, qv, ep, d, g->efc, 0) || !top_sorted(x, &n))
+	if (!layer_search(b, x, qv, ep, d, g->efc, 0, &n))
 		return false;
 	uint32_t parent = UINT32_MAX;
 	for (size_t i = 0; i < n && parent == UINT32_MAX; i++) {
@@ -1451,8 +1464,13 @@ static int quant_keep(const graph *from, graph *g)
 static int build_graph(builder *b, MDB_txn *txn, const omen_index_params *p)
 {
 	graph mapped = {0};
-	int st = graph_map(b->s->c, txn, &mapped);
 	uint64_t first = 0, n = b->s->rec.rows;
+	if (n > MAX_NODES)
+		return status_set(OMEN_EINVAL,
+		                  "collection '%s': %llu rows, an HNSW index holds at most %u "
+		                  "(spread the collection over shards)",
+		                  b->s->c->name, (unsigned long long)n, MAX_NODES);
+	int st = graph_map(b->s->c, txn, &mapped);
 	b->g.dim = b->s->c->dim;
 	b->g.int8 = p->int8 != 0;
 	if (st == OMEN_OK && mapped.m == p->m && mapped.efc == p->ef_construction &&

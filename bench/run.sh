@@ -8,14 +8,15 @@
 # all runs fashion, load, flat, batch and memory (about 5 minutes on 2 cores); report only
 # prints the table of the results present; plot also redraws docs/bench-*.png.
 # hnsw DATASET runs OmenDB's HNSW index against hnswlib and FAISS on one data set (bench/hnsw.py;
-# about 15 minutes for fashion, 1 for minilm, 12 for synth at 200K on 2 cores; "all" runs the
+# about 12 minutes for fashion, 2 for minilm, 75 for synth at 1M on 2 cores; "all" runs the
 # three in turn); it is not part of "all".
 #
 # Environment: OMEN_BUILD (build directory, default build-bench), OMEN_DATA (data directory,
 # default data/), OMEN_SCRATCH (databases written by the benchmarks, default $OMEN_DATA/scratch),
 # RUNS_LOAD (default 7), ROUNDS_BATCH (default 5), RUNS_FLAT (default 101).
-# hnsw: HNSW_N (synthetic rows, default 200000; at most 1000000), HNSW_NQ (queries; default 1000
-# for fashion, all for minilm and synth), HNSW_THREADS (default 1,2), HNSW_ROUNDS (3; minilm 5),
+# hnsw: HNSW_N (synthetic rows, default and at most 1000000), HNSW_NQ (queries; default 1000
+# for fashion, all for minilm and synth), HNSW_THREADS (default 1,2), HNSW_ROUNDS (3; minilm 5;
+# synth 2), HNSW_EFS (synth only; default 10,16,32,64,128,256),
 # HNSW_REPS (3; at least, and more until 0.3 s per ef), HNSW_FAISS_DEFAULT (1: also FAISS without OMP_WAIT_POLICY=PASSIVE),
 # HNSW_SYSTEMS (default omendb,hnswlib,faiss,hnswlib-native).
 set -euo pipefail
@@ -115,7 +116,10 @@ run_hnsw_one() { # run_hnsw_one fashion|minilm|synth
 	minilm) $PY "$ROOT/bench/data.py" minilm "$DATA" >&2 ;;
 	synth)
 		synth 1000000 128
-		args+=(--n "${HNSW_N:-200000}")
+		# 1M rows: builds of 3 to 17 minutes per system and thread count, so 2 rounds and ef
+		# up to 256 (recall 0.99+ already); about 70 minutes in all on 2 cores.
+		args+=(--n "${HNSW_N:-1000000}" --rounds "${HNSW_ROUNDS:-2}"
+			--efs "${HNSW_EFS:-10,16,32,64,128,256}")
 		;;
 	*)
 		echo "usage: $0 hnsw fashion|minilm|synth|all" >&2

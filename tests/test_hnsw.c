@@ -323,6 +323,32 @@ static void test_deletes(void **state)
 
 /* Filtered search returns only matching points, k of them, with high recall at 1%, 10% and
  * 50% selectivity. */
+/* With no row excluded the search runs on one sorted array, otherwise on two heaps (Algorithm 2
+ * as written); both must expand the same nodes and return the same neighbours. A filter that
+ * allows every row takes the heap path over the same graph. */
+static void test_sorted_matches_heaps(void **state)
+{
+	(void)state;
+	fixture f;
+	fx_make(&f, "two", 10000, OMEN_METRIC_L2);
+	build(f.c, OMEN_INDEX_HNSW);
+	omen_search_params p;
+	omen_search_params_init(&p);
+	p.k = K;
+	for (uint32_t ef = 10; ef <= 160; ef *= 4) {
+		uint64_t a[NQ * K], b[NQ * K];
+		float da[NQ * K], db[NQ * K];
+		p.ef = ef;
+		p.filter = NULL;
+		assert_omen_ok(omen_search(f.c, queries, NQ, dim, &p, a, da));
+		p.filter = "{\"sel\": {\"$gte\": 0}}";
+		assert_omen_ok(omen_search(f.c, queries, NQ, dim, &p, b, db));
+		assert_memory_equal(a, b, sizeof a);
+		assert_memory_equal(da, db, sizeof da);
+	}
+	fx_close(&f);
+}
+
 static void test_filtered(void **state)
 {
 	(void)state;
@@ -573,7 +599,8 @@ int main(void)
 	    cmocka_unit_test(test_int8),
 	    cmocka_unit_test(test_incremental),    cmocka_unit_test(test_background),
 	    cmocka_unit_test(test_close_cancels),  cmocka_unit_test(test_deletes),
-	    cmocka_unit_test(test_filtered),       cmocka_unit_test(test_auto_and_params),
+	    cmocka_unit_test(test_filtered),       cmocka_unit_test(test_sorted_matches_heaps),
+	    cmocka_unit_test(test_auto_and_params),
 	    cmocka_unit_test(test_check_damaged),  cmocka_unit_test(test_fixed_slot_graph),
 	};
 	return cmocka_run_group_tests(tests, load_data, free_data);

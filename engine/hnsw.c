@@ -181,23 +181,26 @@ typedef struct hnsw_scratch {
 	struct hnsw_scratch *next;
 } hnsw_scratch;
 
+/* A buffer p of *cap elements of size bytes, replaced (contents dropped) when under n. */
+static void *scratch_buf(void *p, size_t *cap, size_t n, size_t size)
+{
+	if (*cap >= n)
+		return p;
+	free(p);
+	p = malloc(n * size);
+	*cap = p ? n : 0;
+	return p;
+}
+
 static bool scratch_qbuf(hnsw_scratch *x, size_t dim)
 {
-	if (x->qbufcap < dim) {
-		free(x->qbuf);
-		x->qbuf = malloc(dim * sizeof *x->qbuf);
-		x->qbufcap = x->qbuf ? dim : 0;
-	}
+	x->qbuf = scratch_buf(x->qbuf, &x->qbufcap, dim, sizeof *x->qbuf);
 	return x->qbuf != NULL;
 }
 
 static bool scratch_sel(hnsw_scratch *x, size_t n)
 {
-	if (x->selcap < n) {
-		free(x->sel);
-		x->sel = malloc(n * sizeof *x->sel);
-		x->selcap = x->sel ? n : 0;
-	}
+	x->sel = scratch_buf(x->sel, &x->selcap, n, sizeof *x->sel);
 	return x->sel != NULL;
 }
 
@@ -609,6 +612,24 @@ static uint64_t descend(const graph *g, const sctx *q, uint64_t ep, float *dep)
 	return ep;
 }
 
+/* Node's level-0 neighbours not yet visited, into fresh (marked visited, vectors prefetched);
+ * returns how many. */
+static inline uint32_t l0_fresh(const graph *g, const sctx *q, hnsw_scratch *x, uint64_t node,
+                                uint32_t *fresh)
+{
+	uint32_t n, nf = 0;
+	const unsigned char *l = l0_links(g, node, &n);
+	for (uint32_t i = 0; i < n && i < g->m0; i++) {
+		uint32_t nb = ld32(l + 4 * i);
+		if (nb < g->n && x->visited[nb] != x->epoch) {
+			x->visited[nb] = x->epoch;
+			fresh[nf++] = nb;
+			sprefetch(q, nb);
+		}
+	}
+	return nf;
+}
+
 /* SEARCH-LAYER on level 0 with ef, collecting only rows allowed into x->top. Excluded rows
  * (deleted, filtered out) are still expanded, so the graph stays navigable. */
 static bool search_l0(const graph *g, const sctx *q, uint64_t ep, float dep, size_t ef,
@@ -625,18 +646,9 @@ static bool search_l0(const graph *g, const sctx *q, uint64_t ep, float dep, siz
 		if (x->cand.a[0].d > bound && x->top.n >= ef)
 			break;
 		hitem c = heap_pop(&x->cand);
-		uint32_t n, nf = 0;
-		const unsigned char *l = l0_links(g, c.id, &n);
 		if (x->cand.n) /* likely the next node to expand */
 			l0_prefetch(g, x->cand.a[0].id);
-		for (uint32_t i = 0; i < n && i < g->m0; i++) {
-			uint32_t nb = ld32(l + 4 * i);
-			if (nb < g->n && x->visited[nb] != x->epoch) {
-				x->visited[nb] = x->epoch;
-				fresh[nf++] = nb;
-				sprefetch(q, nb);
-			}
-		}
+		uint32_t nf = l0_fresh(g, q, x, c.id, fresh);
 		for (uint32_t i = 0; i < nf && ok; i++) {
 			bool full = x->top.n >= ef;
 			float d = full ? sdist_below(q, fresh[i], bound) : sdist(q, fresh[i]);
@@ -692,19 +704,11 @@ static bool search_l0_sorted(const graph *g, const sctx *q, uint64_t ep, float d
 	while (k < size) {
 		size_t nk = size;
 		if (!(r[k].id & EXPANDED)) {
-			uint32_t node = r[k].id, n, nf = 0;
+			uint32_t node = r[k].id;
 			r[k].id |= EXPANDED;
 			if (k + 1 < size && !(r[k + 1].id & EXPANDED)) /* likely the next to expand */
 				l0_prefetch(g, r[k + 1].id);
-			const unsigned char *l = l0_links(g, node, &n);
-			for (uint32_t i = 0; i < n && i < g->m0; i++) {
-				uint32_t nb = ld32(l + 4 * i);
-				if (nb < g->n && x->visited[nb] != x->epoch) {
-					x->visited[nb] = x->epoch;
-					fresh[nf++] = nb;
-					sprefetch(q, nb);
-				}
-			}
+			uint32_t nf = l0_fresh(g, q, x, node, fresh);
 			for (uint32_t i = 0; i < nf; i++) {
 				bool full = size == ef;
 				float d = full ? sdist_below(q, fresh[i], r[size - 1].d) : sdist(q, fresh[i]);

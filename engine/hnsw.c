@@ -11,8 +11,9 @@
  * collection's graph sub-database in one write transaction, and searched straight from the map
  * without loading anything. Layout (docs/FORMAT.md):
  *   "H"            header
- *   "L" + u64 BE   level-0 links of 4096 consecutive nodes (fewer in the last record): per
- *                  node u32 count, 2M u32 ids
+ *   "L" + u64 BE   level-0 links of 4096 consecutive nodes (fewer in the last record),
+ *                  packed: nodes + 1 u32 offsets, then each node's u32 ids (graphs written
+ *                  before packing: per node u32 count and 2M u32 ids; still read)
  *   "U"            upper levels: sorted node ids, offsets, and per level u32 count + M u32 ids
  *   "S", "Q" + u64 with the int8 option: per-dimension minimum and step (f32 each), and the
  *                  uint8 codes of 4096 consecutive nodes
@@ -319,6 +320,13 @@ static inline const unsigned char *l0_links(const graph *g, uint64_t node, uint3
 	return r->ids + 4 * (size_t)(*n ? lo : 0);
 }
 
+/* Prefetches node's level-0 offset (packed layout), read when node is expanded. */
+static inline void l0_prefetch_off(const graph *g, uint64_t node)
+{
+	if (g->packed)
+		__builtin_prefetch(g->l0r[node >> L0_SHIFT].off + 4 * (node & (L0_NODES - 1)));
+}
+
 /* Prefetches the start of node's level-0 links (packed: reads its offset). */
 static inline void l0_prefetch(const graph *g, uint64_t node)
 {
@@ -350,6 +358,18 @@ static inline const unsigned char *map_links(const graph *g, uint64_t node, uint
 	size_t off = ld32(g->up_off + 4 * (size_t)lo), end = ld32(g->up_off + 4 * (size_t)(lo + 1));
 	size_t at = off + (size_t)(lc - 1) * (1 + g->m);
 	return at + 1 + g->m <= end && end <= g->up_words ? g->up_links + 4 * at : none;
+}
+
+/* Neighbour ids of node at level lc, *n of them: a damaged record may claim more than the
+ * level's cap (m0 or m), so read at most the cap; that much always lies within the record. */
+static inline const unsigned char *links_at(const graph *g, uint64_t node, uint32_t lc,
+                                            uint32_t *n)
+{
+	if (lc == 0)
+		return l0_links(g, node, n);
+	const unsigned char *l = map_links(g, node, lc);
+	*n = ld32(l);
+	return l + 4;
 }
 
 static inline uint32_t *mem_links(const graph *g, uint64_t node, uint32_t lc)
@@ -594,10 +614,10 @@ static uint64_t descend(const graph *g, const sctx *q, uint64_t ep, float *dep)
 	for (uint32_t lc = g->max_level; lc >= 1; lc--) {
 		for (bool changed = true; changed;) {
 			changed = false;
-			const unsigned char *l = map_links(g, ep, lc);
-			uint32_t n = ld32(l);
+			uint32_t n;
+			const unsigned char *l = links_at(g, ep, lc, &n);
 			for (uint32_t i = 0; i < n && i < g->m; i++) {
-				uint32_t nb = ld32(l + 4 + 4 * i);
+				uint32_t nb = ld32(l + 4 * i);
 				if (nb >= g->n)
 					continue;
 				float d = sdist(q, nb);
@@ -655,9 +675,7 @@ static bool search_l0(const graph *g, const sctx *q, uint64_t ep, float dep, siz
 			if (full && d >= bound)
 				continue;
 			ok = heap_push(&x->cand, d, fresh[i]);
-			if (g->packed) /* its offsets, read when it is expanded */
-				__builtin_prefetch(g->l0r[fresh[i] >> L0_SHIFT].off +
-				                   4 * (fresh[i] & (L0_NODES - 1)));
+			l0_prefetch_off(g, fresh[i]);
 			if (snap_excluded(s, fresh[i]))
 				continue;
 			ok = ok && heap_push_bounded(&x->top, ef, d, fresh[i]);
@@ -669,11 +687,14 @@ static bool search_l0(const graph *g, const sctx *q, uint64_t ep, float dep, siz
 
 #define EXPANDED 0x80000000u /* in a sorted result array: the node's links were followed */
 
-/* Inserts (d, id) into r[0..size), sorted by distance, after its equals; when full the last
- * entry falls off. Returns its position. */
-static inline size_t sorted_insert(hitem *r, size_t size, bool full, float d, uint32_t id)
+/* Inserts (d, id) into r[0..*size), sorted by distance, after its equals; when *size is ef the
+ * last entry falls off, else *size grows. Lowers *next (the first entry to expand) to its
+ * position when it lands before. */
+static inline void sorted_insert(hitem *r, size_t *size, size_t ef, float d, uint32_t id,
+                                 size_t *next)
 {
-	size_t lo = 0, hi = size;
+	bool full = *size == ef;
+	size_t lo = 0, hi = *size;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 		if (r[mid].d > d)
@@ -681,9 +702,18 @@ static inline size_t sorted_insert(hitem *r, size_t size, bool full, float d, ui
 		else
 			lo = mid + 1;
 	}
-	memmove(r + lo + 1, r + lo, (size - lo - full) * sizeof *r);
+	memmove(r + lo + 1, r + lo, (*size - lo - full) * sizeof *r);
 	r[lo] = (hitem){d, id};
-	return lo;
+	*size += !full;
+	if (lo < *next)
+		*next = lo;
+}
+
+/* Clears the EXPANDED marks of r[0..n). */
+static inline void sorted_unmark(hitem *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		r[i].id &= ~EXPANDED;
 }
 
 /* search_l0 when no row is excluded: the same nodes expanded in the same order,
@@ -714,19 +744,13 @@ static bool search_l0_sorted(const graph *g, const sctx *q, uint64_t ep, float d
 				float d = full ? sdist_below(q, fresh[i], r[size - 1].d) : sdist(q, fresh[i]);
 				if (full && d >= r[size - 1].d)
 					continue;
-				size_t at = sorted_insert(r, size, full, d, fresh[i]);
-				size += !full;
-				if (at < nk)
-					nk = at;
-				if (g->packed) /* its offsets, read when it is expanded */
-					__builtin_prefetch(g->l0r[fresh[i] >> L0_SHIFT].off +
-					                   4 * (fresh[i] & (L0_NODES - 1)));
+				sorted_insert(r, &size, ef, d, fresh[i], &nk);
+				l0_prefetch_off(g, fresh[i]);
 			}
 		}
 		k = nk <= k ? nk : k + 1;
 	}
-	for (size_t i = 0; i < size; i++)
-		r[i].id &= ~EXPANDED;
+	sorted_unmark(r, size);
 	x->top.n = size;
 	return true;
 }
@@ -753,7 +777,8 @@ static int knn_one(const graph *g, const qctx *q, const float *qv, size_t ef, hn
 	}
 	float dep = sdist(&sc, g->entry);
 	uint64_t ep = descend(g, &sc, g->entry, &dep);
-	bool ok = q->excl ? search_l0(g, &sc, ep, dep, ef, x) : search_l0_sorted(g, &sc, ep, dep, ef, x);
+	bool ok = q->excl ? search_l0(g, &sc, ep, dep, ef, x)
+	                  : search_l0_sorted(g, &sc, ep, dep, ef, x);
 	if (!ok)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	size_t n = x->top.n;
@@ -900,7 +925,6 @@ static inline float qdist_below(const qctx *q, const float *a, uint64_t row, flo
 	return q->s->dk->l2sq_bounded(a, snap_vec(q->s, row), q->dim, bound);
 }
 
-/* SEARCH-LAYER (Algorithm 2) from ep at level lc with ef: the ef closest into x->top. */
 /* SEARCH-LAYER (Algorithm 2) at level lc from ep, as search_l0_sorted does it: leaves the ef
  * nearest found in x->sel[0..*n), closest first. */
 static bool layer_search(builder *b, hnsw_scratch *x, const float *qv, uint32_t ep, float dep,
@@ -932,16 +956,12 @@ static bool layer_search(builder *b, hnsw_scratch *x, const float *qv, uint32_t 
 				float d = full ? qdist_below(&b->q, qv, buf[i], bound) : qdist(&b->q, qv, buf[i]);
 				if (full && d >= bound)
 					continue;
-				size_t at = sorted_insert(r, size, full, d, buf[i]);
-				size += !full;
-				if (at < nk)
-					nk = at;
+				sorted_insert(r, &size, ef, d, buf[i], &nk);
 			}
 		}
 		k = nk <= k ? nk : k + 1;
 	}
-	for (size_t i = 0; i < size; i++)
-		r[i].id &= ~EXPANDED;
+	sorted_unmark(r, size);
 	*n_out = size;
 	return true;
 }
@@ -963,6 +983,7 @@ static uint32_t select_heuristic(builder *b, const hitem *c, size_t n, uint32_t 
 	return kept;
 }
 
+/* Adds node to e's links at level lc, shrinking them with the heuristic when full. */
 static void link_back(builder *b, uint32_t e, uint32_t node, uint32_t lc)
 {
 	uint32_t cap = lc ? b->g.m : b->g.m0;
@@ -1640,9 +1661,7 @@ static uint64_t check_reach(check_ctx *x, const uint8_t *levels)
 		uint32_t node = queue[head++];
 		for (uint32_t lc = 0; lc <= levels[node]; lc++) {
 			uint32_t n, cap = lc ? g->m : g->m0;
-			const unsigned char *l = lc ? map_links(g, node, lc) + 4 : l0_links(g, node, &n);
-			if (lc)
-				n = ld32(l - 4);
+			const unsigned char *l = links_at(g, node, lc, &n);
 			for (uint32_t i = 0; i < n && i < cap; i++) {
 				uint32_t nb = ld32(l + 4 * i);
 				if (nb < g->n && !seen[nb]) {
@@ -1677,13 +1696,11 @@ static void check_graph(check_ctx *x)
 		if (o && (ld32(o) > ld32(o + 4) || ld32(o + 4) > r->words) && x->errors++ < 20)
 			say(x, "node %llu level 0: link offsets %u..%u outside 0..%u\n",
 			    (unsigned long long)i, ld32(o), ld32(o + 4), r->words);
-		uint32_t n;
-		const unsigned char *l = l0_links(g, i, &n);
-		check_list(x, i, 0, l, n, g->m0, levels);
-		links += n <= g->m0 ? n : 0;
-		for (uint32_t lc = 1; lc <= levels[i]; lc++) {
-			l = map_links(g, i, lc);
-			check_list(x, i, lc, l + 4, ld32(l), g->m, levels);
+		for (uint32_t lc = 0; lc <= levels[i]; lc++) {
+			uint32_t n, cap = lc ? g->m : g->m0;
+			const unsigned char *l = links_at(g, i, lc, &n);
+			check_list(x, i, lc, l, n, cap, levels);
+			links += lc == 0 && n <= cap ? n : 0;
 		}
 	}
 	uint64_t lost = x->errors ? 0 : check_reach(x, levels);

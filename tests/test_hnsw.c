@@ -429,7 +429,11 @@ static void edit_graph(const char *dir, graph_edit *fn, void *ctx)
 	assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
 	MDB_val k, v;
 	size_t nrec = 0;
-	struct { unsigned char key[16]; size_t klen; MDB_val v; } rec[64];
+	struct {
+		unsigned char key[16];
+		size_t klen;
+		MDB_val v;
+	} rec[64];
 	for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		assert_true(nrec < 64 && k.mv_size <= 16);
@@ -539,7 +543,8 @@ static void unpack_l0(const MDB_val *key, MDB_val *val, void *ctx)
 	uint64_t first = (uint64_t)k[7] << 20 | (uint64_t)k[8] << 12; /* record number * 4096 */
 	size_t nodes = u->n - first < 4096 ? (size_t)(u->n - first) : 4096;
 	uint32_t m0 = u->m0;
-	assert_int_equal(16 + 4 * (nodes + 1) + 4 * (size_t)get32(p + 16 + 4 * nodes), val->mv_size);
+	assert_int_equal(16 + 4 * (nodes + 1) + 4 * (size_t)get32(p + 16 + 4 * nodes),
+	                 val->mv_size);
 	size_t size = 16 + nodes * 4 * (1 + (size_t)m0);
 	unsigned char *q = calloc(1, size);
 	memcpy(q, p, 16);

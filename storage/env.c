@@ -9,8 +9,11 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "storage/storage.h"
@@ -36,6 +39,36 @@ void lenv_fini(lenv *e)
 	pthread_mutex_destroy(&e->write_mu);
 }
 
+/* Asks for the map to be backed by huge pages: a vector search reads it at random, and 2 MB
+ * pages spare most of its TLB misses (docs/DECISIONS.md). Only while the file fits in half the
+ * memory: beyond, each random read would bring in 2 MB from disk. LMDB does not tell where it
+ * mapped the file (me_mapaddr is set only with MDB_FIXEDMAP), so the mapping is found in
+ * /proc/self/maps by the file's device and inode. Advice only: a kernel or file system that
+ * cannot keeps small pages. OMEN_HUGEPAGES=0 turns it off. */
+static void map_advise(lenv *e)
+{
+	const char *opt = getenv("OMEN_HUGEPAGES");
+	mdb_filehandle_t fd;
+	struct stat st;
+	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+	if ((opt && strcmp(opt, "0") == 0) || mdb_env_get_fd(e->env, &fd) != 0 ||
+	    fstat(fd, &st) != 0 || pages <= 0 || psize <= 0 ||
+	    (uint64_t)st.st_size > (uint64_t)pages * (uint64_t)psize / 2)
+		return;
+	FILE *f = fopen("/proc/self/maps", "r");
+	if (!f)
+		return;
+	char line[512];
+	while (fgets(line, sizeof line, f)) {
+		unsigned long lo, hi, ino;
+		unsigned maj, mnr;
+		if (sscanf(line, "%lx-%lx %*s %*x %x:%x %lu", &lo, &hi, &maj, &mnr, &ino) == 5 &&
+		    ino == st.st_ino && makedev(maj, mnr) == st.st_dev && hi - lo >= e->map_size)
+			(void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+	}
+	fclose(f);
+}
+
 /* Adopts a map size grown by another process. */
 static void map_adopt(lenv *e)
 {
@@ -44,6 +77,7 @@ static void map_adopt(lenv *e)
 	MDB_envinfo info;
 	mdb_env_info(e->env, &info);
 	e->map_size = info.me_mapsize;
+	map_advise(e);
 	pthread_rwlock_unlock(&e->map_lock);
 }
 
@@ -56,8 +90,10 @@ static bool grow_locked(lenv *e)
 	if (e->max_bytes && next > e->max_bytes)
 		next = e->max_bytes;
 	bool ok = next > cur && mdb_env_set_mapsize(e->env, next) == 0;
-	if (ok)
+	if (ok) {
 		e->map_size = next;
+		map_advise(e);
+	}
 	return ok;
 }
 
@@ -166,6 +202,7 @@ int lenv_open(lenv *e, const char *path, unsigned maxdbs, unsigned maxreaders, u
 	MDB_envinfo info;
 	mdb_env_info(e->env, &info);
 	e->map_size = info.me_mapsize;
+	map_advise(e);
 	return OMEN_OK;
 }
 

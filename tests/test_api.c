@@ -5,6 +5,7 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <sys/mman.h>
 
 #include "helpers.h"
 
@@ -551,6 +552,51 @@ static void test_concurrent(void **state)
 	fx_close(&f);
 }
 
+/* 1 when the mapping of dir/data.mdb carries the huge-page advice (VmFlags "hg" in
+ * /proc/self/smaps), 0 when it does not, -1 when no such mapping exists. */
+static int map_hugepage_advised(const char *dir)
+{
+	char want[600], line[1024];
+	snprintf(want, sizeof want, "%s/data.mdb", dir);
+	FILE *f = fopen("/proc/self/smaps", "r");
+	assert_non_null(f);
+	int found = -1, in = 0;
+	while (fgets(line, sizeof line, f)) {
+		line[strcspn(line, "\n")] = 0;
+		size_t n = strlen(line), w = strlen(want);
+		if (strchr(line, '-') && strchr(line, '-') < strchr(line, ' ') && line[0] != 'V')
+			in = n >= w && strcmp(line + n - w, want) == 0;
+		else if (in && strncmp(line, "VmFlags:", 8) == 0)
+			found = strstr(line, " hg") != NULL;
+	}
+	fclose(f);
+	return found;
+}
+
+/* The database map is advised to huge pages (random vector reads, docs/DECISIONS.md), and
+ * OMEN_HUGEPAGES=0 turns that off. */
+static void test_huge_pages(void **state)
+{
+	(void)state;
+	void *probe = mmap(NULL, 4 << 20, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(probe != MAP_FAILED);
+	int thp = madvise(probe, 4 << 20, MADV_HUGEPAGE) == 0;
+	munmap(probe, 4 << 20);
+	if (!thp)
+		skip(); /* a kernel without transparent huge pages takes no such advice */
+	fixture f;
+	fx_open(&f, "v", 8, OMEN_METRIC_L2);
+	assert_int_equal(map_hugepage_advised(f.dir), 1);
+	omen_collection_close(f.c);
+	omen_close(f.db);
+	setenv("OMEN_HUGEPAGES", "0", 1);
+	assert_omen_ok(omen_open(f.dir, NULL, &f.db));
+	unsetenv("OMEN_HUGEPAGES");
+	assert_omen_ok(omen_collection_open(f.db, "v", &f.c));
+	assert_int_equal(map_hugepage_advised(f.dir), 0);
+	fx_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -558,7 +604,7 @@ int main(void)
 	    cmocka_unit_test(test_search_metrics), cmocka_unit_test(test_batch_equals_single),
 	    cmocka_unit_test(test_replace_delete), cmocka_unit_test(test_idmap_model),
 	    cmocka_unit_test(test_filtered),      cmocka_unit_test(test_relaxed),
-	    cmocka_unit_test(test_concurrent),
+	    cmocka_unit_test(test_concurrent),    cmocka_unit_test(test_huge_pages),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

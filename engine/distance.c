@@ -3,9 +3,10 @@
  * compiled with per-function target attributes so that the library itself needs no -m flags.
  * dist_best() picks the widest set the CPU supports, once, optionally capped by OMEN_SIMD.
  *
- * Within one SIMD set, *_many gives out[i] bit for bit equal to the single-pair kernel on row i:
- * both split a vector into the same chains and sum them in the same order, so an exact scan and
- * a pairwise re-check never disagree about a tie. Sets differ from each other in the last bits.
+ * Within one SIMD set, *_many and *_x4 give out[i] bit for bit equal to the single-pair kernel on
+ * row i: all split a vector into the same chains and sum them in the same order, so an exact scan,
+ * a graph search and a pairwise re-check never disagree about a tie. Sets differ from each other
+ * in the last bits.
  *
  * Scan order: *_many works on four rows at once so that each load of q serves four rows. The four
  * are not adjacent but row i of four bands of about n / 4 rows each, so that every load
@@ -86,9 +87,35 @@ static float l2sq_bounded_scalar(const float *a, const float *b, size_t dim, flo
 	return l2sq_scalar(a, b, dim);
 }
 
+static void l2sq_x4_scalar(const float *q, const float *const rows[4], size_t dim, float *out)
+{
+	for (int k = 0; k < 4; k++)
+		out[k] = l2sq_scalar(q, rows[k], dim);
+}
+
+static void dot_x4_scalar(const float *q, const float *const rows[4], size_t dim, float *out)
+{
+	for (int k = 0; k < 4; k++)
+		out[k] = dot_scalar(q, rows[k], dim);
+}
+
+static void sq8_l2_x4_scalar(const float *qp, const float *w, const uint8_t *const c[4],
+                             size_t dim, float *out)
+{
+	for (int k = 0; k < 4; k++)
+		out[k] = sq8_l2_scalar(qp, w, c[k], dim);
+}
+
+static void sq8_dot_x4_scalar(const float *qs, const uint8_t *const c[4], size_t dim, float *out)
+{
+	for (int k = 0; k < 4; k++)
+		out[k] = sq8_dot_scalar(qs, c[k], dim);
+}
+
 static const dist_kernels scalar_set = {
-    "scalar",         l2sq_scalar,   dot_scalar, l2sq_many_scalar, dot_many_scalar,
-    sq8_l2_scalar,    sq8_dot_scalar, l2sq_bounded_scalar,
+    "scalar",         l2sq_scalar,      dot_scalar,    l2sq_many_scalar, dot_many_scalar,
+    sq8_l2_scalar,    sq8_dot_scalar,   l2sq_bounded_scalar, l2sq_x4_scalar, dot_x4_scalar,
+    sq8_l2_x4_scalar, sq8_dot_x4_scalar,
 };
 
 #if DIST_X86
@@ -170,47 +197,41 @@ AVX2 INLINE float pair_avx2(const float *a, const float *b, size_t dim, int l2)
 }
 
 /*
- * One chunk of q against the same chunk of the four rows r + k * stride (k < 4), into the rows'
+ * One chunk of q against the same chunk (offset o) of the four rows r[k] (k < 4), into the rows'
  * chain accumulators c[0..3]. A full mask loads the whole chunk.
  */
-AVX2 INLINE void quad_step8(__m256 c[4], const float *q, const float *r, size_t stride, __m256i m,
-                            int l2)
+AVX2 INLINE void quad_step8(__m256 c[4], const float *q, const float *const r[4], size_t o,
+                            __m256i m, int l2)
 {
-	__m256 x = _mm256_maskload_ps(q, m);
+	__m256 x = _mm256_maskload_ps(q + o, m);
 	for (int k = 0; k < 4; k++)
-		c[k] = step8(c[k], x, _mm256_maskload_ps(r + k * stride, m), l2);
+		c[k] = step8(c[k], x, _mm256_maskload_ps(r[k] + o, m), l2);
 }
 
 /*
- * out[k * band] for the four rows r + k * band * dim (k < 4), each bit for bit equal to
- * pair_avx2(q, row): the chains and the order of their sums are the same.
+ * out[k * ostride] for the four rows r[k] (k < 4), each bit for bit equal to pair_avx2(q, row):
+ * the chains and the order of their sums are the same.
  */
-AVX2 INLINE void quad_avx2(const float *q, const float *r, size_t dim, size_t band, float *out,
-                           int l2)
+AVX2 INLINE void quad_avx2(const float *q, const float *const r[4], size_t dim, float *out,
+                           size_t ostride, int l2)
 {
-	size_t stride = band * dim;
-	const float *r1 = r + stride, *r2 = r1 + stride, *r3 = r2 + stride;
 	__m256 c0[4], c1[4];
 	for (int k = 0; k < 4; k++)
 		c0[k] = c1[k] = _mm256_setzero_ps();
 	size_t i = 0;
 	for (; i + 2 * W8 <= dim; i += 2 * W8) {
 		__m256 x = _mm256_loadu_ps(q + i), y = _mm256_loadu_ps(q + i + W8);
-		c0[0] = step8(c0[0], x, _mm256_loadu_ps(r + i), l2);
-		c0[1] = step8(c0[1], x, _mm256_loadu_ps(r1 + i), l2);
-		c0[2] = step8(c0[2], x, _mm256_loadu_ps(r2 + i), l2);
-		c0[3] = step8(c0[3], x, _mm256_loadu_ps(r3 + i), l2);
-		c1[0] = step8(c1[0], y, _mm256_loadu_ps(r + i + W8), l2);
-		c1[1] = step8(c1[1], y, _mm256_loadu_ps(r1 + i + W8), l2);
-		c1[2] = step8(c1[2], y, _mm256_loadu_ps(r2 + i + W8), l2);
-		c1[3] = step8(c1[3], y, _mm256_loadu_ps(r3 + i + W8), l2);
+		for (int k = 0; k < 4; k++) {
+			c0[k] = step8(c0[k], x, _mm256_loadu_ps(r[k] + i), l2);
+			c1[k] = step8(c1[k], y, _mm256_loadu_ps(r[k] + i + W8), l2);
+		}
 	}
 	if (i < dim)
-		quad_step8(c0, q + i, r + i, stride, mask8(dim - i), l2);
+		quad_step8(c0, q, r, i, mask8(dim - i), l2);
 	if (i + W8 < dim)
-		quad_step8(c1, q + i + W8, r + i + W8, stride, mask8(dim - i - W8), l2);
+		quad_step8(c1, q, r, i + W8, mask8(dim - i - W8), l2);
 	for (int k = 0; k < 4; k++)
-		out[k * band] = reduce8(c0[k], c1[k]);
+		out[k * ostride] = reduce8(c0[k], c1[k]);
 }
 
 /* Rows in four bands, as described for scan order at the top of the file. */
@@ -218,8 +239,11 @@ AVX2 INLINE void many_avx2(const float *q, const float *rows, size_t n, size_t d
                            int l2)
 {
 	size_t band = band_rows(n);
-	for (size_t i = 0; i < band; i++)
-		quad_avx2(q, rows + i * dim, dim, band, out + i, l2);
+	for (size_t i = 0; i < band; i++) {
+		const float *r0 = rows + i * dim, *r[4] = {r0, r0 + band * dim, r0 + 2 * band * dim,
+		                                           r0 + 3 * band * dim};
+		quad_avx2(q, r, dim, out + i, band, l2);
+	}
 	for (size_t i = 4 * band; i < n; i++)
 		out[i] = pair_avx2(q, rows + i * dim, dim, l2);
 }
@@ -244,10 +268,37 @@ AVX2 static void dot_many_avx2(const float *q, const float *rows, size_t n, size
 	many_avx2(q, rows, n, dim, out, 0);
 }
 
+AVX2 static void l2sq_x4_avx2(const float *q, const float *const rows[4], size_t dim, float *out)
+{
+	quad_avx2(q, rows, dim, out, 1, 1);
+}
+
+AVX2 static void dot_x4_avx2(const float *q, const float *const rows[4], size_t dim, float *out)
+{
+	quad_avx2(q, rows, dim, out, 1, 0);
+}
+
 /* int8 codes: 8 bytes widened to 8 floats per step, two chains; the tail in scalar code. */
 AVX2 INLINE __m256 codes8(const uint8_t *c)
 {
 	return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)c)));
+}
+
+/* The scalar tail of the int8 kernels from i on, added to s: l2 = 1 for sq8_l2, 0 for sq8_dot
+ * (qp then holds qs and w is unused). Shared by the one-row and four-row kernels so that both
+ * round alike. */
+INLINE float sq8_tail(const float *qp, const float *w, const uint8_t *c, size_t i, size_t dim,
+                      float s, int l2)
+{
+	for (; i < dim; i++) {
+		if (l2) {
+			float d = qp[i] - (float)c[i];
+			s += w[i] * d * d;
+		} else {
+			s += qp[i] * (float)c[i];
+		}
+	}
+	return s;
 }
 
 AVX2 static float sq8_l2_avx2(const float *qp, const float *w, const uint8_t *c, size_t dim)
@@ -260,12 +311,7 @@ AVX2 static float sq8_l2_avx2(const float *qp, const float *w, const uint8_t *c,
 		a0 = _mm256_fmadd_ps(_mm256_mul_ps(d0, d0), _mm256_loadu_ps(w + i), a0);
 		a1 = _mm256_fmadd_ps(_mm256_mul_ps(d1, d1), _mm256_loadu_ps(w + i + 8), a1);
 	}
-	float s = reduce8(a0, a1);
-	for (; i < dim; i++) {
-		float d = qp[i] - (float)c[i];
-		s += w[i] * d * d;
-	}
-	return s;
+	return sq8_tail(qp, w, c, i, dim, reduce8(a0, a1), 1);
 }
 
 AVX2 static float sq8_dot_avx2(const float *qs, const uint8_t *c, size_t dim)
@@ -276,10 +322,46 @@ AVX2 static float sq8_dot_avx2(const float *qs, const uint8_t *c, size_t dim)
 		a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qs + i), codes8(c + i), a0);
 		a1 = _mm256_fmadd_ps(_mm256_loadu_ps(qs + i + 8), codes8(c + i + 8), a1);
 	}
-	float s = reduce8(a0, a1);
-	for (; i < dim; i++)
-		s += qs[i] * (float)c[i];
-	return s;
+	return sq8_tail(qs, NULL, c, i, dim, reduce8(a0, a1), 0);
+}
+
+/* sq8_l2_avx2 (l2 = 1) or sq8_dot_avx2 (l2 = 0, qp = qs) of the four code rows c[k] into out[k],
+ * with the same chains and sums. */
+AVX2 INLINE void sq8_quad_avx2(const float *qp, const float *w, const uint8_t *const c[4],
+                               size_t dim, float *out, int l2)
+{
+	__m256 a0[4], a1[4];
+	for (int k = 0; k < 4; k++)
+		a0[k] = a1[k] = _mm256_setzero_ps();
+	size_t i = 0;
+	for (; i + 16 <= dim; i += 16) {
+		__m256 x = _mm256_loadu_ps(qp + i), y = _mm256_loadu_ps(qp + i + 8);
+		for (int k = 0; k < 4; k++) {
+			if (l2) {
+				__m256 d0 = _mm256_sub_ps(x, codes8(c[k] + i));
+				__m256 d1 = _mm256_sub_ps(y, codes8(c[k] + i + 8));
+				a0[k] = _mm256_fmadd_ps(_mm256_mul_ps(d0, d0), _mm256_loadu_ps(w + i), a0[k]);
+				a1[k] = _mm256_fmadd_ps(_mm256_mul_ps(d1, d1), _mm256_loadu_ps(w + i + 8),
+				                        a1[k]);
+			} else {
+				a0[k] = _mm256_fmadd_ps(x, codes8(c[k] + i), a0[k]);
+				a1[k] = _mm256_fmadd_ps(y, codes8(c[k] + i + 8), a1[k]);
+			}
+		}
+	}
+	for (int k = 0; k < 4; k++)
+		out[k] = sq8_tail(qp, w, c[k], i, dim, reduce8(a0[k], a1[k]), l2);
+}
+
+AVX2 static void sq8_l2_x4_avx2(const float *qp, const float *w, const uint8_t *const c[4],
+                                size_t dim, float *out)
+{
+	sq8_quad_avx2(qp, w, c, dim, out, 1);
+}
+
+AVX2 static void sq8_dot_x4_avx2(const float *qs, const uint8_t *const c[4], size_t dim, float *out)
+{
+	sq8_quad_avx2(qs, NULL, c, dim, out, 0);
 }
 
 static float l2sq_bounded_avx2(const float *a, const float *b, size_t dim, float bound)
@@ -289,8 +371,9 @@ static float l2sq_bounded_avx2(const float *a, const float *b, size_t dim, float
 }
 
 static const dist_kernels avx2_set = {
-    "avx2",      l2sq_avx2,   dot_avx2, l2sq_many_avx2, dot_many_avx2,
-    sq8_l2_avx2, sq8_dot_avx2, l2sq_bounded_avx2,
+    "avx2",         l2sq_avx2,      dot_avx2,          l2sq_many_avx2, dot_many_avx2,
+    sq8_l2_avx2,    sq8_dot_avx2,   l2sq_bounded_avx2, l2sq_x4_avx2,   dot_x4_avx2,
+    sq8_l2_x4_avx2, sq8_dot_x4_avx2,
 };
 
 /* ---- AVX-512F: 16 lanes, 4 chains per vector -------------------------------------------- */
@@ -354,24 +437,23 @@ AVX512 INLINE float pair_avx512(const float *a, const float *b, size_t dim, int 
 	return reduce16(c0, c1, c2, c3);
 }
 
-/* One chunk of q against the same chunk of the four rows r + k * stride (k < 4), into chain j of
- * each row, c[k][j]. */
-AVX512 INLINE void quad_step16(__m512 c[4][4], int j, const float *q, const float *r, size_t stride,
-                               __mmask16 m, int l2)
+/* One chunk (offset o) of q against the same chunk of the four rows r[k] (k < 4), into chain j
+ * of each row, c[k][j]. */
+AVX512 INLINE void quad_step16(__m512 c[4][4], int j, const float *q, const float *const r[4],
+                               size_t o, __mmask16 m, int l2)
 {
-	__m512 x = _mm512_maskz_loadu_ps(m, q);
+	__m512 x = _mm512_maskz_loadu_ps(m, q + o);
 	for (int k = 0; k < 4; k++)
-		c[k][j] = step16(c[k][j], x, _mm512_maskz_loadu_ps(m, r + k * stride), l2);
+		c[k][j] = step16(c[k][j], x, _mm512_maskz_loadu_ps(m, r[k] + o), l2);
 }
 
 /*
- * out[k * band] for the four rows r + k * band * dim (k < 4), each bit for bit equal to
- * pair_avx512(q, row): the chains and the order of their sums are the same.
+ * out[k * ostride] for the four rows r[k] (k < 4), each bit for bit equal to pair_avx512(q, row):
+ * the chains and the order of their sums are the same.
  */
-AVX512 INLINE void quad_avx512(const float *q, const float *r, size_t dim, size_t band, float *out,
-                               int l2)
+AVX512 INLINE void quad_avx512(const float *q, const float *const r[4], size_t dim, float *out,
+                               size_t ostride, int l2)
 {
-	size_t stride = band * dim;
 	__m512 c[4][4];
 	for (int k = 0; k < 4; k++)
 		for (int j = 0; j < 4; j++)
@@ -379,15 +461,15 @@ AVX512 INLINE void quad_avx512(const float *q, const float *r, size_t dim, size_
 	size_t i = 0;
 	for (; i + 4 * W16 <= dim; i += 4 * W16) {
 		for (int j = 0; j < 4; j++)
-			quad_step16(c, j, q + i + j * W16, r + i + j * W16, stride, 0xffff, l2);
+			quad_step16(c, j, q, r, i + j * W16, 0xffff, l2);
 	}
 	for (int j = 0; j < 4; j++) {
 		size_t o = i + j * W16;
 		if (o < dim)
-			quad_step16(c, j, q + o, r + o, stride, mask16(dim - o), l2);
+			quad_step16(c, j, q, r, o, mask16(dim - o), l2);
 	}
 	for (int k = 0; k < 4; k++)
-		out[k * band] = reduce16(c[k][0], c[k][1], c[k][2], c[k][3]);
+		out[k * ostride] = reduce16(c[k][0], c[k][1], c[k][2], c[k][3]);
 }
 
 /* Rows in four bands, as described for scan order at the top of the file. */
@@ -395,8 +477,11 @@ AVX512 INLINE void many_avx512(const float *q, const float *rows, size_t n, size
                                int l2)
 {
 	size_t band = band_rows(n);
-	for (size_t i = 0; i < band; i++)
-		quad_avx512(q, rows + i * dim, dim, band, out + i, l2);
+	for (size_t i = 0; i < band; i++) {
+		const float *r0 = rows + i * dim, *r[4] = {r0, r0 + band * dim, r0 + 2 * band * dim,
+		                                           r0 + 3 * band * dim};
+		quad_avx512(q, r, dim, out + i, band, l2);
+	}
 	for (size_t i = 4 * band; i < n; i++)
 		out[i] = pair_avx512(q, rows + i * dim, dim, l2);
 }
@@ -465,12 +550,7 @@ AVX512 static float sq8_l2_avx512(const float *qp, const float *w, const uint8_t
 		a0 = _mm512_fmadd_ps(_mm512_mul_ps(d0, d0), _mm512_loadu_ps(w + i), a0);
 		a1 = _mm512_fmadd_ps(_mm512_mul_ps(d1, d1), _mm512_loadu_ps(w + i + 16), a1);
 	}
-	float s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-	for (; i < dim; i++) {
-		float d = qp[i] - (float)c[i];
-		s += w[i] * d * d;
-	}
-	return s;
+	return sq8_tail(qp, w, c, i, dim, _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)), 1);
 }
 
 AVX512 static float sq8_dot_avx512(const float *qs, const uint8_t *c, size_t dim)
@@ -481,15 +561,66 @@ AVX512 static float sq8_dot_avx512(const float *qs, const uint8_t *c, size_t dim
 		a0 = _mm512_fmadd_ps(_mm512_loadu_ps(qs + i), codes16(c + i), a0);
 		a1 = _mm512_fmadd_ps(_mm512_loadu_ps(qs + i + 16), codes16(c + i + 16), a1);
 	}
-	float s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-	for (; i < dim; i++)
-		s += qs[i] * (float)c[i];
-	return s;
+	return sq8_tail(qs, NULL, c, i, dim, _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)), 0);
+}
+
+/* sq8_l2_avx512 (l2 = 1) or sq8_dot_avx512 (l2 = 0, qp = qs) of the four code rows c[k] into
+ * out[k], with the same chains and sums. */
+AVX512 INLINE void sq8_quad_avx512(const float *qp, const float *w, const uint8_t *const c[4],
+                                   size_t dim, float *out, int l2)
+{
+	__m512 a0[4], a1[4];
+	for (int k = 0; k < 4; k++)
+		a0[k] = a1[k] = _mm512_setzero_ps();
+	size_t i = 0;
+	for (; i + 32 <= dim; i += 32) {
+		__m512 x = _mm512_loadu_ps(qp + i), y = _mm512_loadu_ps(qp + i + 16);
+		for (int k = 0; k < 4; k++) {
+			if (l2) {
+				__m512 d0 = _mm512_sub_ps(x, codes16(c[k] + i));
+				__m512 d1 = _mm512_sub_ps(y, codes16(c[k] + i + 16));
+				a0[k] = _mm512_fmadd_ps(_mm512_mul_ps(d0, d0), _mm512_loadu_ps(w + i), a0[k]);
+				a1[k] = _mm512_fmadd_ps(_mm512_mul_ps(d1, d1), _mm512_loadu_ps(w + i + 16),
+				                        a1[k]);
+			} else {
+				a0[k] = _mm512_fmadd_ps(x, codes16(c[k] + i), a0[k]);
+				a1[k] = _mm512_fmadd_ps(y, codes16(c[k] + i + 16), a1[k]);
+			}
+		}
+	}
+	for (int k = 0; k < 4; k++)
+		out[k] = sq8_tail(qp, w, c[k], i, dim, _mm512_reduce_add_ps(_mm512_add_ps(a0[k], a1[k])),
+		                  l2);
+}
+
+AVX512 static void l2sq_x4_avx512(const float *q, const float *const rows[4], size_t dim,
+                                  float *out)
+{
+	quad_avx512(q, rows, dim, out, 1, 1);
+}
+
+AVX512 static void dot_x4_avx512(const float *q, const float *const rows[4], size_t dim,
+                                 float *out)
+{
+	quad_avx512(q, rows, dim, out, 1, 0);
+}
+
+AVX512 static void sq8_l2_x4_avx512(const float *qp, const float *w, const uint8_t *const c[4],
+                                    size_t dim, float *out)
+{
+	sq8_quad_avx512(qp, w, c, dim, out, 1);
+}
+
+AVX512 static void sq8_dot_x4_avx512(const float *qs, const uint8_t *const c[4], size_t dim,
+                                     float *out)
+{
+	sq8_quad_avx512(qs, NULL, c, dim, out, 0);
 }
 
 static const dist_kernels avx512_set = {
-    "avx512",      l2sq_avx512,   dot_avx512, l2sq_many_avx512, dot_many_avx512,
-    sq8_l2_avx512, sq8_dot_avx512, l2sq_bounded_avx512,
+    "avx512",         l2sq_avx512,      dot_avx512,          l2sq_many_avx512, dot_many_avx512,
+    sq8_l2_avx512,    sq8_dot_avx512,   l2sq_bounded_avx512, l2sq_x4_avx512,   dot_x4_avx512,
+    sq8_l2_x4_avx512, sq8_dot_x4_avx512,
 };
 
 /* The widest level this CPU (and its OS, which must save the wide registers) supports. */

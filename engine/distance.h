@@ -29,6 +29,16 @@ typedef struct dist_kernels {
 	/* l2sq(a, b) bit for bit when that is below bound; otherwise some value >= bound, possibly
 	 * before reading all of b (the partial sums of squares only grow). */
 	float (*l2sq_bounded)(const float *a, const float *b, size_t dim, float bound);
+	/* out[k] = l2sq(q, rows[k]) for k < 4, bit for bit, the four read side by side so that
+	 * their memory latencies overlap (a graph search reads scattered rows). */
+	void (*l2sq_x4)(const float *q, const float *const rows[4], size_t dim, float *out);
+	/* out[k] = dot(q, rows[k]) for k < 4, likewise. */
+	void (*dot_x4)(const float *q, const float *const rows[4], size_t dim, float *out);
+	/* out[k] = sq8_l2(qp, w, c[k], dim) for k < 4, likewise. */
+	void (*sq8_l2_x4)(const float *qp, const float *w, const uint8_t *const c[4], size_t dim,
+	                  float *out);
+	/* out[k] = sq8_dot(qs, c[k], dim) for k < 4, likewise. */
+	void (*sq8_dot_x4)(const float *qs, const uint8_t *const c[4], size_t dim, float *out);
 } dist_kernels;
 
 /* The best kernel set for this CPU, chosen once (thread-safe). The environment variable

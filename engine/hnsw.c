@@ -77,12 +77,47 @@ static qctx qctx_make(const snapshot *s)
 	return q;
 }
 
+/* The metric's distance from a dot product: -dot (ip), 1 - dot (cosine). */
+static inline float from_dot(omen_metric m, float dot)
+{
+	return m == OMEN_METRIC_IP ? -dot : 1 - dot;
+}
+
 static inline float qdist(const qctx *q, const float *a, uint64_t row)
 {
 	float d = q->kern(a, snap_vec(q->s, row), q->dim);
-	if (q->metric == OMEN_METRIC_L2)
-		return d;
-	return q->metric == OMEN_METRIC_IP ? -d : 1 - d;
+	return q->metric == OMEN_METRIC_L2 ? d : from_dot(q->metric, d);
+}
+
+/* qdist, or (l2) any value >= bound once the distance is known to reach it. */
+static inline float qdist_below(const qctx *q, const float *a, uint64_t row, float bound)
+{
+	if (q->metric != OMEN_METRIC_L2)
+		return qdist(q, a, row);
+	return q->s->dk->l2sq_bounded(a, snap_vec(q->s, row), q->dim, bound);
+}
+
+/* d[i] = qdist(q, a, rows[i]) for i < n, the first n - n % 4 four at a time so that their rows
+ * are read side by side (bit for bit the same values); the rest through the bounded kernel
+ * (l2): any value >= bound once a distance is known to reach it. */
+static void qdist_many(const qctx *q, const float *a, const uint32_t *rows, uint32_t n, float *d,
+                       float bound)
+{
+	const snapshot *s = q->s;
+	uint32_t i = 0;
+	for (; i + 4 <= n; i += 4) {
+		const float *r[4] = {snap_vec(s, rows[i]), snap_vec(s, rows[i + 1]),
+		                     snap_vec(s, rows[i + 2]), snap_vec(s, rows[i + 3])};
+		if (q->metric == OMEN_METRIC_L2) {
+			s->dk->l2sq_x4(a, r, q->dim, d + i);
+			continue;
+		}
+		s->dk->dot_x4(a, r, q->dim, d + i);
+		for (int k = 0; k < 4; k++)
+			d[i + k] = from_dot(q->metric, d[i + k]);
+	}
+	for (; i < n; i++)
+		d[i] = qdist_below(q, a, rows[i], bound);
 }
 
 /* ---- heaps of (distance, node) ---- */
@@ -574,23 +609,39 @@ static inline float sdist(const sctx *x, uint64_t node)
 	const uint8_t *c = code_of(x->g, node);
 	if (x->q->metric == OMEN_METRIC_L2)
 		return dk->sq8_l2(x->qp, x->g->qw, c, x->g->dim);
-	float dot = x->konst + dk->sq8_dot(x->qp, c, x->g->dim);
-	return x->q->metric == OMEN_METRIC_IP ? -dot : 1 - dot;
-}
-
-/* sdist, or (float l2 traversal) any value >= bound once the distance is known to reach it:
- * the kernel may stop reading the vector early. */
-static inline float sdist_below(const sctx *x, uint64_t node, float bound)
-{
-	if (x->qp || x->q->metric != OMEN_METRIC_L2)
-		return sdist(x, node);
-	return x->q->s->dk->l2sq_bounded(x->qv, snap_vec(x->q->s, node), x->q->dim, bound);
+	return from_dot(x->q->metric, x->konst + dk->sq8_dot(x->qp, c, x->g->dim));
 }
 
 static inline void sprefetch(const sctx *x, uint64_t node)
 {
 	__builtin_prefetch(x->qp ? (const void *)code_of(x->g, node)
 	                         : (const void *)snap_vec(x->q->s, node));
+}
+
+/* d[i] = the query's distance to nodes ids[i], i < n, as qdist_many computes them: four at a
+ * time, the rest bounded by bound. */
+static void sdist_many(const sctx *x, const uint32_t *ids, uint32_t n, float *d, float bound)
+{
+	if (!x->qp) {
+		qdist_many(x->q, x->qv, ids, n, d, bound);
+		return;
+	}
+	const dist_kernels *dk = x->q->s->dk;
+	omen_metric m = x->q->metric;
+	uint32_t i = 0;
+	for (; i + 4 <= n; i += 4) {
+		const uint8_t *c[4] = {code_of(x->g, ids[i]), code_of(x->g, ids[i + 1]),
+		                       code_of(x->g, ids[i + 2]), code_of(x->g, ids[i + 3])};
+		if (m == OMEN_METRIC_L2) {
+			dk->sq8_l2_x4(x->qp, x->g->qw, c, x->g->dim, d + i);
+			continue;
+		}
+		dk->sq8_dot_x4(x->qp, c, x->g->dim, d + i);
+		for (int k = 0; k < 4; k++)
+			d[i + k] = from_dot(m, x->konst + d[i + k]);
+	}
+	for (; i < n; i++)
+		d[i] = sdist(x, ids[i]);
 }
 
 /* Prepares the int8 form of query qv into qp (dim floats). */
@@ -614,16 +665,19 @@ static uint64_t descend(const graph *g, const sctx *q, uint64_t ep, float *dep)
 	for (uint32_t lc = g->max_level; lc >= 1; lc--) {
 		for (bool changed = true; changed;) {
 			changed = false;
-			uint32_t n;
+			uint32_t n, nv = 0, ids[OMEN_HNSW_M_MAX];
+			float d[OMEN_HNSW_M_MAX];
 			const unsigned char *l = links_at(g, ep, lc, &n);
 			for (uint32_t i = 0; i < n && i < g->m; i++) {
 				uint32_t nb = ld32(l + 4 * i);
-				if (nb >= g->n)
-					continue;
-				float d = sdist(q, nb);
-				if (d < *dep) {
-					*dep = d;
-					ep = nb;
+				if (nb < g->n)
+					ids[nv++] = nb;
+			}
+			sdist_many(q, ids, nv, d, INFINITY);
+			for (uint32_t i = 0; i < nv; i++) {
+				if (d[i] < *dep) {
+					*dep = d[i];
+					ep = ids[i];
 					changed = true;
 				}
 			}
@@ -662,6 +716,7 @@ static bool search_l0(const graph *g, const sctx *q, uint64_t ep, float dep, siz
 		ok = ok && heap_push(&x->top, dep, (uint32_t)ep);
 	float bound = x->top.n ? dep : INFINITY;
 	uint32_t fresh[4 * OMEN_HNSW_M_MAX];
+	float fd[4 * OMEN_HNSW_M_MAX];
 	while (ok && x->cand.n) {
 		if (x->cand.a[0].d > bound && x->top.n >= ef)
 			break;
@@ -669,16 +724,15 @@ static bool search_l0(const graph *g, const sctx *q, uint64_t ep, float dep, siz
 		if (x->cand.n) /* likely the next node to expand */
 			l0_prefetch(g, x->cand.a[0].id);
 		uint32_t nf = l0_fresh(g, q, x, c.id, fresh);
+		sdist_many(q, fresh, nf, fd, x->top.n >= ef ? bound : INFINITY);
 		for (uint32_t i = 0; i < nf && ok; i++) {
-			bool full = x->top.n >= ef;
-			float d = full ? sdist_below(q, fresh[i], bound) : sdist(q, fresh[i]);
-			if (full && d >= bound)
+			if (x->top.n >= ef && fd[i] >= bound)
 				continue;
-			ok = heap_push(&x->cand, d, fresh[i]);
+			ok = heap_push(&x->cand, fd[i], fresh[i]);
 			l0_prefetch_off(g, fresh[i]);
 			if (snap_excluded(s, fresh[i]))
 				continue;
-			ok = ok && heap_push_bounded(&x->top, ef, d, fresh[i]);
+			ok = ok && heap_push_bounded(&x->top, ef, fd[i], fresh[i]);
 			bound = x->top.a[0].d;
 		}
 	}
@@ -731,6 +785,7 @@ static bool search_l0_sorted(const graph *g, const sctx *q, uint64_t ep, float d
 	r[0] = (hitem){dep, (uint32_t)ep};
 	x->visited[ep] = x->epoch;
 	uint32_t fresh[4 * OMEN_HNSW_M_MAX];
+	float fd[4 * OMEN_HNSW_M_MAX];
 	while (k < size) {
 		size_t nk = size;
 		if (!(r[k].id & EXPANDED)) {
@@ -739,12 +794,11 @@ static bool search_l0_sorted(const graph *g, const sctx *q, uint64_t ep, float d
 			if (k + 1 < size && !(r[k + 1].id & EXPANDED)) /* likely the next to expand */
 				l0_prefetch(g, r[k + 1].id);
 			uint32_t nf = l0_fresh(g, q, x, node, fresh);
+			sdist_many(q, fresh, nf, fd, size == ef ? r[size - 1].d : INFINITY);
 			for (uint32_t i = 0; i < nf; i++) {
-				bool full = size == ef;
-				float d = full ? sdist_below(q, fresh[i], r[size - 1].d) : sdist(q, fresh[i]);
-				if (full && d >= r[size - 1].d)
+				if (size == ef && fd[i] >= r[size - 1].d)
 					continue;
-				sorted_insert(r, &size, ef, d, fresh[i], &nk);
+				sorted_insert(r, &size, ef, fd[i], fresh[i], &nk);
 				l0_prefetch_off(g, fresh[i]);
 			}
 		}
@@ -917,20 +971,13 @@ static uint32_t links_copy(builder *b, uint64_t node, uint32_t lc, uint32_t *buf
 	return n;
 }
 
-/* qdist, or (l2) any value >= bound once the distance is known to reach it. */
-static inline float qdist_below(const qctx *q, const float *a, uint64_t row, float bound)
-{
-	if (q->metric != OMEN_METRIC_L2)
-		return qdist(q, a, row);
-	return q->s->dk->l2sq_bounded(a, snap_vec(q->s, row), q->dim, bound);
-}
-
 /* SEARCH-LAYER (Algorithm 2) at level lc from ep, as search_l0_sorted does it: leaves the ef
  * nearest found in x->sel[0..*n), closest first. */
 static bool layer_search(builder *b, hnsw_scratch *x, const float *qv, uint32_t ep, float dep,
                          uint32_t ef, uint32_t lc, size_t *n_out)
 {
 	uint32_t buf[4 * OMEN_HNSW_M_MAX];
+	float d[4 * OMEN_HNSW_M_MAX];
 	if (!scratch_begin(x, b->g.n) || !scratch_sel(x, ef + 1))
 		return false;
 	hitem *r = x->sel;
@@ -950,13 +997,11 @@ static bool layer_search(builder *b, hnsw_scratch *x, const float *qv, uint32_t 
 				buf[nf++] = nb;
 				__builtin_prefetch(snap_vec(b->s, nb));
 			}
+			qdist_many(&b->q, qv, buf, nf, d, size == ef ? r[size - 1].d : INFINITY);
 			for (uint32_t i = 0; i < nf; i++) {
-				bool full = size == ef;
-				float bound = r[size - 1].d;
-				float d = full ? qdist_below(&b->q, qv, buf[i], bound) : qdist(&b->q, qv, buf[i]);
-				if (full && d >= bound)
+				if (size == ef && d[i] >= r[size - 1].d)
 					continue;
-				sorted_insert(r, &size, ef, d, buf[i], &nk);
+				sorted_insert(r, &size, ef, d[i], buf[i], &nk);
 			}
 		}
 		k = nk <= k ? nk : k + 1;
@@ -994,9 +1039,13 @@ static void link_back(builder *b, uint32_t e, uint32_t node, uint32_t lc)
 	if (l[0] < cap) {
 		l[1 + l[0]++] = node;
 	} else {
-		for (uint32_t i = 0; i < cap; i++)
-			c[i] = (hitem){qdist(&b->q, ev, l[1 + i]), l[1 + i]};
-		c[cap] = (hitem){qdist(&b->q, ev, node), node};
+		uint32_t ids[4 * OMEN_HNSW_M_MAX + 1];
+		float d[4 * OMEN_HNSW_M_MAX + 1];
+		memcpy(ids, l + 1, cap * sizeof *ids);
+		ids[cap] = node;
+		qdist_many(&b->q, ev, ids, cap + 1, d, INFINITY);
+		for (uint32_t i = 0; i <= cap; i++)
+			c[i] = (hitem){d[i], ids[i]};
 		for (uint32_t i = 1; i <= cap; i++) /* insertion sort: cap is small */
 			for (uint32_t j = i; j > 0 && c[j].d < c[j - 1].d; j--) {
 				hitem t = c[j];
@@ -1013,14 +1062,15 @@ static uint32_t greedy(builder *b, const float *qv, uint32_t ep, float *dep, uin
                        uint32_t stop)
 {
 	uint32_t buf[OMEN_HNSW_M_MAX];
+	float d[OMEN_HNSW_M_MAX];
 	for (uint32_t lc = top; lc > stop; lc--)
 		for (bool changed = true; changed;) {
 			changed = false;
 			uint32_t n = links_copy(b, ep, lc, buf);
+			qdist_many(&b->q, qv, buf, n, d, INFINITY);
 			for (uint32_t i = 0; i < n; i++) {
-				float d = qdist(&b->q, qv, buf[i]);
-				if (d < *dep) {
-					*dep = d;
+				if (d[i] < *dep) {
+					*dep = d[i];
 					ep = buf[i];
 					changed = true;
 				}

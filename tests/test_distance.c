@@ -205,6 +205,67 @@ static void test_many(void **state)
 			check_many(k, dims[d], counts[c]);
 }
 
+/* Fails unless got and want are the same float bit for bit. */
+static void assert_same(float got, float want, const char *what, const char *set, size_t dim,
+                        int k)
+{
+	if (memcmp(&got, &want, sizeof got) != 0)
+		fail_msg("%s/%s dim %zu row %d: %.9g, one-row kernel %.9g", set, what, dim, k,
+		         (double)got, (double)want);
+}
+
+/* The four-row kernels (float and int8) against the one-row kernels of the same set, bit for
+ * bit, on four rows in separate unaligned buffers; out[4] must be untouched. */
+static void check_x4(const dist_kernels *k, size_t dim)
+{
+	float *q = random_unaligned(dim), *w = random_unaligned(dim), out[5];
+	const float *rows[4];
+	const uint8_t *codes[4];
+	for (int r = 0; r < 4; r++) {
+		rows[r] = random_unaligned(dim);
+		uint8_t *c = malloc(dim + 1);
+		assert_non_null(c);
+		for (size_t i = 0; i <= dim; i++)
+			c[i] = (uint8_t)(rand_float() * 127.5f + 127.5f);
+		codes[r] = c + 1;
+	}
+	for (size_t i = 0; i < dim; i++)
+		w[i] = fabsf(w[i]);
+	for (int kind = 0; kind < 4; kind++) {
+		static const char *const what[] = {"l2sq_x4", "dot_x4", "sq8_l2_x4", "sq8_dot_x4"};
+		out[4] = CANARY;
+		if (kind == 0)
+			k->l2sq_x4(q, rows, dim, out);
+		else if (kind == 1)
+			k->dot_x4(q, rows, dim, out);
+		else if (kind == 2)
+			k->sq8_l2_x4(q, w, codes, dim, out);
+		else
+			k->sq8_dot_x4(q, codes, dim, out);
+		for (int r = 0; r < 4; r++) {
+			float one = kind == 0   ? k->l2sq(q, rows[r], dim)
+			            : kind == 1 ? k->dot(q, rows[r], dim)
+			            : kind == 2 ? k->sq8_l2(q, w, codes[r], dim)
+			                        : k->sq8_dot(q, codes[r], dim);
+			assert_same(out[r], one, what[kind], k->name, dim, r);
+		}
+		assert_true(out[4] == CANARY);
+	}
+	for (int r = 0; r < 4; r++) {
+		free((float *)rows[r] - 1);
+		free((uint8_t *)codes[r] - 1);
+	}
+	free(q - 1);
+	free(w - 1);
+}
+
+static void test_x4(void **state)
+{
+	const dist_kernels *k = state_set(state);
+	for (size_t d = 0; d < sizeof(dims) / sizeof(dims[0]); d++)
+		check_x4(k, dims[d]);
+}
+
 /* ---- Choosing a set --------------------------------------------------------------------- */
 
 /* The int8 kernels of every available set against a double-precision reference. */
@@ -338,6 +399,9 @@ int main(int argc, char **argv)
 	    {"bounded_scalar", test_bounded, NULL, NULL, (void *)"scalar"},
 	    {"bounded_avx2", test_bounded, NULL, NULL, (void *)"avx2"},
 	    {"bounded_avx512", test_bounded, NULL, NULL, (void *)"avx512"},
+	    {"x4_scalar", test_x4, NULL, NULL, (void *)"scalar"},
+	    {"x4_avx2", test_x4, NULL, NULL, (void *)"avx2"},
+	    {"x4_avx512", test_x4, NULL, NULL, (void *)"avx512"},
 	    cmocka_unit_test(test_sq8),
 	    cmocka_unit_test(test_by_name),
 	    cmocka_unit_test(test_best_default),

@@ -62,22 +62,31 @@ static void dot_many_scalar(const float *q, const float *rows, size_t n, size_t 
 		out[i] = dot_scalar(q, rows + i * dim, dim);
 }
 
-static float sq8_l2_scalar(const float *qp, const float *w, const uint8_t *c, size_t dim)
+/* The int8 kernels in scalar code from dimension i on, added to s: l2 = 1 for sq8_l2, 0 for
+ * sq8_dot (qp then holds qs and w is unused). The whole scalar kernel (i = 0), and the tail of
+ * the SIMD ones, shared by their one-row and four-row forms so that both round alike. */
+static inline float sq8_tail(const float *qp, const float *w, const uint8_t *c, size_t i,
+                             size_t dim, float s, int l2)
 {
-	float s = 0;
-	for (size_t i = 0; i < dim; i++) {
-		float d = qp[i] - (float)c[i];
-		s += w[i] * d * d;
+	for (; i < dim; i++) {
+		if (l2) {
+			float d = qp[i] - (float)c[i];
+			s += w[i] * d * d;
+		} else {
+			s += qp[i] * (float)c[i];
+		}
 	}
 	return s;
 }
 
+static float sq8_l2_scalar(const float *qp, const float *w, const uint8_t *c, size_t dim)
+{
+	return sq8_tail(qp, w, c, 0, dim, 0, 1);
+}
+
 static float sq8_dot_scalar(const float *qs, const uint8_t *c, size_t dim)
 {
-	float s = 0;
-	for (size_t i = 0; i < dim; i++)
-		s += qs[i] * (float)c[i];
-	return s;
+	return sq8_tail(qs, NULL, c, 0, dim, 0, 0);
 }
 
 /* Reads everything: the contract allows it, and only the widest level stops early. */
@@ -282,23 +291,6 @@ AVX2 static void dot_x4_avx2(const float *q, const float *const rows[4], size_t 
 AVX2 INLINE __m256 codes8(const uint8_t *c)
 {
 	return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)c)));
-}
-
-/* The scalar tail of the int8 kernels from i on, added to s: l2 = 1 for sq8_l2, 0 for sq8_dot
- * (qp then holds qs and w is unused). Shared by the one-row and four-row kernels so that both
- * round alike. */
-INLINE float sq8_tail(const float *qp, const float *w, const uint8_t *c, size_t i, size_t dim,
-                      float s, int l2)
-{
-	for (; i < dim; i++) {
-		if (l2) {
-			float d = qp[i] - (float)c[i];
-			s += w[i] * d * d;
-		} else {
-			s += qp[i] * (float)c[i];
-		}
-	}
-	return s;
 }
 
 AVX2 static float sq8_l2_avx2(const float *qp, const float *w, const uint8_t *c, size_t dim)

@@ -564,7 +564,8 @@ static int map_hugepage_advised(const char *dir)
 	while (fgets(line, sizeof line, f)) {
 		line[strcspn(line, "\n")] = 0;
 		size_t n = strlen(line), w = strlen(want);
-		if (strchr(line, '-') && strchr(line, '-') < strchr(line, ' ') && line[0] != 'V')
+		unsigned long lo, hi; /* a mapping's first line starts "lo-hi "; field lines do not */
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
 			in = n >= w && strcmp(line + n - w, want) == 0;
 		else if (in && strncmp(line, "VmFlags:", 8) == 0)
 			found = strstr(line, " hg") != NULL;

@@ -10,6 +10,10 @@
 #        --query data/fashion-mnist/query.fvecs --metric l2 --gt data/gt/fashion.ivecs --threads 1
 # Each DB must have been built by its binary beforehand (the same options without --reuse), and
 # the two must be different directories.
+#
+# AB_SEQUENTIAL=1 runs them one after the other instead (a then b, b then a in the next round),
+# each alone on the machine: side by side, the two share the L3 cache and the memory bandwidth,
+# which favours a change that saves cache or memory traffic more than a lone search would.
 set -euo pipefail
 [ $# -ge 6 ] || { sed -n 2,12p "$0" >&2; exit 2; }
 rounds=$1 efs=$2 bin_a=$3 db_a=$4 bin_b=$5 db_b=$6
@@ -18,6 +22,13 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for r in $(seq "$rounds"); do
 	ca=$((r % 2)) cb=$((1 - r % 2))
+	if [ "${AB_SEQUENTIAL:-0}" = 1 ]; then
+		for v in $([ $ca = 1 ] && echo a b || echo b a); do
+			if [ $v = a ]; then bin=$bin_a db=$db_a; else bin=$bin_b db=$db_b; fi
+			"$bin" "$@" --db "$db" --efs "$efs" --single 0 --reuse >"$out/$v.$r" 2>&1
+		done
+		continue
+	fi
 	taskset -c $ca "$bin_a" "$@" --db "$db_a" --efs "$efs" --single 0 --reuse >"$out/a.$r" 2>&1 &
 	taskset -c $cb "$bin_b" "$@" --db "$db_b" --efs "$efs" --single 0 --reuse >"$out/b.$r" 2>&1 &
 	wait

@@ -47,17 +47,6 @@ struct fsm {
 
 /* ---- small helpers ---- */
 
-static void le16_put(unsigned char *p, uint16_t v)
-{
-	p[0] = (unsigned char)v;
-	p[1] = (unsigned char)(v >> 8);
-}
-
-static uint16_t le16_get(const unsigned char *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
 /* Every record: 4-byte magic, u16 record version, u16 reserved (zero). */
 static void hdr_put(unsigned char *p, const char *magic)
 {

@@ -12,8 +12,9 @@
  * without loading anything. Layout (docs/FORMAT.md):
  *   "H"            header
  *   "L" + u64 BE   level-0 links of 4096 consecutive nodes (fewer in the last record),
- *                  packed: nodes + 1 u32 offsets, then each node's u32 ids (graphs written
- *                  before packing: per node u32 count and 2M u32 ids; still read)
+ *                  packed: nodes + 1 u32 offsets, then each node's ids, u16 in graphs of
+ *                  at most 65,536 nodes, else u32 (graphs written before packing: per node
+ *                  u32 count and 2M u32 ids; still read)
  *   "U"            upper levels: sorted node ids, offsets, and per level u32 count + M u32 ids
  *   "S", "Q" + u64 with the int8 option: per-dimension minimum and step (f32 each), and the
  *                  uint8 codes of 4096 consecutive nodes
@@ -38,11 +39,15 @@
 #define HDR_MAGIC "OMHN"
 #define L0_MAGIC "OMHL"  /* level-0 links, fixed slots (graphs written before packing) */
 #define L0P_MAGIC "OMHP" /* level-0 links, packed */
+#define L0N_MAGIC "OMH2" /* level-0 links, packed, u16 ids */
 #define UP_MAGIC "OMHU"
 #define SQ_MAGIC "OMHS"
 #define CODES_MAGIC "OMHQ"
 #define FLAG_INT8 1u
 #define FLAG_L0_PACKED 2u
+#define FLAG_L0_NARROW 4u /* level-0 ids are u16 (with FLAG_L0_PACKED) */
+#define FLAGS_KNOWN (FLAG_INT8 | FLAG_L0_PACKED | FLAG_L0_NARROW)
+#define NARROW_MAX 65536u /* most nodes a graph with u16 level-0 ids may have */
 #define HDR_SIZE 64
 #define REC_HEADER 16
 #define L0_SHIFT 12 /* 4096 nodes per level-0 link chunk */
@@ -55,6 +60,13 @@ static inline uint32_t ld32(const unsigned char *p)
 {
 	uint32_t v;
 	memcpy(&v, p, 4);
+	return v;
+}
+
+static inline uint32_t ld16(const unsigned char *p)
+{
+	uint16_t v;
+	memcpy(&v, p, 2);
 	return v;
 }
 
@@ -324,9 +336,9 @@ void hnsw_scratch_release_all(eng_coll *c)
 
 /* ---- the graph, as read from the map (search) or held in memory (build) ---- */
 
-/* A mapped level-0 record of up to 4096 nodes. Packed: off[j], off[j + 1] (u32, in words)
- * bound node j's neighbour ids in ids[], words = off[nodes]. Fixed slots: ids = the record's
- * body, off unused. */
+/* A mapped level-0 record of up to 4096 nodes. Packed: off[j], off[j + 1] (u32, counted in
+ * ids) bound node j's neighbour ids in ids[], words = off[nodes]. Fixed slots: ids = the
+ * record's body, off unused. */
 typedef struct l0rec {
 	const unsigned char *off, *ids;
 	uint32_t words;
@@ -342,6 +354,7 @@ typedef struct graph {
 	/* From the map (search): */
 	l0rec *l0r; /* level-0 link records */
 	bool packed; /* l0r in the packed layout (else fixed slots: count + m0 ids per node) */
+	uint32_t idw; /* bytes per level-0 id in l0r: 2 (packed, at most NARROW_MAX nodes) or 4 */
 	const unsigned char *up_ids, *up_off, *up_links;
 	uint32_t n_up;
 	size_t up_words; /* u32 words of upper-level links */
@@ -372,7 +385,13 @@ static inline const unsigned char *l0_links(const graph *g, uint64_t node, uint3
 	}
 	uint32_t lo = ld32(r->off + 4 * j), hi = ld32(r->off + 4 * j + 4);
 	*n = lo <= hi && hi <= r->words ? hi - lo : 0;
-	return r->ids + 4 * (size_t)(*n ? lo : 0);
+	return r->ids + g->idw * (size_t)(*n ? lo : 0);
+}
+
+/* Id i of a link list of level lc (from l0_links or links_at). */
+static inline uint32_t link_id(const graph *g, uint32_t lc, const unsigned char *l, uint32_t i)
+{
+	return lc == 0 && g->idw == 2 ? ld16(l + 2 * (size_t)i) : ld32(l + 4 * (size_t)i);
 }
 
 /* Helpers that only prefetch are always inlined: GCC 12 at -O1 and above deleted every call to
@@ -398,7 +417,7 @@ PREFETCH_FN void l0_prefetch(const graph *g, uint64_t node)
 	}
 	uint32_t lo = ld32(r->off + 4 * j);
 	if (lo < r->words)
-		__builtin_prefetch(r->ids + 4 * (size_t)lo);
+		__builtin_prefetch(r->ids + g->idw * (size_t)lo);
 }
 
 /* Links of node at upper level lc >= 1: count, then ids. */
@@ -486,12 +505,19 @@ static int header_read(eng_coll *c, MDB_txn *txn, graph *g)
 	g->max_level = le32_get(p + 20);
 	g->entry = le64_get(p + 24);
 	g->n = le64_get(p + 32);
-	g->int8 = (le32_get(p + 44) & FLAG_INT8) != 0;
-	g->packed = (le32_get(p + 44) & FLAG_L0_PACKED) != 0;
+	uint32_t flags = le32_get(p + 44);
+	if (flags & ~FLAGS_KNOWN)
+		return status_set(OMEN_EVERSION,
+		                  "collection '%s': index written by a newer OmenDB (flags %#x)",
+		                  c->name, flags);
+	g->int8 = (flags & FLAG_INT8) != 0;
+	g->packed = (flags & FLAG_L0_PACKED) != 0;
+	g->idw = flags & FLAG_L0_NARROW ? 2 : 4;
 	g->bytes = le64_get(p + 48);
 	g->dim = c->dim;
 	if (g->m < OMEN_HNSW_M_MIN || g->m > OMEN_HNSW_M_MAX || g->m0 != 2 * g->m ||
-	    g->max_level >= MAX_LEVEL || (g->n && g->entry >= g->n) || g->n > MAX_NODES)
+	    g->max_level >= MAX_LEVEL || (g->n && g->entry >= g->n) || g->n > MAX_NODES ||
+	    (g->idw == 2 && (!g->packed || g->n > NARROW_MAX)))
 		return status_set(OMEN_ECORRUPT, "collection '%s': index header is invalid",
 		                  c->name);
 	return OMEN_OK;
@@ -577,13 +603,13 @@ static int graph_map(eng_coll *c, MDB_txn *txn, graph *g)
 		l0rec *r = &g->l0r[i];
 		bool ok = false;
 		if (rc == 0 && g->packed) { /* offsets start at 0 and end at the ids' length */
-			size_t head = REC_HEADER + 4 * (nodes + 1);
-			ok = rec_ok(&v, L0P_MAGIC, head) && (v.mv_size - head) % 4 == 0 &&
-			     ld32(p + REC_HEADER) == 0 &&
-			     ld32(p + REC_HEADER + 4 * nodes) == (v.mv_size - head) / 4;
+			size_t head = REC_HEADER + 4 * (nodes + 1), w = g->idw;
+			ok = rec_ok(&v, w == 2 ? L0N_MAGIC : L0P_MAGIC, head) &&
+			     (v.mv_size - head) % w == 0 && ld32(p + REC_HEADER) == 0 &&
+			     ld32(p + REC_HEADER + 4 * nodes) == (v.mv_size - head) / w;
 			r->off = p + REC_HEADER;
 			r->ids = p + head;
-			r->words = (uint32_t)((v.mv_size - head) / 4);
+			r->words = (uint32_t)((v.mv_size - head) / w);
 		} else if (rc == 0) {
 			size_t bytes = REC_HEADER + nodes * (4 + 4 * (size_t)g->m0);
 			ok = rec_ok(&v, L0_MAGIC, bytes) && v.mv_size == bytes;
@@ -719,7 +745,7 @@ static inline uint32_t l0_fresh(const graph *g, const sctx *q, hnsw_scratch *x, 
 	uint32_t n, nf = 0;
 	const unsigned char *l = l0_links(g, node, &n);
 	for (uint32_t i = 0; i < n && i < g->m0; i++) {
-		uint32_t nb = ld32(l + 4 * i);
+		uint32_t nb = link_id(g, 0, l, i);
 		if (nb < g->n && visit(x, nb)) {
 			fresh[nf++] = nb;
 			sprefetch(q, nb);
@@ -1202,7 +1228,8 @@ static int graph_load(const graph *m, graph *g)
 		uint32_t *to = g->l0 + i * rec;
 		memset(to, 0, rec * 4);
 		to[0] = n;
-		memcpy(to + 1, l, (size_t)n * 4);
+		for (uint32_t j = 0; j < n; j++)
+			to[1 + j] = link_id(m, 0, l, j);
 	}
 	for (uint32_t u = 0; u < m->n_up; u++) {
 		uint32_t node = ld32(m->up_ids + 4 * (size_t)u);
@@ -1350,30 +1377,36 @@ static unsigned char *put_rec(MDB_txn *txn, MDB_dbi dbi, const unsigned char *kb
 }
 
 /* Writes level 0 in packed records: per node only the links it has (18 of m0 = 32 on
- * average on the benchmark sets), found through an offset table. */
+ * average on the benchmark sets), found through an offset table; ids in 2 bytes when the
+ * graph has at most NARROW_MAX nodes. */
 static int persist_l0(persist_ctx *x, MDB_txn *txn)
 {
 	const graph *g = x->g;
+	size_t idw = g->n <= NARROW_MAX ? 2 : 4;
 	for (uint64_t c0 = 0; c0 < g->n; c0 += L0_NODES) {
 		unsigned char kb[9];
 		int st;
 		size_t cnt = g->n - c0 < L0_NODES ? (size_t)(g->n - c0) : L0_NODES, words = 0;
 		for (size_t j = 0; j < cnt; j++)
 			words += mem_links(g, c0 + j, 0)[0];
-		size_t head = REC_HEADER + 4 * (cnt + 1), size = head + 4 * words;
+		size_t head = REC_HEADER + 4 * (cnt + 1), size = head + idw * words;
 		key1(kb, 'L', c0 >> L0_SHIFT);
 		unsigned char *p = put_rec(txn, x->c->graph_dbi, kb, 9, size, &st);
 		if (!p)
 			return st;
 		memset(p, 0, REC_HEADER);
-		rec_stamp(p, L0P_MAGIC);
+		rec_stamp(p, idw == 2 ? L0N_MAGIC : L0P_MAGIC);
 		unsigned char *off = p + REC_HEADER, *ids = p + head;
 		uint32_t w = 0;
 		for (size_t j = 0; j < cnt; j++) {
 			const uint32_t *l = mem_links(g, c0 + j, 0);
 			le32_put(off + 4 * j, w);
-			memcpy(ids + 4 * (size_t)w, l + 1, 4 * (size_t)l[0]);
-			w += l[0];
+			for (uint32_t i = 0; i < l[0]; i++, w++) {
+				if (idw == 2)
+					le16_put(ids + 2 * (size_t)w, (uint16_t)l[1 + i]);
+				else
+					le32_put(ids + 4 * (size_t)w, l[1 + i]);
+			}
 		}
 		le32_put(off + 4 * cnt, w);
 		x->bytes += size;
@@ -1478,7 +1511,8 @@ static int persist_fn(MDB_txn *txn, void *arg)
 	le64_put(p + 24, g->entry);
 	le64_put(p + 32, g->n);
 	le32_put(p + 40, L0_NODES);
-	le32_put(p + 44, (g->int8 ? FLAG_INT8 : 0) | FLAG_L0_PACKED);
+	le32_put(p + 44, (g->int8 ? FLAG_INT8 : 0) | FLAG_L0_PACKED |
+	                     (g->n <= NARROW_MAX ? FLAG_L0_NARROW : 0));
 	le64_put(p + 48, x->bytes);
 	return OMEN_OK;
 }
@@ -1676,7 +1710,7 @@ static void check_list(check_ctx *x, uint64_t node, uint32_t lc, const unsigned 
 		return;
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		uint32_t nb = ld32(l + 4 * i);
+		uint32_t nb = link_id(x->g, lc, l, i);
 		const char *bad = nb >= x->g->n          ? "points past the last node"
 		                  : nb == node            ? "links to itself"
 		                  : levels[nb] < lc       ? "links to a node absent from that level"
@@ -1736,7 +1770,7 @@ static uint64_t check_reach(check_ctx *x, const uint8_t *levels)
 			uint32_t n, cap = lc ? g->m : g->m0;
 			const unsigned char *l = links_at(g, node, lc, &n);
 			for (uint32_t i = 0; i < n && i < cap; i++) {
-				uint32_t nb = ld32(l + 4 * i);
+				uint32_t nb = link_id(g, lc, l, i);
 				if (nb < g->n && !seen[nb]) {
 					seen[nb] = 1;
 					queue[tail++] = nb;

@@ -36,6 +36,15 @@ static inline void le32_put(unsigned char *p, uint32_t v)
 	for (int i = 0; i < 4; i++)
 		p[i] = (unsigned char)(v >> (8 * i));
 }
+static inline void le16_put(unsigned char *p, uint16_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+}
+static inline uint16_t le16_get(const unsigned char *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
 static inline uint32_t le32_get(const unsigned char *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;

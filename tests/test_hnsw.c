@@ -2,7 +2,8 @@
  * HNSW tests on real data: Fashion-MNIST (Debian's dataset-fashion-mnist, converted by
  * bench/data.py; ops/test prepares it). Recall@10 against exact search at the default ef,
  * persistence, incremental inserts, deletes, filtered search at several selectivities, the
- * automatic choice of index, parameter checks, and omen_check on healthy and damaged graphs.
+ * automatic choice of index, parameter checks, omen_check on healthy and damaged graphs, and
+ * graphs in earlier level-0 layouts or from a newer version.
  */
 #include <lmdb.h>
 #include <math.h>
@@ -466,8 +467,8 @@ static void put32(unsigned char *p, uint32_t v)
 	memcpy(p, &v, 4);
 }
 
-/* The first level-0 record (nodes 0..n-1, packed): its node 0's first link, or its offset of
- * node 1, set to *(uint32_t *)ctx. */
+/* The first level-0 record (nodes 0..n-1, packed, u16 ids as in every graph of at most 65,536
+ * nodes): its node 0's first link, or its offset of node 1, set to value. */
 typedef struct damage {
 	size_t nodes;
 	int offset; /* 0: a link, 1: an offset */
@@ -481,9 +482,14 @@ static void damage_l0(const MDB_val *key, MDB_val *val, void *ctx)
 	if (key->mv_size != 9 || k[0] != 'L' || k[8] != 0)
 		return;
 	unsigned char *p = val->mv_data;
-	assert_memory_equal(p, "OMHP", 4);
+	assert_memory_equal(p, "OMH2", 4);
 	assert_true(get32(p + 16 + 4) > 0); /* node 0 has links */
-	put32(p + 16 + (d->offset ? 4 : 4 * (d->nodes + 1)), d->value);
+	if (d->offset) {
+		put32(p + 16 + 4, d->value);
+	} else {
+		uint16_t v = (uint16_t)d->value;
+		memcpy(p + 16 + 4 * (d->nodes + 1), &v, 2);
+	}
 }
 
 /* Damages a level-0 record through LMDB directly: a link past the last node, or an offset past
@@ -514,58 +520,78 @@ static void damaged(const char *what, int offset, uint32_t value, const char *sa
 static void test_check_damaged(void **state)
 {
 	(void)state;
-	damaged("link", 0, 1u << 30, "past the last node");
+	damaged("link", 0, 0xffff, "past the last node");
 	damaged("offset", 1, 1u << 30, "link offsets");
 }
 
-/* Rewrites packed level-0 records in the fixed-slot layout of graphs written before packing
- * (per node a count and m0 ids), and clears the header's packed flag. The header (key H)
- * comes first in key order and gives m0 and the node count. */
-typedef struct unpack {
+/* Rewrites the packed level-0 records with u16 ids (OMH2) in an earlier layout, with the
+ * header's flags to match: packed with u32 ids (OMHP, as graphs of more than 65,536 nodes and
+ * those written before u16 ids are), or fixed slots (OMHL: per node a count and m0 u32 ids,
+ * as graphs written before packing). The header (key H) comes first in key order and gives m0
+ * and the node count. */
+typedef struct relayout {
+	int fixed; /* 1: to OMHL, 0: to OMHP */
 	uint32_t m0;
 	uint64_t n;
-} unpack;
+} relayout;
 
-static void unpack_l0(const MDB_val *key, MDB_val *val, void *ctx)
+static void relayout_l0(const MDB_val *key, MDB_val *val, void *ctx)
 {
-	unpack *u = ctx;
+	relayout *u = ctx;
 	const unsigned char *k = key->mv_data;
 	unsigned char *p = val->mv_data;
 	if (k[0] == 'H') {
 		u->m0 = get32(p + 12);
 		memcpy(&u->n, p + 32, 8);
-		put32(p + 44, get32(p + 44) & ~2u);
+		assert_int_equal(get32(p + 44) & 6u, 6u); /* packed, u16 ids */
+		put32(p + 44, get32(p + 44) & (u->fixed ? ~6u : ~4u));
 		return;
 	}
 	if (k[0] != 'L')
 		return;
-	assert_memory_equal(p, "OMHP", 4);
+	assert_memory_equal(p, "OMH2", 4);
 	uint64_t first = (uint64_t)k[7] << 20 | (uint64_t)k[8] << 12; /* record number * 4096 */
 	size_t nodes = u->n - first < 4096 ? (size_t)(u->n - first) : 4096;
-	uint32_t m0 = u->m0;
-	assert_int_equal(16 + 4 * (nodes + 1) + 4 * (size_t)get32(p + 16 + 4 * nodes),
-	                 val->mv_size);
-	size_t size = 16 + nodes * 4 * (1 + (size_t)m0);
+	uint32_t m0 = u->m0, words = get32(p + 16 + 4 * nodes);
+	assert_int_equal(16 + 4 * (nodes + 1) + 2 * (size_t)words, val->mv_size);
+	size_t size = u->fixed ? 16 + nodes * 4 * (1 + (size_t)m0) : 16 + 4 * (nodes + 1 + words);
 	unsigned char *q = calloc(1, size);
 	memcpy(q, p, 16);
-	memcpy(q, "OMHL", 4);
+	memcpy(q, u->fixed ? "OMHL" : "OMHP", 4);
+	if (!u->fixed)
+		memcpy(q + 16, p + 16, 4 * (nodes + 1)); /* the same offsets */
 	const unsigned char *ids = p + 16 + 4 * (nodes + 1);
 	for (size_t j = 0; j < nodes; j++) {
 		uint32_t lo = get32(p + 16 + 4 * j), n = get32(p + 16 + 4 * (j + 1)) - lo;
 		assert_true(n <= m0);
-		put32(q + 16 + j * 4 * (1 + m0), n);
-		memcpy(q + 16 + j * 4 * (1 + m0) + 4, ids + 4 * (size_t)lo, 4 * (size_t)n);
+		unsigned char *to = u->fixed ? q + 16 + j * 4 * (1 + m0) + 4
+		                             : q + 16 + 4 * (nodes + 1) + 4 * (size_t)lo;
+		if (u->fixed)
+			put32(to - 4, n);
+		for (uint32_t i = 0; i < n; i++) {
+			uint16_t id;
+			memcpy(&id, ids + 2 * ((size_t)lo + i), 2);
+			put32(to + 4 * i, id);
+		}
 	}
 	memcpy(p, q, size);
 	val->mv_size = size;
 	free(q);
 }
 
-/* A graph written before level 0 was packed (fixed slots) is still searched, checked and
- * extended; the extension writes it packed. */
-static void test_fixed_slot_graph(void **state)
+/* Asserts that every level-0 record is packed with u16 ids. */
+static void expect_narrow(const MDB_val *key, MDB_val *val, void *ctx)
 {
-	(void)state;
+	(void)ctx;
+	const unsigned char *k = key->mv_data;
+	if (k[0] == 'L')
+		assert_memory_equal(val->mv_data, "OMH2", 4);
+}
+
+/* A graph in an earlier level-0 layout (fixed slots, or packed u32 ids) is still searched,
+ * with the same results, checked and extended; the extension writes it packed with u16 ids. */
+static void earlier_layout(int fixed)
+{
 	fixture f;
 	fx_make(&f, "old", 6000, OMEN_METRIC_L2);
 	build(f.c, OMEN_INDEX_HNSW);
@@ -574,8 +600,8 @@ static void test_fixed_slot_graph(void **state)
 	omen_collection_stats s;
 	assert_omen_ok(omen_collection_stats_get(f.c, &s));
 	omen_close(f.db);
-	unpack u = {0, 0};
-	edit_graph(f.dir, unpack_l0, &u);
+	relayout u = {fixed, 0, 0};
+	edit_graph(f.dir, relayout_l0, &u);
 	assert_int_equal(u.n, 6000);
 	omen_open_options o;
 	omen_open_options_init(&o);
@@ -593,7 +619,55 @@ static void test_fixed_slot_graph(void **state)
 	assert_healthy(f.c);
 	double r = measure(f.c, NULL);
 	if (r < 0.95)
-		fail_msg("recall@10 after extending a fixed-slot graph: %.4f < 0.95", r);
+		fail_msg("recall@10 after extending a %s graph: %.4f < 0.95",
+		         fixed ? "fixed-slot" : "u32-id", r);
+	omen_close(f.db);
+	edit_graph(f.dir, expect_narrow, NULL);
+	rm_tree(f.dir);
+}
+
+static void test_fixed_slot_graph(void **state)
+{
+	(void)state;
+	earlier_layout(1);
+}
+
+static void test_wide_id_graph(void **state)
+{
+	(void)state;
+	earlier_layout(0);
+}
+
+/* Sets a header flag bit this version does not know. */
+static void future_flag(const MDB_val *key, MDB_val *val, void *ctx)
+{
+	(void)ctx;
+	unsigned char *p = val->mv_data;
+	if (((const unsigned char *)key->mv_data)[0] == 'H')
+		put32(p + 44, get32(p + 44) | 1u << 7);
+}
+
+/* An index written by a newer version (an unknown flag) is refused with OMEN_EVERSION, not
+ * misread; the collection's vectors are untouched, so exact search still works. */
+static void test_newer_index(void **state)
+{
+	(void)state;
+	fixture f;
+	fx_make(&f, "new", 2000, OMEN_METRIC_L2);
+	build(f.c, OMEN_INDEX_HNSW);
+	omen_close(f.db);
+	edit_graph(f.dir, future_flag, NULL);
+	assert_omen_ok(omen_open(f.dir, NULL, &f.db));
+	assert_omen_ok(omen_collection_open(f.db, "new", &f.c));
+	uint64_t ids[NQ * K];
+	float d[NQ * K];
+	omen_search_params p;
+	omen_search_params_init(&p);
+	p.k = K;
+	assert_omen_status(omen_search(f.c, queries, NQ, dim, &p, ids, d), OMEN_EVERSION);
+	if (!strstr(omen_errmsg(NULL), "newer"))
+		fail_msg("message: %s", omen_errmsg(NULL));
+	search(f.c, 1, NULL, ids);
 	fx_close(&f);
 }
 
@@ -607,6 +681,7 @@ int main(void)
 	    cmocka_unit_test(test_filtered),       cmocka_unit_test(test_sorted_matches_heaps),
 	    cmocka_unit_test(test_auto_and_params),
 	    cmocka_unit_test(test_check_damaged),  cmocka_unit_test(test_fixed_slot_graph),
+	    cmocka_unit_test(test_wide_id_graph),  cmocka_unit_test(test_newer_index),
 	};
 	return cmocka_run_group_tests(tests, load_data, free_data);
 }

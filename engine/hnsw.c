@@ -63,11 +63,10 @@ static inline uint32_t ld32(const unsigned char *p)
 	return v;
 }
 
-static inline uint32_t ld16(const unsigned char *p)
+/* Bytes per level-0 id a graph of n nodes is written with. */
+static inline size_t l0_id_bytes(uint64_t n)
 {
-	uint16_t v;
-	memcpy(&v, p, 2);
-	return v;
+	return n <= NARROW_MAX ? 2 : 4;
 }
 
 /* ---- distance to a query ---- */
@@ -391,7 +390,7 @@ static inline const unsigned char *l0_links(const graph *g, uint64_t node, uint3
 /* Id i of a link list of level lc (from l0_links or links_at). */
 static inline uint32_t link_id(const graph *g, uint32_t lc, const unsigned char *l, uint32_t i)
 {
-	return lc == 0 && g->idw == 2 ? ld16(l + 2 * (size_t)i) : ld32(l + 4 * (size_t)i);
+	return lc == 0 && g->idw == 2 ? le16_get(l + 2 * (size_t)i) : ld32(l + 4 * (size_t)i);
 }
 
 /* Helpers that only prefetch are always inlined: GCC 12 at -O1 and above deleted every call to
@@ -1382,7 +1381,7 @@ static unsigned char *put_rec(MDB_txn *txn, MDB_dbi dbi, const unsigned char *kb
 static int persist_l0(persist_ctx *x, MDB_txn *txn)
 {
 	const graph *g = x->g;
-	size_t idw = g->n <= NARROW_MAX ? 2 : 4;
+	size_t idw = l0_id_bytes(g->n);
 	for (uint64_t c0 = 0; c0 < g->n; c0 += L0_NODES) {
 		unsigned char kb[9];
 		int st;
@@ -1512,7 +1511,7 @@ static int persist_fn(MDB_txn *txn, void *arg)
 	le64_put(p + 32, g->n);
 	le32_put(p + 40, L0_NODES);
 	le32_put(p + 44, (g->int8 ? FLAG_INT8 : 0) | FLAG_L0_PACKED |
-	                     (g->n <= NARROW_MAX ? FLAG_L0_NARROW : 0));
+	                     (l0_id_bytes(g->n) == 2 ? FLAG_L0_NARROW : 0));
 	le64_put(p + 48, x->bytes);
 	return OMEN_OK;
 }

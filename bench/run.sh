@@ -8,7 +8,7 @@
 # all runs fashion, load, flat, batch and memory (about 5 minutes on 2 cores); report only
 # prints the table of the results present; plot also redraws docs/bench-*.png.
 # hnsw DATASET runs OmenDB's HNSW index against hnswlib and FAISS on one data set (bench/hnsw.py;
-# about 12 minutes for fashion, 2 for minilm, 75 for synth at 1M on 2 cores; "all" runs the
+# about 12 minutes for fashion, 2 for minilm, 100 for synth at 1M on 2 cores; "all" runs the
 # three in turn); it is not part of "all".
 #
 # Environment: OMEN_BUILD (build directory, default build-bench), OMEN_DATA (data directory,
@@ -16,7 +16,7 @@
 # RUNS_LOAD (default 7), ROUNDS_BATCH (default 5), RUNS_FLAT (default 101).
 # hnsw: HNSW_N (synthetic rows, default and at most 1000000), HNSW_NQ (queries; default 1000
 # for fashion, all for minilm and synth), HNSW_THREADS (default 1,2), HNSW_ROUNDS (3; minilm 5;
-# synth 2), HNSW_EFS (synth only; default 10,16,32,64,128,256),
+# synth 5), HNSW_EFS (synth only; default 10,16,32,64,96,128,192,256),
 # HNSW_REPS (3; at least, and more until 0.3 s per ef), HNSW_FAISS_DEFAULT (1: also FAISS without OMP_WAIT_POLICY=PASSIVE),
 # HNSW_SYSTEMS (default omendb,hnswlib,faiss,hnswlib-native).
 set -euo pipefail
@@ -116,10 +116,12 @@ run_hnsw_one() { # run_hnsw_one fashion|minilm|synth
 	minilm) $PY "$ROOT/bench/data.py" minilm "$DATA" >&2 ;;
 	synth)
 		synth 1000000 128
-		# 1M rows: builds of 3 to 17 minutes per system and thread count, so 2 rounds and ef
-		# up to 256 (recall 0.99+ already); about 70 minutes in all on 2 cores.
-		args+=(--n "${HNSW_N:-1000000}" --rounds "${HNSW_ROUNDS:-2}"
-			--efs "${HNSW_EFS:-10,16,32,64,128,256}")
+		# 1M rows: builds of 3 to 27 minutes per system and thread count, paid in round 1 only;
+		# a round that reloads the saved indexes takes about a minute for all systems, so 5
+		# rounds. ef up to 256 (recall 0.99+ there), with 96 and 192 between the points where
+		# recall crosses 0.95 and 0.99. About 100 minutes in all on 2 cores.
+		args+=(--n "${HNSW_N:-1000000}" --rounds "${HNSW_ROUNDS:-5}"
+			--efs "${HNSW_EFS:-10,16,32,64,96,128,192,256}")
 		;;
 	*)
 		echo "usage: $0 hnsw fashion|minilm|synth|all" >&2

@@ -16,7 +16,7 @@
 # RUNS_LOAD (default 7), ROUNDS_BATCH (default 5), RUNS_FLAT (default 101).
 # hnsw: HNSW_N (synthetic rows, default and at most 1000000), HNSW_NQ (queries; default 1000
 # for fashion, all for minilm and synth), HNSW_THREADS (default 1,2), HNSW_ROUNDS (3; minilm 5;
-# synth 5), HNSW_EFS (synth only; default 10,16,32,64,96,128,192,256),
+# synth 5), HNSW_EFS (synth only; default 10,16,32,64,96,128,192,256,384),
 # HNSW_REPS (3; at least, and more until 0.3 s per ef), HNSW_FAISS_DEFAULT (1: also FAISS without OMP_WAIT_POLICY=PASSIVE),
 # HNSW_SYSTEMS (default omendb,hnswlib,faiss,hnswlib-native).
 set -euo pipefail
@@ -121,7 +121,7 @@ run_hnsw_one() { # run_hnsw_one fashion|minilm|synth
 		# rounds. ef up to 256 (recall 0.99+ there), with 96 and 192 between the points where
 		# recall crosses 0.95 and 0.99. About 100 minutes in all on 2 cores.
 		args+=(--n "${HNSW_N:-1000000}" --rounds "${HNSW_ROUNDS:-5}"
-			--efs "${HNSW_EFS:-10,16,32,64,96,128,192,256}")
+			--efs "${HNSW_EFS:-10,16,32,64,96,128,192,256,384}")
 		;;
 	*)
 		echo "usage: $0 hnsw fashion|minilm|synth|all" >&2

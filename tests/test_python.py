@@ -280,8 +280,27 @@ def test_filter_with_few_matches_pads(col, data):
 
 # ---- index ----
 
-def test_build_index_hnsw_recall(col, data):
-    x, _, q = data
+def fashion(n, nq):
+    """The first n Fashion-MNIST training images and nq test images (784-d float32): recall is
+    measured on real data (ops/test fetches it; meson passes its directory as OMEN_FASHION)."""
+    root = os.environ.get("OMEN_FASHION") or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "data", "fashion-mnist")
+
+    def rows(name, count):
+        path = os.path.join(root, name)
+        if not os.path.exists(path):
+            pytest.skip(f"{path} missing: python3 bench/data.py fashion data")
+        raw = np.fromfile(path, dtype="<f4", count=count * 785).reshape(count, 785)
+        assert (raw[:, 0].view("<i4") == 784).all()
+        return np.ascontiguousarray(raw[:, 1:])
+
+    return rows("base.fvecs", n), rows("query.fvecs", nq)
+
+
+def test_build_index_hnsw_recall(db):
+    x, q = fashion(N, NQ)
+    col = db.create_collection("fashion", x.shape[1])
+    col.add(x)
     exact, _ = col.search(q, k=K, exact=True)
     col.build_index("hnsw", m=16, ef_construction=100)
     st = col.stats()

@@ -4,10 +4,11 @@ ground truth, every documented error, threads, and the same calls against a loca
 
 Run from the repository root:
 
-    PYTHONPATH=build/python OMEN_NODE=build/omendb-node /usr/bin/python3 -m pytest -q \
-        tests/test_python.py
+    PYTHONPATH=build/python OMEN_NODE=build/omendb-node OMEN_FASHION=data/fashion-mnist \
+        /usr/bin/python3 -m pytest -q tests/test_python.py
 
-Data: 2,000 clustered 32-d points (Gaussian mixture, fixed seed), small enough for ASan.
+Data: 2,000 clustered 32-d points (Gaussian mixture, fixed seed), small enough for ASan; the
+HNSW recall test uses 2,000 Fashion-MNIST images instead (recall is measured on real data).
 """
 import array
 import gc

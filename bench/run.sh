@@ -118,8 +118,9 @@ run_hnsw_one() { # run_hnsw_one fashion|minilm|synth
 		synth 1000000 128
 		# 1M rows: builds of 3 to 27 minutes per system and thread count, paid in round 1 only;
 		# a round that reloads the saved indexes takes about a minute for all systems, so 5
-		# rounds. ef up to 256 (recall 0.99+ there), with 96 and 192 between the points where
-		# recall crosses 0.95 and 0.99. About 100 minutes in all on 2 cores.
+		# rounds. ef up to 384 (hnswlib built with two threads once stayed below recall 0.99 at
+		# 256), with 96 and 192 where recall crosses 0.95 and 0.99. About 100 minutes in all
+		# on 2 cores.
 		args+=(--n "${HNSW_N:-1000000}" --rounds "${HNSW_ROUNDS:-5}"
 			--efs "${HNSW_EFS:-10,16,32,64,96,128,192,256,384}")
 		;;

@@ -69,6 +69,12 @@ static inline size_t l0_id_bytes(uint64_t n)
 	return n <= NARROW_MAX ? 2 : 4;
 }
 
+/* The magic of a packed level-0 record whose ids take idw bytes. */
+static inline const char *l0_packed_magic(size_t idw)
+{
+	return idw == 2 ? L0N_MAGIC : L0P_MAGIC;
+}
+
 /* ---- distance to a query ---- */
 
 typedef struct qctx {
@@ -603,7 +609,7 @@ static int graph_map(eng_coll *c, MDB_txn *txn, graph *g)
 		bool ok = false;
 		if (rc == 0 && g->packed) { /* offsets start at 0 and end at the ids' length */
 			size_t head = REC_HEADER + 4 * (nodes + 1), w = g->idw;
-			ok = rec_ok(&v, w == 2 ? L0N_MAGIC : L0P_MAGIC, head) &&
+			ok = rec_ok(&v, l0_packed_magic(w), head) &&
 			     (v.mv_size - head) % w == 0 && ld32(p + REC_HEADER) == 0 &&
 			     ld32(p + REC_HEADER + 4 * nodes) == (v.mv_size - head) / w;
 			r->off = p + REC_HEADER;
@@ -1394,7 +1400,7 @@ static int persist_l0(persist_ctx *x, MDB_txn *txn)
 		if (!p)
 			return st;
 		memset(p, 0, REC_HEADER);
-		rec_stamp(p, idw == 2 ? L0N_MAGIC : L0P_MAGIC);
+		rec_stamp(p, l0_packed_magic(idw));
 		unsigned char *off = p + REC_HEADER, *ids = p + head;
 		uint32_t w = 0;
 		for (size_t j = 0; j < cnt; j++) {

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define QUERY_TILE 64 /* queries kept hot while a base tile streams past */
-#define BASE_TILE 128 /* base rows per tile: 128 x 784 floats is 400 KB, fits in L2 */
+#define QUERY_TILE 64  /* queries kept hot while a base tile streams past */
+#define BASE_TILE  128 /* base rows per tile: 128 x 784 floats is 400 KB, fits in L2 */
 
 __attribute__((target_clones("avx512f", "avx2", "default"))) double
 exact_l2sq(const float *a, const float *b, size_t dim)
@@ -63,8 +63,8 @@ static void knn_tile(const float *base, size_t nb, const float *queries, size_t 
 	}
 }
 
-void exact_knn(const float *base, size_t nb, const float *queries, size_t nq, size_t dim,
-               size_t k, uint64_t *ids, double *dists)
+void exact_knn(const float *base, size_t nb, const float *queries, size_t nq, size_t dim, size_t k,
+               uint64_t *ids, double *dists)
 {
 	long ntiles = (long)((nq + QUERY_TILE - 1) / QUERY_TILE);
 #pragma omp parallel for schedule(dynamic, 1)

@@ -16,8 +16,8 @@ double exact_l2sq(const float *a, const float *b, size_t dim);
 /* For each of the nq queries (nq x dim), the k nearest of the nb base rows (nb x dim) by
  * squared L2, closest first, ties by smaller row number: ids (nq x k) receive row numbers,
  * dists (nq x k) the distances. Requires k <= nb. */
-void exact_knn(const float *base, size_t nb, const float *queries, size_t nq, size_t dim,
-               size_t k, uint64_t *ids, double *dists);
+void exact_knn(const float *base, size_t nb, const float *queries, size_t nq, size_t dim, size_t k,
+               uint64_t *ids, double *dists);
 
 /* Recall of got (nq x k engine ids) against exact ids (nq x k), as a fraction of nq * k.
  * When tie_aware is set, a returned id also counts if its exact distance to the query is no

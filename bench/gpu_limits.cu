@@ -10,13 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define CHECK(x)                                                                          \
-	do {                                                                              \
-		cudaError_t e_ = (x);                                                     \
-		if (e_ != cudaSuccess) {                                                  \
-			fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e_));           \
-			exit(2);                                                          \
-		}                                                                         \
+#define CHECK(x)                                                                                   \
+	do {                                                                                       \
+		cudaError_t e_ = (x);                                                              \
+		if (e_ != cudaSuccess) {                                                           \
+			fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e_));                   \
+			exit(2);                                                                   \
+		}                                                                                  \
 	} while (0)
 
 static float time_ms(cudaEvent_t a, cudaEvent_t b)
@@ -73,7 +73,8 @@ int main(void)
 	cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, 0);
 	double nominal = (double)p.multiProcessorCount * 128 * 2 * clock_khz * 1e3 / 1e12;
 	printf("{\"device\": \"%s\", \"sms\": %d, \"memory_gib\": %.1f,\n"
-	       "  \"copy_bandwidth_gbs\": %.1f, \"sgemm_tflops\": %.2f, \"fp32_nominal_tflops\": %.2f}\n",
+	       "  \"copy_bandwidth_gbs\": %.1f, \"sgemm_tflops\": %.2f, \"fp32_nominal_tflops\": "
+	       "%.2f}\n",
 	       p.name, p.multiProcessorCount, p.totalGlobalMem / 1073741824.0, bw, sgemm, nominal);
 	return 0;
 }

@@ -18,7 +18,7 @@
 #include <string.h>
 
 #define NQ 1000
-#define K 10
+#define K  10
 
 static double recall(const uint64_t *got, const uint64_t *want, size_t nq)
 {
@@ -85,9 +85,10 @@ static int run_filter(int argc, char **argv)
 	const char *names[3] = {"1%", "10%", "50%"};
 	uint64_t *want = bu_xmalloc(nq * K * 8), *got = bu_xmalloc(nq * K * 8);
 	float *d = bu_xmalloc(nq * K * 4);
-	printf("{\"bench\": \"hnsw-filter\", \"n\": %zu, \"dim\": %zu, \"nq\": %zu, \"threads\": %d, "
-	       "\"results\": [",
-	       n, dim, nq, threads);
+	printf(
+	    "{\"bench\": \"hnsw-filter\", \"n\": %zu, \"dim\": %zu, \"nq\": %zu, \"threads\": %d, "
+	    "\"results\": [",
+	    n, dim, nq, threads);
 	for (int i = 0; i < 3; i++) {
 		omen_search_params p;
 		omen_search_params_init(&p);

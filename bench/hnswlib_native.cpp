@@ -31,7 +31,8 @@
 #include <thread>
 #include <vector>
 
-namespace {
+namespace
+{
 
 struct Args {
 	std::string base, query, metric, gt, index_file, json;
@@ -51,8 +52,10 @@ struct Args {
 [[noreturn]] void usage()
 {
 	die("usage: hnswlib-native --base BASE.fvecs --query QUERY.fvecs --metric l2|cosine --gt "
-	    "GT.ivecs --index-file PATH [--n N] [--nq NQ] [--m 16] [--efc 200] [--threads T] [--efs "
-	    "10,16,...] [--k 10] [--reps 3] [--min-time S] [--single 0|1] [--exclude-self] [--reuse] [--json OUT]");
+	    "GT.ivecs --index-file PATH [--n N] [--nq NQ] [--m 16] [--efc 200] [--threads T] "
+	    "[--efs "
+	    "10,16,...] [--k 10] [--reps 3] [--min-time S] [--single 0|1] [--exclude-self] "
+	    "[--reuse] [--json OUT]");
 }
 
 double now()
@@ -130,7 +133,8 @@ std::vector<char> read_all(const std::string &path)
 	std::ifstream f(path, std::ios::binary);
 	if (!f)
 		die(path + ": cannot open");
-	return std::vector<char>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+	return std::vector<char>((std::istreambuf_iterator<char>(f)),
+	                         std::istreambuf_iterator<char>());
 }
 
 /* First limit rows (0 = all) of an .fvecs or .ivecs file: rows x cols 32-bit values. */
@@ -249,7 +253,8 @@ int main(int argc, char **argv)
 	}
 	hnswlib::L2Space l2(dim);
 	hnswlib::InnerProductSpace ip(dim);
-	hnswlib::SpaceInterface<float> *space = cosine ? (hnswlib::SpaceInterface<float> *)&ip : &l2;
+	hnswlib::SpaceInterface<float> *space =
+	    cosine ? (hnswlib::SpaceInterface<float> *)&ip : &l2;
 	hnswlib::HierarchicalNSW<float> *index;
 	double build_s = -1, save_s = -1, open_s = -1, rss_growth = 0;
 	double rss_peak_growth = 0;
@@ -257,10 +262,11 @@ int main(int argc, char **argv)
 		long rss0 = rss_anon_kb(), peak = rss0;
 		std::atomic<bool> stop(false);
 		std::thread sampler([&] { /* RssAnon every 5 ms, for its peak */
-			while (!stop.load()) {
-				peak = std::max(peak, rss_anon_kb());
-				std::this_thread::sleep_for(std::chrono::milliseconds(5));
-			}
+			                  while (!stop.load()) {
+				                  peak = std::max(peak, rss_anon_kb());
+				                  std::this_thread::sleep_for(
+				                      std::chrono::milliseconds(5));
+			                  }
 		});
 		double t0 = now();
 		index = new hnswlib::HierarchicalNSW<float>(space, n, a.m, a.efc);
@@ -307,9 +313,10 @@ int main(int argc, char **argv)
 		die(a.json + ": cannot write");
 	std::fprintf(out, "{\"bench\": \"hnsw\", \"system\": \"hnswlib-native\", \"version\": "
 	                  "\"0.6.2 headers, g++ -O3 -march=native\",\n");
-	std::fprintf(out, " \"base\": \"%s\", \"n\": %zu, \"dim\": %zu, \"metric\": \"%s\", \"nq\": "
-	                  "%zu, \"k\": %zu, \"exclude_self\": %s, \"m\": %zu, \"efc\": %zu, "
-	                  "\"threads\": %d, \"reps\": %zu, \"reused\": %s,\n",
+	std::fprintf(out,
+	             " \"base\": \"%s\", \"n\": %zu, \"dim\": %zu, \"metric\": \"%s\", \"nq\": "
+	             "%zu, \"k\": %zu, \"exclude_self\": %s, \"m\": %zu, \"efc\": %zu, "
+	             "\"threads\": %d, \"reps\": %zu, \"reused\": %s,\n",
 	             a.base.c_str(), n, dim, a.metric.c_str(), nq, a.k,
 	             a.exclude_self ? "true" : "false", a.m, a.efc, a.threads, a.reps,
 	             a.reuse ? "true" : "false");
@@ -322,12 +329,14 @@ int main(int argc, char **argv)
 	num("build_s", build_s);
 	num("save_s", save_s);
 	num("open_s", open_s);
-	std::fprintf(out, " \"warmup_s\": %.6f,\n \"bytes\": {\"file_per_vector\": %.3f, "
-	                  "\"file_bytes\": %lld",
+	std::fprintf(out,
+	             " \"warmup_s\": %.6f,\n \"bytes\": {\"file_per_vector\": %.3f, "
+	             "\"file_bytes\": %lld",
 	             warm_s, (double)st.st_size / (double)n, (long long)st.st_size);
 	if (!a.reuse)
-		std::fprintf(out, ", \"rss_anon_growth_build_per_vector\": %.3f, "
-		                  "\"rss_anon_peak_growth_build_per_vector\": %.3f",
+		std::fprintf(out,
+		             ", \"rss_anon_growth_build_per_vector\": %.3f, "
+		             "\"rss_anon_peak_growth_build_per_vector\": %.3f",
 		             rss_growth, rss_peak_growth);
 	std::fprintf(out, "},\n \"sweep\": [\n");
 	for (size_t e = 0; e < a.efs.size(); e++) {
@@ -348,7 +357,8 @@ int main(int argc, char **argv)
 			std::fprintf(out, "%s%.9g", r ? ", " : "", times[r]);
 		std::fprintf(out, "], \"batch_median_s\": %.9g, \"batch_qps\": %.3f", med,
 		             (double)nq / med);
-		std::fprintf(stderr, "hnswlib-native: ef %4zu: recall@%zu %.4f, batch %.0f q/s (%d thr)",
+		std::fprintf(stderr,
+		             "hnswlib-native: ef %4zu: recall@%zu %.4f, batch %.0f q/s (%d thr)",
 		             ef, a.k, rec, (double)nq / med, a.threads);
 		if (a.single) {
 			std::vector<double> lat(nq);
@@ -367,9 +377,10 @@ int main(int argc, char **argv)
 			double p50 = 1e3 * sorted[std::min(nq - 1, (size_t)(0.5 * (double)nq))];
 			double p99 = 1e3 * sorted[std::min(nq - 1, (size_t)(0.99 * (double)nq))];
 			double srec = recall(ids, kres, gt, gt_k, nq, a.k, a.exclude_self);
-			std::fprintf(out, ", \"single_total_s\": %.9g, \"single_qps\": %.3f, "
-			                  "\"latency_p50_ms\": %.6f, \"latency_p99_ms\": %.6f, "
-			                  "\"single_recall\": %.6f",
+			std::fprintf(out,
+			             ", \"single_total_s\": %.9g, \"single_qps\": %.3f, "
+			             "\"latency_p50_ms\": %.6f, \"latency_p99_ms\": %.6f, "
+			             "\"single_recall\": %.6f",
 			             total, (double)nq / total, p50, p99, srec);
 			std::fprintf(stderr, ", single %.0f q/s, p50 %.3f ms, p99 %.3f ms",
 			             (double)nq / total, p50, p99);

@@ -10,8 +10,8 @@
 
 typedef float v16f __attribute__((vector_size(64)));
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) static double
-sum_part(const float *p, size_t n)
+__attribute__((target_clones("avx512f", "avx2", "default"))) static double sum_part(const float *p,
+                                                                                    size_t n)
 {
 	v16f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
 	size_t i = 0;

@@ -96,8 +96,8 @@ static void print_stats(const omen_collection_stats *st)
 static json_t *stats_json(const omen_collection_stats *st)
 {
 	return json_pack(
-	    "{s:s, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:o, s:o, s:I, s:I, s:b}", "name", st->name,
-	    "dim", (json_int_t)st->dim, "metric", omen_metric_name(st->metric), "points",
+	    "{s:s, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:o, s:o, s:I, s:I, s:b}", "name",
+	    st->name, "dim", (json_int_t)st->dim, "metric", omen_metric_name(st->metric), "points",
 	    cli_json_u64(st->points), "deleted", cli_json_u64(st->deleted), "next_id",
 	    cli_json_u64(st->next_id), "segments", cli_json_u64(st->segments), "vector_bytes",
 	    cli_json_u64(st->vector_bytes), "index", st->index ? st->index : "?", "indexed",

@@ -10,8 +10,8 @@
 #include <nng/supplemental/util/platform.h>
 #include <pthread.h>
 #include <stddef.h>
-#include <time.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "wire/wire.h"
 

@@ -44,13 +44,13 @@ typedef struct meta_coll {
 /* ---- commands (fsm.c encodes them as msgpack with a version; one per Raft entry) ---- */
 
 typedef enum {
-	CMD_NODE_SET = 1,   /* register a node or change its address/state (node) */
-	CMD_COLL_CREATE,    /* coll (name, dim, metric, nshards): its logical shards are assigned
-	                       round-robin to the shard nodes that are up, by id order */
-	CMD_COLL_DROP,      /* coll.name */
-	CMD_SHARD_ASSIGN,   /* coll.name, shard, node_id: moves one logical shard */
-	CMD_IDS_ALLOC,      /* coll.name, count: result = first id of the range allocated */
-	CMD_NOOP            /* changes nothing (tests, barriers) */
+	CMD_NODE_SET = 1, /* register a node or change its address/state (node) */
+	CMD_COLL_CREATE,  /* coll (name, dim, metric, nshards): its logical shards are assigned
+	                     round-robin to the shard nodes that are up, by id order */
+	CMD_COLL_DROP,    /* coll.name */
+	CMD_SHARD_ASSIGN, /* coll.name, shard, node_id: moves one logical shard */
+	CMD_IDS_ALLOC,    /* coll.name, count: result = first id of the range allocated */
+	CMD_NOOP          /* changes nothing (tests, barriers) */
 } cmd_kind;
 
 typedef struct meta_cmd {
@@ -107,15 +107,14 @@ uint64_t fsm_epoch(fsm *f);
 int fsm_coll_get(fsm *f, const char *name, meta_coll *out); /* OMEN_ENOTFOUND */
 int fsm_coll_list(fsm *f, meta_coll **out, size_t *n);      /* malloc'd, name order */
 /* The node id of each of the collection's nshards logical shards (malloc'd) and the epoch. */
-int fsm_shard_map(fsm *f, const char *name, uint64_t **nodes, uint32_t *nshards,
-                  uint64_t *epoch);
+int fsm_shard_map(fsm *f, const char *name, uint64_t **nodes, uint32_t *nshards, uint64_t *epoch);
 int fsm_node_get(fsm *f, uint64_t id, meta_node *out); /* OMEN_ENOTFOUND */
 int fsm_node_list(fsm *f, meta_node **out, size_t *n); /* malloc'd, id order */
 
 /* ---- the Raft node (raftnode.c) ---- */
 
 typedef struct cons_peer {
-	uint64_t id;          /* Raft server id, >= 1 */
+	uint64_t id;           /* Raft server id, >= 1 */
 	const char *raft_addr; /* "host:port" of its Raft transport */
 } cons_peer;
 
@@ -127,8 +126,8 @@ typedef struct cons_config {
 	const cons_peer *peers; /* the initial voters, this node included: bootstraps a new
 	                           cluster (every first-time member passes the same list) */
 	size_t npeers;
-	unsigned election_ms;   /* default 1000 */
-	unsigned heartbeat_ms;  /* default 100 */
+	unsigned election_ms;        /* default 1000 */
+	unsigned heartbeat_ms;       /* default 100 */
 	unsigned snapshot_threshold; /* entries between snapshots, default 1024 */
 	unsigned snapshot_trailing;  /* entries kept after a snapshot, default 128 */
 } cons_config;

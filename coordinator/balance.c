@@ -31,7 +31,7 @@
 #include "storage/storage.h"
 
 #define BALANCE_PERIOD_MS 1000
-#define COPY_BYTES        (8u << 20) /* points per page: this many bytes of vectors at most */
+#define COPY_BYTES        (8u << 20)     /* points per page: this many bytes of vectors at most */
 #define BUILD_TIMEOUT_MS  (600u * 1000u) /* a coordinator stopping meanwhile waits */
 
 /* ---- calls to shard nodes ---- */
@@ -57,8 +57,8 @@ static int call(peer *p, const wire_req *q, uint32_t timeout_ms, wire_rep *r)
 	return OMEN_OK;
 }
 
-static int fence(coord *c, peer *p, const char *name, uint32_t shard, int mode,
-                 const meta_coll *mc, uint64_t *count)
+static int fence(coord *c, peer *p, const char *name, uint32_t shard, int mode, const meta_coll *mc,
+                 uint64_t *count)
 {
 	wire_req q;
 	wire_rep r;
@@ -174,8 +174,8 @@ static int copy_index(coord *c, peer *a, peer *b, const meta_coll *mc, uint32_t 
 	wire_rep r;
 	req_for(&q, c, WIRE_STATS, mc->name, shard);
 	int st = call(a, &q, c->cfg.deadline_ms, &r);
-	int hnsw = st == OMEN_OK && r.has_stats && r.stats.index &&
-	           strcmp(r.stats.index, "hnsw") == 0;
+	int hnsw =
+	    st == OMEN_OK && r.has_stats && r.stats.index && strcmp(r.stats.index, "hnsw") == 0;
 	omen_collection_stats s = r.stats;
 	wire_rep_free(&r);
 	if (st != OMEN_OK || !hnsw)
@@ -357,7 +357,9 @@ static int cleanup_node(coord *c, const meta_node *node)
 		int source = r.found[i];
 		log_msg(LOG_INFO, "node %llu: %s@%u was left %s by an interrupted move: %s",
 		        (unsigned long long)node->id, name, shard, source ? "frozen" : "incoming",
-		        !mine ? "dropped" : source ? "released" : "accepted");
+		        !mine    ? "dropped"
+		        : source ? "released"
+		                 : "accepted");
 		st = !mine ? drop_unit(c, p, name, shard)
 		           : fence(c, p, name, shard, source ? FENCE_RELEASE : FENCE_ACCEPT, NULL,
 		                   NULL);

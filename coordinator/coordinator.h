@@ -78,10 +78,10 @@ typedef struct coord_node_info {
 } coord_node_info;
 
 typedef struct coord_cluster_info {
-	uint64_t epoch;                     /* of the shard map */
-	uint64_t moves_done, moves_failed;  /* shard moves by this coordinator as leader */
-	uint64_t cleanups;                  /* its cleanups of marked copies as leader */
-	int balanced;                       /* no collection's shards need moving */
+	uint64_t epoch;                    /* of the shard map */
+	uint64_t moves_done, moves_failed; /* shard moves by this coordinator as leader */
+	uint64_t cleanups;                 /* its cleanups of marked copies as leader */
+	int balanced;                      /* no collection's shards need moving */
 } coord_cluster_info;
 
 /* The nodes (malloc'd, id order) and the cluster's state; OMEN_ENOTSUP without Raft. */

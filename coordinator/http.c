@@ -598,8 +598,8 @@ static void do_nodes_list(http_call *call)
 	json_t *a = json_array();
 	for (size_t i = 0; a && i < n; i++)
 		json_array_append_new(
-		    a, json_pack("{s:I,s:s,s:s,s:s,s:I}", "id", ji(v[i].id), "addr", v[i].addr, "role",
-		                 v[i].coordinator ? "coordinator" : "shard", "state",
+		    a, json_pack("{s:I,s:s,s:s,s:s,s:I}", "id", ji(v[i].id), "addr", v[i].addr,
+		                 "role", v[i].coordinator ? "coordinator" : "shard", "state",
 		                 v[i].up ? "up" : "down", "shards", ji(v[i].shards)));
 	free(v);
 	out_json(call->out, 200,

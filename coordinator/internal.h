@@ -99,9 +99,9 @@ struct coord {
 	pthread_mutex_t kmu;
 	pthread_cond_t kcv;
 	int stopping;
-	heard *heard;           /* registered shard nodes' last heartbeats (leader; under rmu) */
-	uint64_t leader_since;  /* mono_ms() when this coordinator last became the leader */
-	pthread_t balancer;     /* moves logical shards to balance the nodes (balance.c) */
+	heard *heard;          /* registered shard nodes' last heartbeats (leader; under rmu) */
+	uint64_t leader_since; /* mono_ms() when this coordinator last became the leader */
+	pthread_t balancer;    /* moves logical shards to balance the nodes (balance.c) */
 	int balancer_on;
 	uint64_t moves_done, moves_failed; /* by this coordinator as the leader */
 	uint64_t cleanups;                 /* of marked copies, done by it as the leader */

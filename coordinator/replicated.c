@@ -302,8 +302,8 @@ static void keeper_round(coord *c, int *missed)
 	meta_node rec;
 	for (size_t i = 0; i < c->cfg.npeers; i++) /* first time only: membership changes later */
 		if (fsm_node_get(c->fsm, c->cfg.peers[i].id, &rec) != OMEN_OK)
-			rmeta_node_ensure(c, c->cfg.peers[i].id, c->cfg.peers[i].listen, META_ROLE_COORDINATOR,
-		            META_NODE_UP);
+			rmeta_node_ensure(c, c->cfg.peers[i].id, c->cfg.peers[i].listen,
+			                  META_ROLE_COORDINATOR, META_NODE_UP);
 	for (size_t i = 0; i < c->nnodes; i++) {
 		wire_req q;
 		wire_rep r;
@@ -322,7 +322,8 @@ static void keeper_round(coord *c, int *missed)
 		        : META_NODE_DOWN;
 		if (!known && !up)
 			state = META_NODE_DOWN;
-		rmeta_node_ensure(c, SHARD_NODE_ID0 + i, peer_url(c->nodes[i]), META_ROLE_SHARD, state);
+		rmeta_node_ensure(c, SHARD_NODE_ID0 + i, peer_url(c->nodes[i]), META_ROLE_SHARD,
+		                  state);
 	}
 }
 
@@ -348,7 +349,8 @@ int rmeta_join(coord *c, const wire_req *q)
 	if (q->node < WIRE_NODE_ID_MIN || q->node > WIRE_NODE_ID_MAX)
 		return status_set(OMEN_EINVAL, "join: a shard node's id is %llu..%llu, not %llu",
 		                  (unsigned long long)WIRE_NODE_ID_MIN,
-		                  (unsigned long long)WIRE_NODE_ID_MAX, (unsigned long long)q->node);
+		                  (unsigned long long)WIRE_NODE_ID_MAX,
+		                  (unsigned long long)q->node);
 	if (strlen(q->addr) >= META_MAX_ADDR)
 		return status_set(OMEN_EINVAL, "join: the address is longer than %d bytes",
 		                  META_MAX_ADDR - 1);
@@ -529,8 +531,9 @@ int coord_raft_add(coord *c, uint64_t id, const char *raft, const char *listen)
 	if (!c->cons)
 		return status_set(OMEN_ENOTSUP, "this coordinator does not run Raft");
 	if (id < 1 || id > 999 || !raft || !*raft || !listen || strlen(listen) >= META_MAX_ADDR)
-		return status_set(OMEN_EINVAL, "a coordinator needs an id 1..999, a Raft address "
-		                               "and a client URL (at most %d bytes)",
+		return status_set(OMEN_EINVAL,
+		                  "a coordinator needs an id 1..999, a Raft address "
+		                  "and a client URL (at most %d bytes)",
 		                  META_MAX_ADDR - 1);
 	meta_node n;
 	if (fsm_node_get(c->fsm, id, &n) == OMEN_OK && n.role != META_ROLE_COORDINATOR)
@@ -543,8 +546,9 @@ int coord_raft_add(coord *c, uint64_t id, const char *raft, const char *listen)
 	if (st == OMEN_OK)
 		rmeta_node_ensure(c, id, listen, META_ROLE_COORDINATOR, META_NODE_UP);
 	if (st == OMEN_OK && (fsm_node_get(c->fsm, id, &n) != OMEN_OK || n.state != META_NODE_UP))
-		st = status_set(OMEN_EUNAVAIL, "coordinator %llu was added to Raft but its address "
-		                               "is not recorded yet: retry",
+		st = status_set(OMEN_EUNAVAIL,
+		                "coordinator %llu was added to Raft but its address "
+		                "is not recorded yet: retry",
 		                (unsigned long long)id);
 	return st;
 }
@@ -554,8 +558,9 @@ int coord_raft_remove(coord *c, uint64_t id)
 	if (!c->cons)
 		return status_set(OMEN_ENOTSUP, "this coordinator does not run Raft");
 	if (id == c->cfg.raft_id && cons_is_leader(c->cons))
-		return status_set(OMEN_EBUSY, "coordinator %llu is the leader: hand the leadership "
-		                              "to another first (POST /admin/leader)",
+		return status_set(OMEN_EBUSY,
+		                  "coordinator %llu is the leader: hand the leadership "
+		                  "to another first (POST /admin/leader)",
 		                  (unsigned long long)id);
 	meta_node n;
 	if (fsm_node_get(c->fsm, id, &n) == OMEN_OK && n.role != META_ROLE_COORDINATOR)

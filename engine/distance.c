@@ -108,8 +108,8 @@ static void dot_x4_scalar(const float *q, const float *const rows[4], size_t dim
 		out[k] = dot_scalar(q, rows[k], dim);
 }
 
-static void sq8_l2_x4_scalar(const float *qp, const float *w, const uint8_t *const c[4],
-                             size_t dim, float *out)
+static void sq8_l2_x4_scalar(const float *qp, const float *w, const uint8_t *const c[4], size_t dim,
+                             float *out)
 {
 	for (int k = 0; k < 4; k++)
 		out[k] = sq8_l2_scalar(qp, w, c[k], dim);
@@ -122,9 +122,9 @@ static void sq8_dot_x4_scalar(const float *qs, const uint8_t *const c[4], size_t
 }
 
 static const dist_kernels scalar_set = {
-    "scalar",         l2sq_scalar,      dot_scalar,    l2sq_many_scalar, dot_many_scalar,
-    sq8_l2_scalar,    sq8_dot_scalar,   l2sq_bounded_scalar, l2sq_x4_scalar, dot_x4_scalar,
-    sq8_l2_x4_scalar, sq8_dot_x4_scalar,
+    "scalar",        l2sq_scalar,   dot_scalar,       l2sq_many_scalar,
+    dot_many_scalar, sq8_l2_scalar, sq8_dot_scalar,   l2sq_bounded_scalar,
+    l2sq_x4_scalar,  dot_x4_scalar, sq8_l2_x4_scalar, sq8_dot_x4_scalar,
 };
 
 #if DIST_X86
@@ -249,8 +249,8 @@ AVX2 INLINE void many_avx2(const float *q, const float *rows, size_t n, size_t d
 {
 	size_t band = band_rows(n);
 	for (size_t i = 0; i < band; i++) {
-		const float *r0 = rows + i * dim, *r[4] = {r0, r0 + band * dim, r0 + 2 * band * dim,
-		                                           r0 + 3 * band * dim};
+		const float *r0 = rows + i * dim,
+		            *r[4] = {r0, r0 + band * dim, r0 + 2 * band * dim, r0 + 3 * band * dim};
 		quad_avx2(q, r, dim, out + i, band, l2);
 	}
 	for (size_t i = 4 * band; i < n; i++)
@@ -332,9 +332,10 @@ AVX2 INLINE void sq8_quad_avx2(const float *qp, const float *w, const uint8_t *c
 			if (l2) {
 				__m256 d0 = _mm256_sub_ps(x, codes8(c[k] + i));
 				__m256 d1 = _mm256_sub_ps(y, codes8(c[k] + i + 8));
-				a0[k] = _mm256_fmadd_ps(_mm256_mul_ps(d0, d0), _mm256_loadu_ps(w + i), a0[k]);
-				a1[k] = _mm256_fmadd_ps(_mm256_mul_ps(d1, d1), _mm256_loadu_ps(w + i + 8),
-				                        a1[k]);
+				a0[k] = _mm256_fmadd_ps(_mm256_mul_ps(d0, d0),
+				                        _mm256_loadu_ps(w + i), a0[k]);
+				a1[k] = _mm256_fmadd_ps(_mm256_mul_ps(d1, d1),
+				                        _mm256_loadu_ps(w + i + 8), a1[k]);
 			} else {
 				a0[k] = _mm256_fmadd_ps(x, codes8(c[k] + i), a0[k]);
 				a1[k] = _mm256_fmadd_ps(y, codes8(c[k] + i + 8), a1[k]);
@@ -363,9 +364,8 @@ static float l2sq_bounded_avx2(const float *a, const float *b, size_t dim, float
 }
 
 static const dist_kernels avx2_set = {
-    "avx2",         l2sq_avx2,      dot_avx2,          l2sq_many_avx2, dot_many_avx2,
-    sq8_l2_avx2,    sq8_dot_avx2,   l2sq_bounded_avx2, l2sq_x4_avx2,   dot_x4_avx2,
-    sq8_l2_x4_avx2, sq8_dot_x4_avx2,
+    "avx2",       l2sq_avx2,         dot_avx2,     l2sq_many_avx2, dot_many_avx2,  sq8_l2_avx2,
+    sq8_dot_avx2, l2sq_bounded_avx2, l2sq_x4_avx2, dot_x4_avx2,    sq8_l2_x4_avx2, sq8_dot_x4_avx2,
 };
 
 /* ---- AVX-512F: 16 lanes, 4 chains per vector -------------------------------------------- */
@@ -470,8 +470,8 @@ AVX512 INLINE void many_avx512(const float *q, const float *rows, size_t n, size
 {
 	size_t band = band_rows(n);
 	for (size_t i = 0; i < band; i++) {
-		const float *r0 = rows + i * dim, *r[4] = {r0, r0 + band * dim, r0 + 2 * band * dim,
-		                                           r0 + 3 * band * dim};
+		const float *r0 = rows + i * dim,
+		            *r[4] = {r0, r0 + band * dim, r0 + 2 * band * dim, r0 + 3 * band * dim};
 		quad_avx512(q, r, dim, out + i, band, l2);
 	}
 	for (size_t i = 4 * band; i < n; i++)
@@ -494,8 +494,10 @@ AVX512 static float l2sq_bounded_avx512(const float *a, const float *b, size_t d
 	for (; i + 4 * W16 <= dim; i += 4 * W16) {
 		c0 = step16(c0, _mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), 1);
 		c1 = step16(c1, _mm512_loadu_ps(a + i + W16), _mm512_loadu_ps(b + i + W16), 1);
-		c2 = step16(c2, _mm512_loadu_ps(a + i + 2 * W16), _mm512_loadu_ps(b + i + 2 * W16), 1);
-		c3 = step16(c3, _mm512_loadu_ps(a + i + 3 * W16), _mm512_loadu_ps(b + i + 3 * W16), 1);
+		c2 = step16(c2, _mm512_loadu_ps(a + i + 2 * W16), _mm512_loadu_ps(b + i + 2 * W16),
+		            1);
+		c3 = step16(c3, _mm512_loadu_ps(a + i + 3 * W16), _mm512_loadu_ps(b + i + 3 * W16),
+		            1);
 		if ((i & (8 * W16 - 1)) == 4 * W16 && i + 8 * W16 <= dim) { /* every 128 floats */
 			float part = reduce16(c0, c1, c2, c3);
 			if (part >= bound)
@@ -571,9 +573,10 @@ AVX512 INLINE void sq8_quad_avx512(const float *qp, const float *w, const uint8_
 			if (l2) {
 				__m512 d0 = _mm512_sub_ps(x, codes16(c[k] + i));
 				__m512 d1 = _mm512_sub_ps(y, codes16(c[k] + i + 16));
-				a0[k] = _mm512_fmadd_ps(_mm512_mul_ps(d0, d0), _mm512_loadu_ps(w + i), a0[k]);
-				a1[k] = _mm512_fmadd_ps(_mm512_mul_ps(d1, d1), _mm512_loadu_ps(w + i + 16),
-				                        a1[k]);
+				a0[k] = _mm512_fmadd_ps(_mm512_mul_ps(d0, d0),
+				                        _mm512_loadu_ps(w + i), a0[k]);
+				a1[k] = _mm512_fmadd_ps(_mm512_mul_ps(d1, d1),
+				                        _mm512_loadu_ps(w + i + 16), a1[k]);
 			} else {
 				a0[k] = _mm512_fmadd_ps(x, codes16(c[k] + i), a0[k]);
 				a1[k] = _mm512_fmadd_ps(y, codes16(c[k] + i + 16), a1[k]);
@@ -581,8 +584,8 @@ AVX512 INLINE void sq8_quad_avx512(const float *qp, const float *w, const uint8_
 		}
 	}
 	for (int k = 0; k < 4; k++)
-		out[k] = sq8_tail(qp, w, c[k], i, dim, _mm512_reduce_add_ps(_mm512_add_ps(a0[k], a1[k])),
-		                  l2);
+		out[k] = sq8_tail(qp, w, c[k], i, dim,
+		                  _mm512_reduce_add_ps(_mm512_add_ps(a0[k], a1[k])), l2);
 }
 
 AVX512 static void l2sq_x4_avx512(const float *q, const float *const rows[4], size_t dim,
@@ -591,8 +594,7 @@ AVX512 static void l2sq_x4_avx512(const float *q, const float *const rows[4], si
 	quad_avx512(q, rows, dim, out, 1, 1);
 }
 
-AVX512 static void dot_x4_avx512(const float *q, const float *const rows[4], size_t dim,
-                                 float *out)
+AVX512 static void dot_x4_avx512(const float *q, const float *const rows[4], size_t dim, float *out)
 {
 	quad_avx512(q, rows, dim, out, 1, 0);
 }
@@ -610,9 +612,9 @@ AVX512 static void sq8_dot_x4_avx512(const float *qs, const uint8_t *const c[4],
 }
 
 static const dist_kernels avx512_set = {
-    "avx512",         l2sq_avx512,      dot_avx512,          l2sq_many_avx512, dot_many_avx512,
-    sq8_l2_avx512,    sq8_dot_avx512,   l2sq_bounded_avx512, l2sq_x4_avx512,   dot_x4_avx512,
-    sq8_l2_x4_avx512, sq8_dot_x4_avx512,
+    "avx512",        l2sq_avx512,   dot_avx512,       l2sq_many_avx512,
+    dot_many_avx512, sq8_l2_avx512, sq8_dot_avx512,   l2sq_bounded_avx512,
+    l2sq_x4_avx512,  dot_x4_avx512, sq8_l2_x4_avx512, sq8_dot_x4_avx512,
 };
 
 /* The widest level this CPU (and its OS, which must save the wide registers) supports. */

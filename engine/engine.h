@@ -185,7 +185,7 @@ typedef struct search_req {
 	uint64_t *ids_out; /* nq x k */
 	float *dists_out;  /* nq x k */
 	omen_device device;
-	bool used_gpu;     /* out: flat_search served the request on the GPU */
+	bool used_gpu; /* out: flat_search served the request on the GPU */
 } search_req;
 
 /* Exact search over the snapshot's allowed rows from req->row_min on. */

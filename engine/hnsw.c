@@ -22,8 +22,8 @@
  * the build are searched exactly until the index is extended to them.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <omp.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,25 +36,25 @@
 #error "the graph's hot path reads little-endian u32 with memcpy"
 #endif
 
-#define HDR_MAGIC "OMHN"
-#define L0_MAGIC "OMHL"  /* level-0 links, fixed slots (graphs written before packing) */
-#define L0P_MAGIC "OMHP" /* level-0 links, packed */
-#define L0N_MAGIC "OMH2" /* level-0 links, packed, u16 ids */
-#define UP_MAGIC "OMHU"
-#define SQ_MAGIC "OMHS"
-#define CODES_MAGIC "OMHQ"
-#define FLAG_INT8 1u
+#define HDR_MAGIC      "OMHN"
+#define L0_MAGIC       "OMHL" /* level-0 links, fixed slots (graphs written before packing) */
+#define L0P_MAGIC      "OMHP" /* level-0 links, packed */
+#define L0N_MAGIC      "OMH2" /* level-0 links, packed, u16 ids */
+#define UP_MAGIC       "OMHU"
+#define SQ_MAGIC       "OMHS"
+#define CODES_MAGIC    "OMHQ"
+#define FLAG_INT8      1u
 #define FLAG_L0_PACKED 2u
 #define FLAG_L0_NARROW 4u /* level-0 ids are u16 (with FLAG_L0_PACKED) */
-#define FLAGS_KNOWN (FLAG_INT8 | FLAG_L0_PACKED | FLAG_L0_NARROW)
-#define NARROW_MAX 65536u /* most nodes a graph with u16 level-0 ids may have */
-#define HDR_SIZE 64
-#define REC_HEADER 16
-#define L0_SHIFT 12 /* 4096 nodes per level-0 link chunk */
-#define L0_NODES (1u << L0_SHIFT)
-#define MAX_LEVEL 16
-#define LOCK_STRIPES (1u << 16)
-#define MAX_NODES 0x7fffffffu /* node ids leave their top bit to EXPANDED */
+#define FLAGS_KNOWN    (FLAG_INT8 | FLAG_L0_PACKED | FLAG_L0_NARROW)
+#define NARROW_MAX     65536u /* most nodes a graph with u16 level-0 ids may have */
+#define HDR_SIZE       64
+#define REC_HEADER     16
+#define L0_SHIFT       12 /* 4096 nodes per level-0 link chunk */
+#define L0_NODES       (1u << L0_SHIFT)
+#define MAX_LEVEL      16
+#define LOCK_STRIPES   (1u << 16)
+#define MAX_NODES      0x7fffffffu /* node ids leave their top bit to EXPANDED */
 
 static inline uint32_t ld32(const unsigned char *p)
 {
@@ -223,8 +223,8 @@ static bool heap_push_bounded(heap *h, size_t ef, float d, uint32_t id)
 /* ---- per-thread scratch: visited marks and heaps, pooled on the collection handle ---- */
 
 typedef struct hnsw_scratch {
-	uint64_t *visited;  /* bit node: node visited in the current search */
-	uint32_t *touched;  /* indices of the words of visited that are not zero, ntouched */
+	uint64_t *visited; /* bit node: node visited in the current search */
+	uint32_t *touched; /* indices of the words of visited that are not zero, ntouched */
 	size_t nwords, ntouched;
 	heap cand, top;
 	hitem *sel; /* neighbour selection buffer */
@@ -353,12 +353,12 @@ typedef struct graph {
 	uint32_t m, m0, efc, max_level;
 	uint64_t entry, n; /* n: nodes = rows 0..n-1 */
 	/* In memory (build): */
-	uint32_t *l0;     /* n x (1 + m0) */
-	uint8_t *level;   /* n */
-	uint32_t **up;    /* n: level x (1 + m) u32, or NULL */
+	uint32_t *l0;   /* n x (1 + m0) */
+	uint8_t *level; /* n */
+	uint32_t **up;  /* n: level x (1 + m) u32, or NULL */
 	/* From the map (search): */
-	l0rec *l0r; /* level-0 link records */
-	bool packed; /* l0r in the packed layout (else fixed slots: count + m0 ids per node) */
+	l0rec *l0r;   /* level-0 link records */
+	bool packed;  /* l0r in the packed layout (else fixed slots: count + m0 ids per node) */
 	uint32_t idw; /* bytes per level-0 id in l0r: 2 (packed, at most NARROW_MAX nodes) or 4 */
 	const unsigned char *up_ids, *up_off, *up_links;
 	uint32_t n_up;
@@ -367,9 +367,9 @@ typedef struct graph {
 	/* int8 scalar quantization: x[d] ~ qmin[d] + code[d] * qstep[d] */
 	bool int8;
 	uint32_t dim;
-	float *qmin, *qstep, *qw;  /* qw[d] = qstep[d]^2 */
-	const unsigned char **qc;  /* mapped code records (search) */
-	uint8_t *codes;            /* n x dim (build) */
+	float *qmin, *qstep, *qw; /* qw[d] = qstep[d]^2 */
+	const unsigned char **qc; /* mapped code records (search) */
+	uint8_t *codes;           /* n x dim (build) */
 } graph;
 
 static inline const uint8_t *code_of(const graph *g, uint64_t node)
@@ -446,8 +446,7 @@ static inline const unsigned char *map_links(const graph *g, uint64_t node, uint
 
 /* Neighbour ids of node at level lc, *n of them: a damaged record may claim more than the
  * level's cap (m0 or m), so read at most the cap; that much always lies within the record. */
-static inline const unsigned char *links_at(const graph *g, uint64_t node, uint32_t lc,
-                                            uint32_t *n)
+static inline const unsigned char *links_at(const graph *g, uint64_t node, uint32_t lc, uint32_t *n)
 {
 	if (lc == 0)
 		return l0_links(g, node, n);
@@ -560,7 +559,8 @@ static int map_codes(eng_coll *c, MDB_txn *txn, graph *g)
 	int rc = mdb_get(txn, c->graph_dbi, &k, &v);
 	size_t want = REC_HEADER + 8 * (size_t)g->dim;
 	if (rc != 0 || !rec_ok(&v, SQ_MAGIC, want) || v.mv_size != want)
-		return status_set(OMEN_ECORRUPT, "collection '%s': index quantizer corrupt", c->name);
+		return status_set(OMEN_ECORRUPT, "collection '%s': index quantizer corrupt",
+		                  c->name);
 	int st = quant_alloc(g);
 	if (st != OMEN_OK)
 		return st;
@@ -609,8 +609,8 @@ static int graph_map(eng_coll *c, MDB_txn *txn, graph *g)
 		bool ok = false;
 		if (rc == 0 && g->packed) { /* offsets start at 0 and end at the ids' length */
 			size_t head = REC_HEADER + 4 * (nodes + 1), w = g->idw;
-			ok = rec_ok(&v, l0_packed_magic(w), head) &&
-			     (v.mv_size - head) % w == 0 && ld32(p + REC_HEADER) == 0 &&
+			ok = rec_ok(&v, l0_packed_magic(w), head) && (v.mv_size - head) % w == 0 &&
+			     ld32(p + REC_HEADER) == 0 &&
 			     ld32(p + REC_HEADER + 4 * nodes) == (v.mv_size - head) / w;
 			r->off = p + REC_HEADER;
 			r->ids = p + head;
@@ -633,14 +633,16 @@ static int graph_map(eng_coll *c, MDB_txn *txn, graph *g)
 	g->n_up = le32_get(p + 8);
 	size_t need = REC_HEADER + 8 * (size_t)g->n_up + 4;
 	if (v.mv_size < need)
-		return status_set(OMEN_ECORRUPT, "collection '%s': index levels truncated", c->name);
+		return status_set(OMEN_ECORRUPT, "collection '%s': index levels truncated",
+		                  c->name);
 	g->up_ids = p + REC_HEADER;
 	g->up_off = g->up_ids + 4 * (size_t)g->n_up;
 	g->up_links = g->up_off + 4 * ((size_t)g->n_up + 1);
 	size_t words = ld32(g->up_off + 4 * (size_t)g->n_up);
 	g->up_words = words;
 	if (v.mv_size != need + 4 * words)
-		return status_set(OMEN_ECORRUPT, "collection '%s': index levels truncated", c->name);
+		return status_set(OMEN_ECORRUPT, "collection '%s': index levels truncated",
+		                  c->name);
 	return g->int8 ? map_codes(c, txn, g) : OMEN_OK;
 }
 
@@ -846,7 +848,8 @@ static bool search_l0_sorted(const graph *g, const sctx *q, uint64_t ep, float d
 		if (!(r[k].id & EXPANDED)) {
 			uint32_t node = r[k].id;
 			r[k].id |= EXPANDED;
-			if (k + 1 < size && !(r[k + 1].id & EXPANDED)) /* likely the next to expand */
+			if (k + 1 < size &&
+			    !(r[k + 1].id & EXPANDED)) /* likely the next to expand */
 				l0_prefetch(g, r[k + 1].id);
 			uint32_t nf = l0_fresh(g, q, x, node, fresh);
 			sdist_many(q, fresh, nf, fd, size == ef ? r[size - 1].d : INFINITY);
@@ -886,8 +889,8 @@ static int knn_one(const graph *g, const qctx *q, const float *qv, size_t ef, hn
 	}
 	float dep = sdist(&sc, g->entry);
 	uint64_t ep = descend(g, &sc, g->entry, &dep);
-	bool ok = q->excl ? search_l0(g, &sc, ep, dep, ef, x)
-	                  : search_l0_sorted(g, &sc, ep, dep, ef, x);
+	bool ok =
+	    q->excl ? search_l0(g, &sc, ep, dep, ef, x) : search_l0_sorted(g, &sc, ep, dep, ef, x);
 	if (!ok)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	size_t n = x->top.n;
@@ -984,7 +987,7 @@ typedef struct builder {
 	graph g;
 	const snapshot *s;
 	qctx q;
-	atomic_flag *locks; /* LOCK_STRIPES spinlocks, node & (LOCK_STRIPES - 1) */
+	atomic_flag *locks;       /* LOCK_STRIPES spinlocks, node & (LOCK_STRIPES - 1) */
 	pthread_mutex_t entry_mu; /* guards g.entry and g.max_level */
 	bool empty;               /* no node inserted yet */
 	double ml;                /* level multiplier 1 / ln(M) */
@@ -1044,7 +1047,8 @@ static bool layer_search(builder *b, hnsw_scratch *x, const float *qv, uint32_t 
 		if (!(r[k].id & EXPANDED)) {
 			uint32_t n = links_copy(b, r[k].id, lc, buf), nf = 0;
 			r[k].id |= EXPANDED;
-			for (uint32_t i = 0; i < n; i++) { /* the unvisited ones, their vectors fetched */
+			for (uint32_t i = 0; i < n;
+			     i++) { /* the unvisited ones, their vectors fetched */
 				uint32_t nb = buf[i];
 				if (!visit(x, nb))
 					continue;
@@ -1228,7 +1232,8 @@ static int graph_load(const graph *m, graph *g)
 		uint32_t n;
 		const unsigned char *l = l0_links(m, i, &n);
 		if (n > m->m0)
-			return status_set(OMEN_ECORRUPT, "index links of node %llu are inconsistent",
+			return status_set(OMEN_ECORRUPT,
+			                  "index links of node %llu are inconsistent",
 			                  (unsigned long long)i);
 		uint32_t *to = g->l0 + i * rec;
 		memset(to, 0, rec * 4);
@@ -1268,7 +1273,8 @@ static int insert_all(builder *b, uint64_t first, const omen_index_params *p)
 		uint64_t next_report = 0;
 #pragma omp for schedule(dynamic, 64)
 		for (uint64_t r = start; r < n; r++) {
-			if (!failed && atomic_load_explicit(&b->s->c->db->cancel, memory_order_relaxed))
+			if (!failed &&
+			    atomic_load_explicit(&b->s->c->db->cancel, memory_order_relaxed))
 				failed = 2;
 			if (!failed && !snap_tomb(b->s, r))
 				failed = !insert(b, x, (uint32_t)r);
@@ -1660,8 +1666,7 @@ int hnsw_build(eng_coll *c, const omen_index_params *p)
 	}
 	if (st == OMEN_OK) {
 		persist_ctx x = {c, &b.g, 0};
-		st = store_write(c->db->st, persist_fn, &x,
-		                 b.g.n * (4 + 4 * (uint64_t)b.g.m0));
+		st = store_write(c->db->st, persist_fn, &x, b.g.n * (4 + 4 * (uint64_t)b.g.m0));
 	}
 	graph_free(&b.g);
 	pthread_mutex_destroy(&b.entry_mu);
@@ -1705,8 +1710,8 @@ static void say(check_ctx *x, const char *fmt, ...)
 
 /* Checks one link list (n ids at l): count within cap, ids valid, no self links, levels
  * consistent. */
-static void check_list(check_ctx *x, uint64_t node, uint32_t lc, const unsigned char *l,
-                       uint32_t n, uint32_t cap, const uint8_t *levels)
+static void check_list(check_ctx *x, uint64_t node, uint32_t lc, const unsigned char *l, uint32_t n,
+                       uint32_t cap, const uint8_t *levels)
 {
 	if (n > cap) {
 		if (x->errors++ < 20)
@@ -1716,13 +1721,13 @@ static void check_list(check_ctx *x, uint64_t node, uint32_t lc, const unsigned 
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t nb = link_id(x->g, lc, l, i);
-		const char *bad = nb >= x->g->n          ? "points past the last node"
-		                  : nb == node            ? "links to itself"
-		                  : levels[nb] < lc       ? "links to a node absent from that level"
-		                                          : NULL;
+		const char *bad = nb >= x->g->n     ? "points past the last node"
+		                  : nb == node      ? "links to itself"
+		                  : levels[nb] < lc ? "links to a node absent from that level"
+		                                    : NULL;
 		if (bad && x->errors++ < 20)
-			say(x, "node %llu level %u: link %u (%u) %s\n", (unsigned long long)node, lc, i,
-			    nb, bad);
+			say(x, "node %llu level %u: link %u (%u) %s\n", (unsigned long long)node,
+			    lc, i, nb, bad);
 	}
 }
 
@@ -1740,7 +1745,8 @@ static uint8_t *check_levels(check_ctx *x)
 		if (node >= g->n || !sorted || w == 0 || w % (1 + g->m) ||
 		    w / (1 + g->m) > g->max_level) {
 			if (x->errors++ < 20)
-				say(x, "upper levels: entry %u (node %u) is inconsistent\n", u, node);
+				say(x, "upper levels: entry %u (node %u) is inconsistent\n", u,
+				    node);
 			continue;
 		}
 		levels[node] = (uint8_t)(w / (1 + g->m));
@@ -1817,8 +1823,9 @@ static void check_graph(check_ctx *x)
 	}
 	uint64_t lost = x->errors ? 0 : check_reach(x, levels);
 	x->errors += lost;
-	say(x, "hnsw: %llu nodes, m=%u, ef_construction=%u, %u levels above 0 (%u nodes), "
-	       "%.1f links per node on level 0\n",
+	say(x,
+	    "hnsw: %llu nodes, m=%u, ef_construction=%u, %u levels above 0 (%u nodes), "
+	    "%.1f links per node on level 0\n",
 	    (unsigned long long)g->n, g->m, g->efc, g->max_level, g->n_up,
 	    g->n ? (double)links / (double)g->n : 0.0);
 	say(x, "reachability: %llu live nodes unreachable\n", (unsigned long long)lost);

@@ -26,7 +26,7 @@ typedef struct prepared {
 	uint64_t *ids;   /* ids written (output of the transaction) */
 	uint64_t min_id; /* over ids_in */
 	uint64_t max_id;
-	bool sorted;   /* ids_in strictly ascending */
+	bool sorted;     /* ids_in strictly ascending */
 	size_t replaced; /* set by the transaction */
 } prepared;
 
@@ -85,7 +85,8 @@ static int find_nonfinite(const eng_coll *c, const float *x, size_t i)
 {
 	for (size_t j = 0; j < c->dim; j++)
 		if (!isfinite(x[j]))
-			return status_set(OMEN_EINVAL, "collection '%s': vector %zu component %zu is %s",
+			return status_set(OMEN_EINVAL,
+			                  "collection '%s': vector %zu component %zu is %s",
 			                  c->name, i, j, isnan(x[j]) ? "NaN" : "infinite");
 	return OMEN_OK;
 }
@@ -110,10 +111,11 @@ static int check_vectors(prepared *p, const float *v)
 		}
 		if (c->metric == OMEN_METRIC_COSINE) {
 			if (ss == 0)
-				return status_set(OMEN_EINVAL,
-				                  "collection '%s': vector %zu is zero, which has no "
-				                  "cosine direction",
-				                  c->name, i);
+				return status_set(
+				    OMEN_EINVAL,
+				    "collection '%s': vector %zu is zero, which has no "
+				    "cosine direction",
+				    c->name, i);
 			double norm = sqrt((double)ss);
 			if (!isfinite(ss)) { /* overflowed: recompute in double */
 				double dd = 0;
@@ -216,8 +218,7 @@ static int tomb_mark(eng_coll *c, MDB_txn *txn, uint64_t *rows, size_t n)
 }
 
 /* Removes the live point id (if any): id map entry and metadata. Adds its row to rows[*n]. */
-static int unlink_point(eng_coll *c, MDB_txn *txn, uint64_t id, uint64_t *rows,
-                        size_t *n)
+static int unlink_point(eng_coll *c, MDB_txn *txn, uint64_t id, uint64_t *rows, size_t *n)
 {
 	uint64_t row;
 	int st = idmap_remove(txn, c->id_dbi, id, &row);
@@ -255,8 +256,10 @@ static int append_rows(eng_coll *c, MDB_txn *txn, uint64_t first, const prepared
 			st = rc ? status_from_mdb(rc, "vector chunk")
 			        : chunk_view_init(&old, v.mv_data, v.mv_size, c->dim, c->cap);
 			if (st == OMEN_OK && old.count != slot)
-				st = status_set(OMEN_ECORRUPT, "vector chunk %llu has %u rows, %u "
-				                "expected", (unsigned long long)chunk, old.count, slot);
+				st = status_set(OMEN_ECORRUPT,
+				                "vector chunk %llu has %u rows, %u "
+				                "expected",
+				                (unsigned long long)chunk, old.count, slot);
 		}
 		if (st == OMEN_OK) {
 			/* The old value belongs to a committed snapshot, so LMDB does not reuse its
@@ -268,9 +271,8 @@ static int append_rows(eng_coll *c, MDB_txn *txn, uint64_t first, const prepared
 			if (rc != 0)
 				st = status_from_mdb(rc, "vector chunk");
 			else
-				chunk_write(v.mv_data, c->dim, &old, slot,
-				            p->vecs + done * c->dim, p->norms + done, p->ids + done,
-				            take);
+				chunk_write(v.mv_data, c->dim, &old, slot, p->vecs + done * c->dim,
+				            p->norms + done, p->ids + done, take);
 		}
 		chunk_view_release(&old);
 		if (st != OMEN_OK)
@@ -282,8 +284,7 @@ static int append_rows(eng_coll *c, MDB_txn *txn, uint64_t first, const prepared
 
 /* Writes the id map runs and metadata records of the new rows. beyond_all: every id
  * is larger than any id already mapped. */
-static int index_rows(eng_coll *c, MDB_txn *txn, uint64_t first, const prepared *p,
-                      bool beyond_all)
+static int index_rows(eng_coll *c, MDB_txn *txn, uint64_t first, const prepared *p, bool beyond_all)
 {
 	int st = OMEN_OK;
 	for (size_t i = 0, j; i < p->n && st == OMEN_OK; i = j) {
@@ -368,8 +369,7 @@ int eng_upsert(eng_coll *c, const omen_batch *b, uint64_t *assigned_ids)
 	prepared p;
 	int st = prepare(c, b, &p);
 	if (st == OMEN_OK)
-		st = store_write(c->db->st, upsert_fn, &p,
-		                 (uint64_t)p.n * chunk_bytes(1, c->dim));
+		st = store_write(c->db->st, upsert_fn, &p, (uint64_t)p.n * chunk_bytes(1, c->dim));
 	if (st == OMEN_OK && assigned_ids)
 		memcpy(assigned_ids, p.ids, p.n * sizeof *p.ids);
 	if (st == OMEN_OK)
@@ -427,8 +427,7 @@ int eng_delete(eng_coll *c, const uint64_t *ids, size_t n, size_t *deleted)
 /* ---- get ---- */
 
 /* Looks up one point: its row's vector into vec (may be NULL) and metadata into *meta. */
-static int get_one(eng_coll *c, MDB_txn *txn, uint64_t id, float *vec, char **meta,
-                   uint8_t *found)
+static int get_one(eng_coll *c, MDB_txn *txn, uint64_t id, float *vec, char **meta, uint8_t *found)
 {
 	uint64_t row;
 	*found = 0;
@@ -489,8 +488,8 @@ static int coll_read_begin(eng_coll *c, MDB_txn **txn)
 	return st;
 }
 
-int eng_get(eng_coll *c, const uint64_t *ids, size_t n, float *vectors,
-             char **metadata, uint8_t *found)
+int eng_get(eng_coll *c, const uint64_t *ids, size_t n, float *vectors, char **metadata,
+            uint8_t *found)
 {
 	if (!c || (n && (!ids || !found)))
 		return status_set(OMEN_EINVAL, "NULL argument");

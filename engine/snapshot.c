@@ -31,8 +31,8 @@ static int load_chunks(snapshot *s, MDB_txn *txn)
 	for (size_t i = 0; i < n && st == OMEN_OK; i++) {
 		rc = mdb_cursor_get(cur, &k, &v, i ? MDB_NEXT : MDB_FIRST);
 		if (rc != 0 || k.mv_size != 8 || be64_get(k.mv_data) != i)
-			st = status_set(OMEN_ECORRUPT, "collection '%s': vector chunk %zu is missing",
-			                c->name, i);
+			st = status_set(OMEN_ECORRUPT,
+			                "collection '%s': vector chunk %zu is missing", c->name, i);
 		else
 			st = chunk_view_init(&s->views[i], v.mv_data, v.mv_size, c->dim, c->cap);
 		s->nchunks = i + 1;

@@ -19,8 +19,8 @@ int main(int argc, char **argv)
 	float vecs[2][4] = {{1, 0, 0, 0}, {0.6f, 0.8f, 0, 0}};
 	const char *meta[2] = {"{\"year\": 2021, \"lang\": \"en\"}", "{\"year\": 2019}"};
 	uint64_t ids[2];
-	omen_batch batch = {.n = 2, .dim = 4, .ids = NULL, .vectors = &vecs[0][0],
-	                    .metadata = meta};
+	omen_batch batch = {
+	    .n = 2, .dim = 4, .ids = NULL, .vectors = &vecs[0][0], .metadata = meta};
 	if (omen_upsert(docs, &batch, ids) != OMEN_OK) /* ids receive 0 and 1 */
 		fprintf(stderr, "upsert: %s\n", omen_errmsg(db));
 

@@ -107,8 +107,10 @@ static int load_raft(json_t *o, node_config *c, char *err, size_t len)
 		self += c->peer_ids[i] == (uint64_t)id;
 	}
 	if (self > 1 || (self == 0 && !c->raft_join))
-		return bad(err, len, "'peers' must list this coordinator (id %lld) once, unless it "
-		                     "joins a running group (\"join\": true)", id);
+		return bad(err, len,
+		           "'peers' must list this coordinator (id %lld) once, unless it "
+		           "joins a running group (\"join\": true)",
+		           id);
 	c->raft_id = (uint64_t)id;
 	c->election_ms = (uint32_t)el;
 	return 0;
@@ -133,9 +135,9 @@ static int get_urls(json_t *a, const char *key, char ***out, size_t *n, char *er
 
 static int load_coordinator(json_t *o, node_config *c, char *err, size_t len)
 {
-	static const char *const keys[] = {"listen",      "http", "shards", "deadline_ms",
-	                                   "default_shards", "id",  "raft",   "peers",
-	                                   "election_ms", "join", NULL};
+	static const char *const keys[] = {"listen",         "http", "shards", "deadline_ms",
+	                                   "default_shards", "id",   "raft",   "peers",
+	                                   "election_ms",    "join", NULL};
 	if (!json_is_object(o))
 		return bad(err, len, "'coordinator' must be an object");
 	long long d = 5000, ds = 8;
@@ -157,8 +159,9 @@ static int load_coordinator(json_t *o, node_config *c, char *err, size_t len)
 		return 0;
 	}
 	if (get_urls(sh, "shards", &c->shards, &c->nshards, err, len))
-		return bad(err, len, "'coordinator' needs 'shards': a list of 1 to 4096 URLs "
-		                     "(optional with Raft, where shard nodes register themselves)");
+		return bad(err, len,
+		           "'coordinator' needs 'shards': a list of 1 to 4096 URLs "
+		           "(optional with Raft, where shard nodes register themselves)");
 	c->coordinator = 1;
 	return 0;
 }
@@ -175,16 +178,18 @@ static int load_shard(json_t *o, node_config *c, char *err, size_t len)
 	    get_str(o, "listen", &c->shard_listen, err, len) ||
 	    get_str(o, "advertise", &c->advertise, err, len) ||
 	    get_str(o, "durability", &dur, err, len) ||
-	    (co && get_urls(co, "coordinators", &c->shard_coordinators,
-	                    &c->nshard_coordinators, err, len)))
+	    (co && get_urls(co, "coordinators", &c->shard_coordinators, &c->nshard_coordinators,
+	                    err, len)))
 		return free(dur), -1;
 	if (c->advertise && strlen(c->advertise) > WIRE_MAX_ADDR)
-		return free(dur), bad(err, len, "'advertise' is longer than %d bytes", WIRE_MAX_ADDR);
+		return free(dur),
+		       bad(err, len, "'advertise' is longer than %d bytes", WIRE_MAX_ADDR);
 	if (co && !c->advertise && c->shard_listen &&
 	    (strstr(c->shard_listen, "://0.0.0.0") || strstr(c->shard_listen, "://*") ||
 	     strstr(c->shard_listen, "://[::]")))
-		return free(dur), bad(err, len, "'shard' listens on every interface: 'advertise' "
-		                                "must give the URL the coordinators reach it at");
+		return free(dur), bad(err, len,
+		                      "'shard' listens on every interface: 'advertise' "
+		                      "must give the URL the coordinators reach it at");
 	if (dur && strcmp(dur, "sync") != 0 && strcmp(dur, "relaxed") != 0)
 		return free(dur), bad(err, len, "'durability' must be \"sync\" or \"relaxed\"");
 	c->relaxed = dur && strcmp(dur, "relaxed") == 0;

@@ -28,13 +28,13 @@ typedef struct node_config {
 	char **peer_raft, **peer_listen;
 	size_t npeers;
 	uint32_t election_ms;
-	int raft_join;           /* joins a running group instead of bootstrapping one */
-	int shard;               /* nonzero: runs a shard service */
+	int raft_join; /* joins a running group instead of bootstrapping one */
+	int shard;     /* nonzero: runs a shard service */
 	char *shard_listen;
-	int relaxed; /* shard durability "relaxed" */
+	int relaxed;               /* shard durability "relaxed" */
 	char **shard_coordinators; /* registers with these coordinators (Raft) */
 	size_t nshard_coordinators;
-	char *advertise;           /* the URL the others reach this shard node at */
+	char *advertise; /* the URL the others reach this shard node at */
 } node_config;
 
 /* Reads and checks the file; on failure err holds a one-line reason. */

@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(
   gcc g++ libc6-dev meson ninja-build pkg-config cmake
   liblmdb-dev lmdb-utils libcmocka-dev libjansson-dev libmsgpack-dev libroaring-dev
-  libopenblas-openmp-dev libnng-dev libxxhash-dev libraft-dev libuv1-dev clang-14 libclang-rt-14-dev
+  libopenblas-openmp-dev libnng-dev libxxhash-dev libraft-dev libuv1-dev clang-14 clang-format-14 libclang-rt-14-dev
   python3 python3-numpy python3-pytest python3-dev python3-mesonpy python3-pip python3-venv patchelf iproute2
   openssh-server openssh-client
   dataset-fashion-mnist

@@ -46,10 +46,10 @@ typedef struct unit {
 
 struct shard_node {
 	shard_config cfg;
-	uint64_t id;          /* registering nodes: their id */
-	pthread_t heartbeat;  /* JOIN to the coordinators */
+	uint64_t id;         /* registering nodes: their id */
+	pthread_t heartbeat; /* JOIN to the coordinators */
 	int heartbeat_on, stopping;
-	pthread_cond_t hb_cv; /* wakes the heartbeat thread to stop (with mu) */
+	pthread_cond_t hb_cv;   /* wakes the heartbeat thread to stop (with mu) */
 	_Atomic uint64_t epoch; /* the newest shard map epoch seen in a request */
 	char *data;
 	srv *srv;
@@ -381,8 +381,9 @@ static int do_ids(shard_node *s, unit *u, const wire_req *q, wire_rep *r)
 	int st = OMEN_OK;
 	pthread_mutex_lock(&s->mu);
 	if (u->move != MOVE_FROZEN || !u->tracked_ok) {
-		st = status_set(OMEN_EINVAL, "logical shard %d of '%s': no complete set of tracked "
-		                             "ids (not frozen, or the node restarted)",
+		st = status_set(OMEN_EINVAL,
+		                "logical shard %d of '%s': no complete set of tracked "
+		                "ids (not frozen, or the node restarted)",
 		                (int)u->shard, u->name);
 	} else {
 		size_t lo = 0, hi = u->ntracked; /* the first tracked id >= start */
@@ -407,8 +408,8 @@ static int fence_unit(shard_node *s, unit *u, const char *dir, int mode, wire_re
 	switch (mode) {
 	case FENCE_TRACK:
 		if (u->move == MOVE_FROZEN || u->move == MOVE_INCOMING)
-			return status_set(OMEN_EBUSY, "logical shard %d of '%s' is %s", (int)u->shard,
-			                  u->name, move_words[u->move]);
+			return status_set(OMEN_EBUSY, "logical shard %d of '%s' is %s",
+			                  (int)u->shard, u->name, move_words[u->move]);
 		if ((st = mark_write(dir, MOVE_TRACKING)) == OMEN_OK) {
 			u->move = MOVE_TRACKING;
 			u->tracked_ok = 1;
@@ -417,7 +418,8 @@ static int fence_unit(shard_node *s, unit *u, const char *dir, int mode, wire_re
 		return st;
 	case FENCE_FREEZE:
 		if (u->move != MOVE_TRACKING && u->move != MOVE_FROZEN)
-			return status_set(OMEN_EINVAL, "logical shard %d of '%s' is not being tracked",
+			return status_set(OMEN_EINVAL,
+			                  "logical shard %d of '%s' is not being tracked",
 			                  (int)u->shard, u->name);
 		if (u->move == MOVE_TRACKING && (st = mark_write(dir, MOVE_FROZEN)) != OMEN_OK)
 			return st;
@@ -427,8 +429,9 @@ static int fence_unit(shard_node *s, unit *u, const char *dir, int mode, wire_re
 		track_settle(u);
 		r->count = u->ntracked;
 		if (!u->tracked_ok)
-			st = status_set(OMEN_EINVAL, "logical shard %d of '%s': the tracked ids were "
-			                             "lost (restart or out of memory)",
+			st = status_set(OMEN_EINVAL,
+			                "logical shard %d of '%s': the tracked ids were "
+			                "lost (restart or out of memory)",
 			                (int)u->shard, u->name);
 		return st;
 	case FENCE_RELEASE:
@@ -481,7 +484,8 @@ static int marked_units(shard_node *s, wire_rep *r)
 		r->ids = ids ? ids : r->ids;
 		uint8_t *found = realloc(r->found, n);
 		r->found = found ? found : r->found;
-		char *name = names && ids && found ? strndup(e->d_name, (size_t)(at - e->d_name)) : NULL;
+		char *name =
+		    names && ids && found ? strndup(e->d_name, (size_t)(at - e->d_name)) : NULL;
 		if (!name) {
 			st = status_set(OMEN_ENOMEM, "out of memory");
 			break;
@@ -550,8 +554,7 @@ static int unit_call(shard_node *s, const wire_req *q, wire_rep *r)
 	if (st != OMEN_OK)
 		return st;
 	size_t deleted = 0;
-	if ((q->op == WIRE_UPSERT || q->op == WIRE_DELETE) &&
-	    (st = write_begin(s, u)) != OMEN_OK) {
+	if ((q->op == WIRE_UPSERT || q->op == WIRE_DELETE) && (st = write_begin(s, u)) != OMEN_OK) {
 		unit_put(s, u);
 		return st;
 	}
@@ -720,7 +723,8 @@ static int node_id_load(const char *data, uint64_t *id)
 	FILE *f = fopen(path, "r");
 	unsigned long long v = 0;
 	if (f) {
-		int ok = fscanf(f, "%llu", &v) == 1 && v >= WIRE_NODE_ID_MIN && v <= WIRE_NODE_ID_MAX;
+		int ok =
+		    fscanf(f, "%llu", &v) == 1 && v >= WIRE_NODE_ID_MIN && v <= WIRE_NODE_ID_MAX;
 		fclose(f);
 		if (!ok)
 			return status_set(OMEN_ECORRUPT, "%s does not hold a node id", path);

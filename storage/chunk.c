@@ -8,9 +8,9 @@
 
 #include "storage/storage.h"
 
-#define CHUNK_MAGIC "OMVC"
-#define TOMB_MAGIC "OMTB"
-#define META_MAGIC "OMMD"
+#define CHUNK_MAGIC    "OMVC"
+#define TOMB_MAGIC     "OMTB"
+#define META_MAGIC     "OMMD"
 #define RECORD_VERSION 1
 
 uint32_t chunk_cap_for_dim(uint32_t dim)

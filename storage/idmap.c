@@ -129,8 +129,8 @@ int idmap_insert(MDB_txn *txn, MDB_dbi dbi, uint64_t first, uint64_t row, uint64
 		MDB_val k, v;
 		int rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
 		st = rc == MDB_NOTFOUND ? OMEN_ENOTFOUND
-		     : rc              ? status_from_mdb(rc, "id map")
-		                       : run_read(&k, &v, &pred);
+		     : rc               ? status_from_mdb(rc, "id map")
+		                        : run_read(&k, &v, &pred);
 	} else {
 		st = run_floor(cur, first, &pred);
 	}
@@ -156,12 +156,12 @@ int idmap_list(MDB_txn *txn, MDB_dbi dbi, uint64_t start, size_t max, uint64_t *
 	if (st != OMEN_OK)
 		return st;
 	st = run_floor(cur, start, &r); /* the run holding start, or the one before it */
-	if (st == OMEN_ENOTFOUND) {      /* every run starts above start */
+	if (st == OMEN_ENOTFOUND) {     /* every run starts above start */
 		MDB_val k, v;
 		int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
 		st = rc == MDB_NOTFOUND ? OMEN_ENOTFOUND
-		     : rc              ? status_from_mdb(rc, "id map")
-		                       : run_read(&k, &v, &r);
+		     : rc               ? status_from_mdb(rc, "id map")
+		                        : run_read(&k, &v, &r);
 	}
 	while (st == OMEN_OK && m < max) {
 		for (uint64_t i = r.first < start ? start - r.first : 0; i < r.n && m < max; i++)
@@ -169,8 +169,8 @@ int idmap_list(MDB_txn *txn, MDB_dbi dbi, uint64_t start, size_t max, uint64_t *
 		MDB_val k, v;
 		int rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 		st = rc == MDB_NOTFOUND ? OMEN_ENOTFOUND
-		     : rc              ? status_from_mdb(rc, "id map")
-		                       : run_read(&k, &v, &r);
+		     : rc               ? status_from_mdb(rc, "id map")
+		                        : run_read(&k, &v, &r);
 	}
 	mdb_cursor_close(cur);
 	*n = m;

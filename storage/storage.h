@@ -199,7 +199,7 @@ void rec_stamp(unsigned char *p, const char *magic);
  *   header (16 bytes) | vectors count x dim f32 | squared norms count f32 | ids count u64
  * all little-endian. Rows never move: row r lives in chunk r / cap, slot r % cap. */
 
-#define CHUNK_HEADER 16
+#define CHUNK_HEADER       16
 #define CHUNK_TARGET_BYTES (1u << 20)
 
 /* Rows per chunk for a dimension: the largest power of two (16..65536) whose full chunk fits

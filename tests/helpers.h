@@ -5,9 +5,9 @@
 #ifndef OMEN_TEST_HELPERS_H
 #define OMEN_TEST_HELPERS_H
 
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,21 +18,21 @@
 
 #include "omendb/omendb.h"
 
-#define assert_omen_ok(expr)                                                                   \
-	do {                                                                                   \
-		int st_ = (expr);                                                              \
-		if (st_ != OMEN_OK)                                                            \
-			fail_msg("%s: %s (%s)", #expr, omen_strerror(st_), omen_errmsg(NULL)); \
+#define assert_omen_ok(expr)                                                                       \
+	do {                                                                                       \
+		int st_ = (expr);                                                                  \
+		if (st_ != OMEN_OK)                                                                \
+			fail_msg("%s: %s (%s)", #expr, omen_strerror(st_), omen_errmsg(NULL));     \
 	} while (0)
 
-#define assert_omen_status(expr, want)                                                         \
-	do {                                                                                   \
-		int st_ = (expr);                                                              \
-		if (st_ != (want))                                                             \
-			fail_msg("%s: got %s, want %s (%s)", #expr, omen_strerror(st_),        \
-			         omen_strerror(want), omen_errmsg(NULL));                      \
-		if ((want) != OMEN_OK)                                                         \
-			assert_true(strlen(omen_errmsg(NULL)) > 0);                            \
+#define assert_omen_status(expr, want)                                                             \
+	do {                                                                                       \
+		int st_ = (expr);                                                                  \
+		if (st_ != (want))                                                                 \
+			fail_msg("%s: got %s, want %s (%s)", #expr, omen_strerror(st_),            \
+			         omen_strerror(want), omen_errmsg(NULL));                          \
+		if ((want) != OMEN_OK)                                                             \
+			assert_true(strlen(omen_errmsg(NULL)) > 0);                                \
 	} while (0)
 
 /* Makes a fresh empty directory path under OMEN_TEST_TMP (or /tmp) into buf. */
@@ -82,7 +82,8 @@ static inline float *read_fvecs(const char *path, size_t *n, size_t *d)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f)
-		fail_msg("%s missing: run `python3 bench/data.py fashion data` (ops/test does)", path);
+		fail_msg("%s missing: run `python3 bench/data.py fashion data` (ops/test does)",
+		         path);
 	int32_t dd;
 	assert_int_equal(fread(&dd, 4, 1, f), 1);
 	fseek(f, 0, SEEK_END);

@@ -86,9 +86,9 @@ static size_t index_of(const uint64_t *ids, size_t n, uint64_t id)
 }
 
 /* Checks omen_search against the reference for nq queries, k, threads. */
-static void check_search(omen_collection *c, omen_metric m, const float *vecs,
-                         const uint64_t *ids, const uint8_t *live, size_t n, size_t dim,
-                         size_t nq, size_t k, int threads, const char *filter)
+static void check_search(omen_collection *c, omen_metric m, const float *vecs, const uint64_t *ids,
+                         const uint8_t *live, size_t n, size_t dim, size_t nq, size_t k,
+                         int threads, const char *filter)
 {
 	float *q = rnd_vectors(nq, dim, 777 + nq);
 	uint64_t *got = malloc(nq * k * sizeof *got), *want = malloc(k * sizeof *want);
@@ -116,8 +116,9 @@ static void check_search(omen_collection *c, omen_metric m, const float *vecs,
 			double dg = ref_dist(m, q + i * dim, vecs + gi * dim, dim);
 			double dw = ref_dist(m, q + i * dim, vecs + wi * dim, dim);
 			if (fabs(dg - dw) > 1e-5 * (1 + fabs(dw)))
-				fail_msg("query %zu rank %zu: got id %llu (%.9g), want %llu (%.9g)", i,
-				         j, (unsigned long long)g, dg, (unsigned long long)want[j], dw);
+				fail_msg("query %zu rank %zu: got id %llu (%.9g), want %llu (%.9g)",
+				         i, j, (unsigned long long)g, dg,
+				         (unsigned long long)want[j], dw);
 		}
 	}
 	free(q);
@@ -162,7 +163,7 @@ static void test_upsert_get_persist(void **state)
 	float *v = rnd_vectors(n, dim, 1);
 	uint64_t *ids = malloc(n * sizeof *ids);
 	const char **meta = calloc(n, sizeof *meta);
-	char (*mbuf)[64] = malloc(n * sizeof *mbuf);
+	char(*mbuf)[64] = malloc(n * sizeof *mbuf);
 	for (size_t i = 0; i < n; i++) {
 		snprintf(mbuf[i], sizeof mbuf[i], "{\"i\": %zu, \"odd\": %s}", i,
 		         i % 2 ? "true" : "false");
@@ -427,10 +428,14 @@ static void test_filtered(void **state)
 	float *v = rnd_vectors(n, dim, 9);
 	uint64_t *ids = malloc(n * sizeof *ids);
 	const char **meta = calloc(n, sizeof *meta);
-	char (*mb)[80] = malloc(n * sizeof *mb);
+	char(*mb)[80] = malloc(n * sizeof *mb);
 	for (size_t i = 0; i < n; i++) {
 		snprintf(mb[i], sizeof mb[i], "{\"year\": %zu, \"lang\": \"%s\", \"i\": %zu}",
-		         2000 + i % 25, i % 3 == 0 ? "en" : i % 3 == 1 ? "de" : "fr", i);
+		         2000 + i % 25,
+		         i % 3 == 0   ? "en"
+		         : i % 3 == 1 ? "de"
+		                      : "fr",
+		         i);
 		meta[i] = i % 50 == 49 ? NULL : mb[i]; /* some points without metadata */
 	}
 	omen_batch b = {n, dim, NULL, v, meta};
@@ -455,7 +460,8 @@ static void test_filtered(void **state)
 				live[i] = !has || l != 2;
 		}
 		check_search(f.c, OMEN_METRIC_L2, v, ids, live, n, dim, 1, 10, 2, cases[ci].filter);
-		check_search(f.c, OMEN_METRIC_L2, v, ids, live, n, dim, 16, 10, 2, cases[ci].filter);
+		check_search(f.c, OMEN_METRIC_L2, v, ids, live, n, dim, 16, 10, 2,
+		             cases[ci].filter);
 	}
 	/* Fewer matches than k: padded with OMEN_NO_ID. */
 	float q[12] = {0};
@@ -564,7 +570,8 @@ static int map_hugepage_advised(const char *dir)
 	while (fgets(line, sizeof line, f)) {
 		line[strcspn(line, "\n")] = 0;
 		size_t n = strlen(line), w = strlen(want);
-		unsigned long lo, hi; /* a mapping's first line starts "lo-hi "; field lines do not */
+		unsigned long lo,
+		    hi; /* a mapping's first line starts "lo-hi "; field lines do not */
 		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
 			in = n >= w && strcmp(line + n - w, want) == 0;
 		else if (in && strncmp(line, "VmFlags:", 8) == 0)
@@ -601,11 +608,11 @@ static void test_huge_pages(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_collections),   cmocka_unit_test(test_upsert_get_persist),
+	    cmocka_unit_test(test_collections),    cmocka_unit_test(test_upsert_get_persist),
 	    cmocka_unit_test(test_search_metrics), cmocka_unit_test(test_batch_equals_single),
 	    cmocka_unit_test(test_replace_delete), cmocka_unit_test(test_idmap_model),
-	    cmocka_unit_test(test_filtered),      cmocka_unit_test(test_relaxed),
-	    cmocka_unit_test(test_concurrent),    cmocka_unit_test(test_huge_pages),
+	    cmocka_unit_test(test_filtered),       cmocka_unit_test(test_relaxed),
+	    cmocka_unit_test(test_concurrent),     cmocka_unit_test(test_huge_pages),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,7 +11,7 @@
 #include "helpers.h"
 
 #define DIM 16
-#define N 500
+#define N   500
 
 typedef struct fixture {
 	char dir[512];

@@ -13,7 +13,7 @@
 
 #include "helpers.h"
 
-#define DIM 32
+#define DIM   32
 #define BATCH 500
 
 static float *batch_vectors(uint64_t b)

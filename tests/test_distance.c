@@ -135,15 +135,16 @@ static void check_bounded(const dist_kernels *k, size_t dim)
 {
 	float *a = random_unaligned(dim), *b = random_unaligned(dim);
 	float full = k->l2sq(a, b, dim);
-	static const float fractions[] = {0.0f, 0.01f, 0.2f, 0.5f, 0.9f, 0.999f, 1.0f, 1.001f, 2.0f};
+	static const float fractions[] = {0.0f,   0.01f, 0.2f,   0.5f, 0.9f,
+	                                  0.999f, 1.0f,  1.001f, 2.0f};
 	for (size_t f = 0; f < sizeof fractions / sizeof *fractions; f++) {
 		float bound = full * fractions[f], got = k->l2sq_bounded(a, b, dim, bound);
 		if (full < bound && got != full)
 			fail_msg("%s dim %zu bound %g: got %.9g, want %.9g exactly", k->name, dim,
 			         (double)bound, (double)got, (double)full);
 		if (full >= bound && !(got >= bound && got <= full))
-			fail_msg("%s dim %zu bound %g: got %.9g, outside [bound, %.9g]", k->name, dim,
-			         (double)bound, (double)got, (double)full);
+			fail_msg("%s dim %zu bound %g: got %.9g, outside [bound, %.9g]", k->name,
+			         dim, (double)bound, (double)got, (double)full);
 	}
 	assert_true(k->l2sq_bounded(a, b, dim, INFINITY) == full);
 	free(a - 1);
@@ -206,8 +207,7 @@ static void test_many(void **state)
 }
 
 /* Fails unless got and want are the same float bit for bit. */
-static void assert_same(float got, float want, const char *what, const char *set, size_t dim,
-                        int k)
+static void assert_same(float got, float want, const char *what, const char *set, size_t dim, int k)
 {
 	if (memcmp(&got, &want, sizeof got) != 0)
 		fail_msg("%s/%s dim %zu row %d: %.9g, one-row kernel %.9g", set, what, dim, k,
@@ -297,8 +297,8 @@ static void test_sq8(void **state)
 			double tol = 1e-5 * mag + 1e-6;
 			if (fabs(k->sq8_l2(qp, w, c, dim) - l2) > tol ||
 			    fabs(k->sq8_dot(qp, c, dim) - dot) > tol)
-				fail_msg("%s dim %zu: sq8 kernels disagree with the reference", names[s],
-				         dim);
+				fail_msg("%s dim %zu: sq8 kernels disagree with the reference",
+				         names[s], dim);
 			free(qp), free(w), free(c);
 		}
 	}

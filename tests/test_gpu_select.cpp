@@ -13,7 +13,7 @@
 #define __global__
 #define __device__
 #define __forceinline__ inline
-#define __shared__ static
+#define __shared__      static
 struct dim3 {
 	unsigned x = 0, y = 0, z = 0;
 };
@@ -76,11 +76,15 @@ static void run_case(unsigned nq, uint32_t nr, uint32_t kc, uint32_t slice, bool
 	unsigned splits = (nr + slice - 1) / slice;
 	std::vector<uint32_t> pk((size_t)nq * splits * kc), rk((size_t)nq * kc);
 	std::vector<uint64_t> pr(pk.size()), rr(rk.size());
-	sel_src a = {nullptr, nullptr, 0, 0, nullptr, nullptr, 0, 0, dots.data(), nr, 0, slice,
-	             nr, norms.data(), qn.data(), excl.data(), row_min, metric};
+	sel_src a = {nullptr,   nullptr,     0,       0,     nullptr, nullptr, 0,
+	             0,         dots.data(), nr,      0,     slice,   nr,      norms.data(),
+	             qn.data(), excl.data(), row_min, metric};
 	launch(a, nq, splits, slice, kc, pk.data(), pr.data());
-	sel_src m = {pk.data(), pr.data(), splits * kc, (size_t)splits * kc, nullptr, nullptr, 0,
-	             0, nullptr, 0, 0, 0, 0, nullptr, nullptr, nullptr, 0, metric};
+	sel_src m = {pk.data(), pr.data(), splits * kc, (size_t)splits * kc,
+	             nullptr,   nullptr,   0,           0,
+	             nullptr,   0,         0,           0,
+	             0,         nullptr,   nullptr,     nullptr,
+	             0,         metric};
 	launch(m, nq, 1, splits * kc, kc, rk.data(), rr.data());
 	for (unsigned q = 0; q < nq; q++) {
 		std::vector<float> want;
@@ -88,8 +92,9 @@ static void run_case(unsigned nq, uint32_t nr, uint32_t kc, uint32_t slice, bool
 			if (r < row_min || (excl[r / 64] >> (r % 64) & 1))
 				continue;
 			float dot = dots[(size_t)q * nr + r];
-			float d = metric == 0 ? std::max(qn[q] + norms[r] - 2 * dot, 0.0f)
-			                      : metric == 1 ? -dot : 1 - dot;
+			float d = metric == 0   ? std::max(qn[q] + norms[r] - 2 * dot, 0.0f)
+			          : metric == 1 ? -dot
+			                        : 1 - dot;
 			want.push_back(d);
 		}
 		std::sort(want.begin(), want.end());
@@ -102,8 +107,9 @@ static void run_case(unsigned nq, uint32_t nr, uint32_t kc, uint32_t slice, bool
 				got.push_back(float_of(rk[(size_t)q * kc + i]));
 				rows.push_back(r);
 				if (r < row_min || (excl[r / 64] >> (r % 64) & 1) || r >= nr)
-					failures++, printf("query %u: row %llu should not be a candidate\n", q,
-					                   (unsigned long long)r);
+					failures++,
+					    printf("query %u: row %llu should not be a candidate\n",
+					           q, (unsigned long long)r);
 			}
 		std::sort(got.begin(), got.end());
 		std::sort(rows.begin(), rows.end());
@@ -111,10 +117,11 @@ static void run_case(unsigned nq, uint32_t nr, uint32_t kc, uint32_t slice, bool
 			failures++, printf("query %u: a row appears twice\n", q);
 		if (got != want) {
 			failures++;
-			printf("FAIL nq %u nr %u kc %u slice %u ties %d excl %.2f row_min %llu metric %d "
+			printf("FAIL nq %u nr %u kc %u slice %u ties %d excl %.2f row_min %llu "
+			       "metric %d "
 			       "query %u: %zu candidates, %zu expected\n",
-			       nq, nr, kc, slice, ties, excl_rate, (unsigned long long)row_min, metric, q,
-			       got.size(), want.size());
+			       nq, nr, kc, slice, ties, excl_rate, (unsigned long long)row_min,
+			       metric, q, got.size(), want.size());
 			return;
 		}
 	}

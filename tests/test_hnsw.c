@@ -11,7 +11,7 @@
 #include "helpers.h"
 
 #define NQ 200
-#define K 10
+#define K  10
 
 static float *base, *queries;
 static size_t nbase, dim;
@@ -50,7 +50,7 @@ static void fx_make(fixture *f, const char *name, size_t n, omen_metric m)
 	assert_omen_ok(omen_create_collection(f->db, name, dim, m));
 	assert_omen_ok(omen_collection_open(f->db, name, &f->c));
 	const char **meta = malloc(n * sizeof *meta);
-	char (*mb)[32] = malloc(n * sizeof *mb);
+	char(*mb)[32] = malloc(n * sizeof *mb);
 	for (size_t i = 0; i < n; i++) {
 		snprintf(mb[i], sizeof mb[i], "{\"sel\": %zu}", i % 100);
 		meta[i] = mb[i];
@@ -674,14 +674,20 @@ static void test_newer_index(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_recall_persist), cmocka_unit_test(test_cosine),
+	    cmocka_unit_test(test_recall_persist),
+	    cmocka_unit_test(test_cosine),
 	    cmocka_unit_test(test_int8),
-	    cmocka_unit_test(test_incremental),    cmocka_unit_test(test_background),
-	    cmocka_unit_test(test_close_cancels),  cmocka_unit_test(test_deletes),
-	    cmocka_unit_test(test_filtered),       cmocka_unit_test(test_sorted_matches_heaps),
+	    cmocka_unit_test(test_incremental),
+	    cmocka_unit_test(test_background),
+	    cmocka_unit_test(test_close_cancels),
+	    cmocka_unit_test(test_deletes),
+	    cmocka_unit_test(test_filtered),
+	    cmocka_unit_test(test_sorted_matches_heaps),
 	    cmocka_unit_test(test_auto_and_params),
-	    cmocka_unit_test(test_check_damaged),  cmocka_unit_test(test_fixed_slot_graph),
-	    cmocka_unit_test(test_wide_id_graph),  cmocka_unit_test(test_newer_index),
+	    cmocka_unit_test(test_check_damaged),
+	    cmocka_unit_test(test_fixed_slot_graph),
+	    cmocka_unit_test(test_wide_id_graph),
+	    cmocka_unit_test(test_newer_index),
 	};
 	return cmocka_run_group_tests(tests, load_data, free_data);
 }

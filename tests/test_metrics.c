@@ -151,10 +151,9 @@ static void test_unknown_labels_go_to_other(void **state)
 static void test_every_op_and_code_named(void **state)
 {
 	metrics *m = metrics_new();
-	static const char *const ops[] = {"health",  "create", "drop",  "list",   "stats",
-	                                  "dbstats", "upsert", "get",   "delete", "count",
-	                                  "search",  "build",  "check", "flush",
-	                                  "ids",     "fence",  "join"};
+	static const char *const ops[] = {
+	    "health", "create", "drop",  "list",  "stats", "dbstats", "upsert", "get", "delete",
+	    "count",  "search", "build", "check", "flush", "ids",     "fence",  "join"};
 	static const char *const codes[] = {
 	    "EINVAL", "ENOTFOUND", "EEXIST",  "ENOMEM", "EIO",    "ECORRUPT", "ENOTDB", "EVERSION",
 	    "EFULL",  "EBUSY",     "ENOTSUP", "EPROTO", "ELIMIT", "EUNAVAIL", "EAUTH"};

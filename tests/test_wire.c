@@ -514,9 +514,9 @@ static void want_edit(msg m, bool is_req, const char *key, msgpack_object val, i
 static void test_op_names(void **state)
 {
 	(void)state;
-	const char *want[] = {"health", "create", "drop",  "list",   "stats", "dbstats", "upsert",
-	                      "get",    "delete", "count", "search", "build", "check",   "flush",
-	                      "ids",    "fence",  "join"};
+	const char *want[] = {"health", "create", "drop",   "list",  "stats",  "dbstats",
+	                      "upsert", "get",    "delete", "count", "search", "build",
+	                      "check",  "flush",  "ids",    "fence", "join"};
 	assert_int_equal(sizeof want / sizeof *want, WIRE_OP_COUNT);
 	for (int i = 0; i < WIRE_OP_COUNT; i++)
 		assert_string_equal(wire_op_name((wire_op)i), want[i]);

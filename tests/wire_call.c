@@ -68,7 +68,8 @@ int main(int argc, char **argv)
 	printf("status=%d count=%llu n=%llu\n", st, (unsigned long long)r.count,
 	       (unsigned long long)r.n);
 	for (uint64_t i = 0; i < r.nnames; i++)
-		printf("%s %llu %d\n", r.names[i], r.ids && i < r.n ? (unsigned long long)r.ids[i] : 0ull,
+		printf("%s %llu %d\n", r.names[i],
+		       r.ids && i < r.n ? (unsigned long long)r.ids[i] : 0ull,
 		       r.found && i < r.n ? r.found[i] : -1);
 	if (st != OMEN_OK && r.message)
 		printf("message=%s\n", r.message);

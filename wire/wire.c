@@ -161,8 +161,8 @@ enum { DS_COLLS, DS_FBYTES, DS_MBYTES, DS_NKEYS };
 static const char *const dbstats_keys[DS_NKEYS] = {"colls", "file_bytes", "map_bytes"};
 
 static const char *const op_names[WIRE_OP_COUNT] = {
-    "health", "create", "drop",  "list",   "stats", "dbstats", "upsert",
-    "get",    "delete", "count", "search", "build", "check",   "flush", "ids", "fence", "join",
+    "health", "create", "drop",  "list",  "stats", "dbstats", "upsert", "get",  "delete",
+    "count",  "search", "build", "check", "flush", "ids",     "fence",  "join",
 };
 
 /* What each op requires of a request. */
@@ -1180,7 +1180,8 @@ int wire_rep_expect(const wire_req *req, const wire_rep *rep, char *err)
 	else if (req->op == WIRE_IDS)
 		has = rep->n <= req->n && rep->k == 0 && (rep->n == 0 || rep->ids);
 	else if (req->op == WIRE_FENCE && req->mode == FENCE_QUERY)
-		has = rep->k == 0 && rep->nnames == rep->n && (rep->n == 0 || (rep->ids && rep->found));
+		has = rep->k == 0 && rep->nnames == rep->n &&
+		      (rep->n == 0 || (rep->ids && rep->found));
 	if (!has)
 		return fail(err, OMEN_EPROTO, "%s: the reply lacks results of the request's size",
 		            op);

@@ -17,12 +17,12 @@
 
 #include "omendb/omendb.h"
 
-#define WIRE_VERSION 1
+#define WIRE_VERSION         1
 #define WIRE_MAX_MSG_DEFAULT (256u << 20) /* bytes in one message unless configured */
-#define WIRE_MAX_STRING (1u << 20)        /* filter, token, message, report: bytes */
-#define WIRE_MAX_SHARDS 4096              /* logical shards of one collection */
-#define WIRE_MAX_ADDR 127                 /* bytes of a node's URL */
-#define WIRE_ERRLEN 256                   /* size of the err buffers below */
+#define WIRE_MAX_STRING      (1u << 20)   /* filter, token, message, report: bytes */
+#define WIRE_MAX_SHARDS      4096         /* logical shards of one collection */
+#define WIRE_MAX_ADDR        127          /* bytes of a node's URL */
+#define WIRE_ERRLEN          256          /* size of the err buffers below */
 
 /* Calls. The msgpack form is the lower-case name after WIRE_ ("search", "dbstats"...). */
 typedef enum {
@@ -47,24 +47,25 @@ typedef enum {
 	                    FENCE_INCOMING also dim and metric. FENCE_QUERY's reply: n marked
 	                    units, names[i] their collection, ids[i] their logical shard,
 	                    found[i] 1 for a source (tracking or frozen), 0 for an incoming copy */
-	WIRE_JOIN,       /* a shard node's registration and heartbeat to a coordinator: node, addr */
+	WIRE_JOIN, /* a shard node's registration and heartbeat to a coordinator: node, addr */
 	WIRE_OP_COUNT
 } wire_op;
 
 /* WIRE_FENCE modes: the steps of moving a logical shard from node A to node B. */
 typedef enum {
-	FENCE_RELEASE = 0,  /* A: stop tracking, accept writes again (an aborted move) */
-	FENCE_TRACK,        /* A: record the ids of every write from now on */
-	FENCE_FREEZE,       /* A: refuse writes (OMEN_ESTALE) once those in flight are done */
-	FENCE_INCOMING,     /* B: replace any unit of that shard by an empty one, marked incoming */
-	FENCE_ACCEPT,       /* B: the move is committed: clear the incoming mark */
-	FENCE_QUERY,        /* any: list the marked units */
+	FENCE_RELEASE = 0, /* A: stop tracking, accept writes again (an aborted move) */
+	FENCE_TRACK,       /* A: record the ids of every write from now on */
+	FENCE_FREEZE,      /* A: refuse writes (OMEN_ESTALE) once those in flight are done */
+	FENCE_INCOMING,    /* B: replace any unit of that shard by an empty one, marked incoming */
+	FENCE_ACCEPT,      /* B: the move is committed: clear the incoming mark */
+	FENCE_QUERY,       /* any: list the marked units */
 	FENCE_MODES
 } wire_fence_mode;
 
-#define WIRE_IDS_TRACKED 1     /* WIRE_IDS mode on a shard node */
-#define WIRE_BUILD_BACKGROUND 1 /* WIRE_BUILD mode on a shard node: half the cores, as the
-                                  background indexer, so that searches and writes go on */
+#define WIRE_IDS_TRACKED 1 /* WIRE_IDS mode on a shard node */
+/* WIRE_BUILD mode on a shard node: half the cores, as the background indexer, so that searches
+ * and writes go on. */
+#define WIRE_BUILD_BACKGROUND 1
 
 /* A shard node that registers itself (JOIN) has an id in this range, chosen at random when its
  * data directory is created and kept there; ids below are coordinators (1..999) and the shard
@@ -80,31 +81,31 @@ const char *wire_op_name(wire_op op);
  * (wire_req_free releases them); a request being encoded only borrows them. */
 typedef struct wire_req {
 	wire_op op;
-	char *token;        /* shared secret, or NULL */
-	uint64_t epoch;     /* shard map epoch the sender routed by (0 = none) */
-	int32_t shard;      /* logical shard addressed on a shard node; -1 = none (default) */
+	char *token;    /* shared secret, or NULL */
+	uint64_t epoch; /* shard map epoch the sender routed by (0 = none) */
+	int32_t shard;  /* logical shard addressed on a shard node; -1 = none (default) */
 	char name[OMEN_MAX_NAME + 1]; /* collection; "" when the call has none */
 	uint32_t dim;
 	omen_metric metric;
-	uint32_t nshards;   /* CREATE: logical shards of the collection */
-	uint64_t n;         /* points (UPSERT, GET, DELETE) or queries (SEARCH) */
-	uint64_t *ids;      /* n ids, or NULL (UPSERT: assign ids) */
-	float *vectors;     /* n x dim (UPSERT, SEARCH) */
-	char **meta;        /* NULL, or n entries each NULL or a JSON object (UPSERT) */
+	uint32_t nshards; /* CREATE: logical shards of the collection */
+	uint64_t n;       /* points (UPSERT, GET, DELETE) or queries (SEARCH) */
+	uint64_t *ids;    /* n ids, or NULL (UPSERT: assign ids) */
+	float *vectors;   /* n x dim (UPSERT, SEARCH) */
+	char **meta;      /* NULL, or n entries each NULL or a JSON object (UPSERT) */
 	uint32_t k;
 	uint32_t ef;
 	int exact;
-	int partial;        /* SEARCH: the caller accepts results from the shards that answered */
+	int partial;          /* SEARCH: the caller accepts results from the shards that answered */
 	uint32_t deadline_ms; /* 0 = the server's default */
-	char *filter;       /* JSON filter or NULL */
+	char *filter;         /* JSON filter or NULL */
 	omen_index_type index_type; /* BUILD */
 	uint32_t m, ef_construction;
 	int int8;
-	uint64_t start;     /* IDS: the smallest id wanted */
-	uint32_t mode;      /* FENCE: wire_fence_mode; IDS: 0 or WIRE_IDS_TRACKED; BUILD: 0 or
-	                       WIRE_BUILD_BACKGROUND */
-	uint64_t node;      /* JOIN: the shard node's id */
-	char *addr;         /* JOIN: the URL other nodes reach it at */
+	uint64_t start; /* IDS: the smallest id wanted */
+	uint32_t mode;  /* FENCE: wire_fence_mode; IDS: 0 or WIRE_IDS_TRACKED; BUILD: 0 or
+	                   WIRE_BUILD_BACKGROUND */
+	uint64_t node;  /* JOIN: the shard node's id */
+	char *addr;     /* JOIN: the URL other nodes reach it at */
 } wire_req;
 
 /* A reply. status is an OMEN_* code; message the engine's detail message (may be NULL when
@@ -112,23 +113,23 @@ typedef struct wire_req {
 typedef struct wire_rep {
 	int status;
 	char *message;
-	uint64_t n;      /* rows of ids/dists (SEARCH: nq), or points (GET) */
-	uint32_t k;      /* SEARCH: results per query; ids and dists are n x k */
-	uint32_t dim;    /* GET: vector length */
-	uint64_t *ids;   /* UPSERT: n ids written; SEARCH: n x k ids (n x k whenever k > 0) */
-	float *dists;    /* SEARCH: n x k */
-	uint8_t *found;  /* GET: n flags */
-	float *vectors;  /* GET: n x dim */
-	char **meta;     /* GET: n entries, each NULL or a JSON object */
-	uint64_t count;  /* DELETE, COUNT, HEALTH; SEARCH: live points searched */
+	uint64_t n;     /* rows of ids/dists (SEARCH: nq), or points (GET) */
+	uint32_t k;     /* SEARCH: results per query; ids and dists are n x k */
+	uint32_t dim;   /* GET: vector length */
+	uint64_t *ids;  /* UPSERT: n ids written; SEARCH: n x k ids (n x k whenever k > 0) */
+	float *dists;   /* SEARCH: n x k */
+	uint8_t *found; /* GET: n flags */
+	float *vectors; /* GET: n x dim */
+	char **meta;    /* GET: n entries, each NULL or a JSON object */
+	uint64_t count; /* DELETE, COUNT, HEALTH; SEARCH: live points searched */
 	uint32_t shards_total, shards_answered; /* SEARCH through a coordinator: coverage */
 	uint64_t nnames;
-	char **names;    /* LIST */
-	char *report;    /* CHECK */
+	char **names; /* LIST */
+	char *report; /* CHECK */
 	int has_stats;
 	omen_collection_stats stats; /* STATS (stats.index points to a static string) */
 	int has_dbstats;
-	omen_db_stats dbstats;       /* DBSTATS */
+	omen_db_stats dbstats; /* DBSTATS */
 } wire_rep;
 
 /* Encoding. On success *out is a malloc'd buffer of *len bytes (free with free()). Fails only

@@ -20,11 +20,11 @@
 #include "engine/gpu/gpu.h"
 
 #define SEL_THREADS 256
-#define TILE_BYTES (64ull << 20) /* SGEMM output per tile */
-#define SLICE_MIN 4096           /* rows per stage-1 block, at least */
+#define TILE_BYTES  (64ull << 20) /* SGEMM output per tile */
+#define SLICE_MIN   4096          /* rows per stage-1 block, at least */
 
 static pthread_mutex_t dev_mu = PTHREAD_MUTEX_INITIALIZER; /* one search at a time */
-static int dev_state;       /* 0 unknown, 1 ready, -1 unusable */
+static int dev_state;                                      /* 0 unknown, 1 ready, -1 unusable */
 static char dev_name[256];
 static int dev_sms;
 static cublasHandle_t blas;
@@ -33,7 +33,7 @@ static cublasHandle_t blas;
  * milliseconds to load, which every program using OmenDB would otherwise pay at start-up.
  * (cudart is linked statically; it loads the driver itself, lazily.) */
 #define STR_(x) #x
-#define STR(x) STR_(x)
+#define STR(x)  STR_(x)
 static cublasStatus_t (*p_create)(cublasHandle_t *);
 static cublasStatus_t (*p_sgemm)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int,
                                  int, const float *, const float *, int, const float *, int,
@@ -155,7 +155,8 @@ static int grow(gpu_coll *g, uint64_t need, char *err, size_t len)
 	if (e == cudaSuccess)
 		e = cudaMalloc(&n, cap * sizeof(float));
 	if (e == cudaSuccess && g->rows)
-		e = cudaMemcpy(v, g->vecs, g->rows * g->dim * sizeof(float), cudaMemcpyDeviceToDevice);
+		e = cudaMemcpy(v, g->vecs, g->rows * g->dim * sizeof(float),
+		               cudaMemcpyDeviceToDevice);
 	if (e == cudaSuccess && g->rows)
 		e = cudaMemcpy(n, g->norms, g->rows * sizeof(float), cudaMemcpyDeviceToDevice);
 	if (e != cudaSuccess) {
@@ -169,8 +170,8 @@ static int grow(gpu_coll *g, uint64_t need, char *err, size_t len)
 	return 0;
 }
 
-extern "C" int gpu_coll_upload(gpu_coll *g, uint64_t first, const float *vecs,
-                               const float *norms, uint64_t n, char *err, size_t len)
+extern "C" int gpu_coll_upload(gpu_coll *g, uint64_t first, const float *vecs, const float *norms,
+                               uint64_t n, char *err, size_t len)
 {
 	if (first > g->rows) {
 		snprintf(err, len, "upload at row %llu leaves a gap after row %llu",
@@ -263,8 +264,8 @@ static cudaError_t sbuf_alloc(sbuf *b, const gpu_search *s, const tiling *t, uin
 /* One query tile [q0, q0 + qn): every row block through SGEMM and stage 1 (into the pool
  * k1/r1), then stage 2 merging the pool with the running candidates (ping-pong between the
  * batch's rows of k2/r2 and the tile's k3/r3); the result ends in k2/r2. */
-static cudaError_t run_tile(gpu_coll *g, const gpu_search *s, const tiling *t, sbuf *b,
-                            size_t q0, size_t qn)
+static cudaError_t run_tile(gpu_coll *g, const gpu_search *s, const tiling *t, sbuf *b, size_t q0,
+                            size_t qn)
 {
 	const float one = 1.0f, zero = 0.0f;
 	uint32_t kc = s->kc, nrun = 0;
@@ -275,17 +276,20 @@ static cudaError_t run_tile(gpu_coll *g, const gpu_search *s, const tiling *t, s
 		if (r0 + nr <= s->row_min)
 			continue;
 		if (p_sgemm(blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)nr, (int)qn, (int)g->dim, &one,
-		                g->vecs + r0 * g->dim, (int)g->dim, b->q + q0 * g->dim, (int)g->dim,
-		                &zero, b->dots, (int)nr) != CUBLAS_STATUS_SUCCESS)
+		            g->vecs + r0 * g->dim, (int)g->dim, b->q + q0 * g->dim, (int)g->dim,
+		            &zero, b->dots, (int)nr) != CUBLAS_STATUS_SUCCESS)
 			return cudaErrorUnknown;
 		uint32_t splits = (uint32_t)((nr + t->slice - 1) / t->slice);
-		sel_src a = {NULL,     NULL,        0,     0,       NULL,     NULL,  0,
-		             0,        b->dots,     nr,    r0,      t->slice, (uint32_t)nr,
-		             g->norms, b->qn + q0, b->excl, s->row_min, s->metric};
+		sel_src a = {
+		    NULL,       NULL,    0,          0,        NULL,     NULL,         0,
+		    0,          b->dots, nr,         r0,       t->slice, (uint32_t)nr, g->norms,
+		    b->qn + q0, b->excl, s->row_min, s->metric};
 		select_kernel<<<dim3((unsigned)qn, splits), SEL_THREADS>>>(a, t->slice, kc, b->k1,
-		                                                            b->r1);
-		sel_src m = {b->k1, b->r1, splits * kc, (size_t)splits * kc, rk,   rr, nrun, kc,
-		             NULL,  0,     0,           0,                   0,    NULL, NULL, NULL,
+		                                                           b->r1);
+		sel_src m = {b->k1, b->r1,    splits * kc, (size_t)splits * kc,
+		             rk,    rr,       nrun,        kc,
+		             NULL,  0,        0,           0,
+		             0,     NULL,     NULL,        NULL,
 		             0,     s->metric};
 		select_kernel<<<dim3((unsigned)qn, 1), SEL_THREADS>>>(m, m.na + m.nb, kc, wk, wr);
 		uint32_t *tk = rk;
@@ -314,7 +318,8 @@ static cudaError_t search_all(gpu_coll *g, const gpu_search *s, sbuf *b)
 	tiling t = plan(s);
 	cudaError_t e = sbuf_alloc(b, s, &t, g->dim);
 	if (e == cudaSuccess)
-		e = cudaMemcpy(b->q, s->queries, s->nq * g->dim * sizeof(float), cudaMemcpyHostToDevice);
+		e = cudaMemcpy(b->q, s->queries, s->nq * g->dim * sizeof(float),
+		               cudaMemcpyHostToDevice);
 	if (e == cudaSuccess)
 		e = cudaMemcpy(b->qn, s->qnorm, s->nq * sizeof(float), cudaMemcpyHostToDevice);
 	if (e == cudaSuccess && s->excluded)

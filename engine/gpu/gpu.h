@@ -39,22 +39,22 @@ uint64_t gpu_coll_rows(const gpu_coll *g);
 /* Makes rows [first, first + n) resident from host arrays (n x dim vectors, n norms), growing
  * the device buffers as needed; first must be at most gpu_coll_rows(). 0, or -1 with a reason
  * in err. */
-int gpu_coll_upload(gpu_coll *g, uint64_t first, const float *vecs, const float *norms,
-                    uint64_t n, char *err, size_t errlen);
+int gpu_coll_upload(gpu_coll *g, uint64_t first, const float *vecs, const float *norms, uint64_t n,
+                    char *err, size_t errlen);
 
 /* One batch search over the first `rows` resident rows. */
 typedef struct gpu_search {
-	const float *queries;    /* nq x dim, host; unit length for cosine */
-	const float *qnorm;      /* nq squared norms, host */
+	const float *queries; /* nq x dim, host; unit length for cosine */
+	const float *qnorm;   /* nq squared norms, host */
 	size_t nq;
-	int metric;              /* 0 l2 (squared), 1 ip (negative), 2 cosine (1 - dot) */
-	uint64_t rows;           /* rows searched (<= resident rows) */
-	uint64_t row_min;        /* rows below are skipped */
+	int metric;               /* 0 l2 (squared), 1 ip (negative), 2 cosine (1 - dot) */
+	uint64_t rows;            /* rows searched (<= resident rows) */
+	uint64_t row_min;         /* rows below are skipped */
 	const uint64_t *excluded; /* NULL, or a bitmap of rows (rows/64 words) never returned */
-	uint32_t kc;             /* candidates per query, <= 2 * GPU_MAX_K + 8 */
-	int tf32;                /* nonzero: tensor-core TF32 SGEMM (larger error bound) */
-	uint64_t *out_rows;      /* nq x kc, host: candidate rows, UINT64_MAX for none */
-	float *out_dists;        /* nq x kc, host: their SGEMM distances (INFINITY for none) */
+	uint32_t kc;              /* candidates per query, <= 2 * GPU_MAX_K + 8 */
+	int tf32;                 /* nonzero: tensor-core TF32 SGEMM (larger error bound) */
+	uint64_t *out_rows;       /* nq x kc, host: candidate rows, UINT64_MAX for none */
+	float *out_dists;         /* nq x kc, host: their SGEMM distances (INFINITY for none) */
 } gpu_search;
 
 /* Runs the search; candidates come out in no particular order. 0, or -1 with a reason. One

@@ -25,9 +25,9 @@
 extern "C" {
 #endif
 
-#define OMEN_VERSION_MAJOR 0
-#define OMEN_VERSION_MINOR 1
-#define OMEN_VERSION_PATCH 0
+#define OMEN_VERSION_MAJOR  0
+#define OMEN_VERSION_MINOR  1
+#define OMEN_VERSION_PATCH  0
 #define OMEN_VERSION_STRING "0.1.0"
 
 /* Status codes. */
@@ -65,19 +65,19 @@ int omen_metric_parse(const char *name, omen_metric *out);
 const char *omen_metric_name(omen_metric metric);
 
 /* Limits. */
-#define OMEN_MAX_DIM 16384           /* dimension is 1..OMEN_MAX_DIM */
-#define OMEN_MAX_NAME 128            /* collection names: 1..128 bytes of [A-Za-z0-9_.-] */
-#define OMEN_MAX_COLLECTIONS 1000    /* per database */
-#define OMEN_MAX_K 16384             /* search k is 1..OMEN_MAX_K */
-#define OMEN_MAX_METADATA 65536      /* bytes of metadata JSON per point */
-#define OMEN_NO_ID UINT64_MAX        /* reserved: never a point id; pads short results */
+#define OMEN_MAX_DIM         16384      /* dimension is 1..OMEN_MAX_DIM */
+#define OMEN_MAX_NAME        128        /* collection names: 1..128 bytes of [A-Za-z0-9_.-] */
+#define OMEN_MAX_COLLECTIONS 1000       /* per database */
+#define OMEN_MAX_K           16384      /* search k is 1..OMEN_MAX_K */
+#define OMEN_MAX_METADATA    65536      /* bytes of metadata JSON per point */
+#define OMEN_NO_ID           UINT64_MAX /* reserved: never a point id; pads short results */
 
 typedef struct omen_db omen_db;
 typedef struct omen_collection omen_collection;
 
 /* Durability of acknowledged writes. */
 typedef enum {
-	OMEN_DURABLE_SYNC = 0,   /* default: every acknowledged batch is on disk (fsync per batch) */
+	OMEN_DURABLE_SYNC = 0, /* default: every acknowledged batch is on disk (fsync per batch) */
 	OMEN_DURABLE_RELAXED = 1 /* bulk loads: batches are synced by omen_flush(), omen_close()
 	                            and every checkpoint_bytes; a power loss or OS crash may lose
 	                            batches acknowledged since the last sync, never corrupts. A
@@ -150,7 +150,7 @@ typedef struct omen_collection_stats {
 	uint64_t index_bytes;  /* bytes of the persisted index */
 	uint32_t hnsw_m;       /* the index's parameters (0 without HNSW) */
 	uint32_t hnsw_ef_construction;
-	int hnsw_int8;         /* int8-quantized traversal */
+	int hnsw_int8; /* int8-quantized traversal */
 } omen_collection_stats;
 
 int omen_collection_stats_get(omen_collection *coll, omen_collection_stats *out);
@@ -192,8 +192,8 @@ int omen_upsert(omen_collection *coll, const omen_batch *batch, uint64_t *assign
  * vectors is not NULL its row i (dim floats) receives the vector (zeros if not found); when
  * metadata is not NULL, metadata[i] receives a JSON object string owned by the caller (free
  * with omen_free) or NULL if the point has none or was not found. found must not be NULL. */
-int omen_get(omen_collection *coll, const uint64_t *ids, size_t n, float *vectors,
-             char **metadata, uint8_t *found);
+int omen_get(omen_collection *coll, const uint64_t *ids, size_t n, float *vectors, char **metadata,
+             uint8_t *found);
 
 /* Deletes points by id, atomically. Ids not present are ignored. *deleted (may be NULL)
  * receives the number of points removed. */
@@ -212,7 +212,7 @@ int omen_list_ids(omen_collection *coll, uint64_t start, size_t max, uint64_t *i
 typedef enum {
 	OMEN_DEVICE_AUTO = 0, /* the GPU for batches large enough to win, when one is usable */
 	OMEN_DEVICE_CPU = 1,
-	OMEN_DEVICE_GPU = 2   /* the GPU whenever one is usable; the CPU otherwise (no error) */
+	OMEN_DEVICE_GPU = 2 /* the GPU whenever one is usable; the CPU otherwise (no error) */
 } omen_device;
 
 typedef struct omen_search_params {
@@ -266,14 +266,14 @@ typedef enum {
 
 #define OMEN_INDEX_AUTO_HNSW_MIN 10000
 
-#define OMEN_HNSW_M_DEFAULT 16 /* links per node per level (2 M on level 0) */
-#define OMEN_HNSW_M_MIN 4
-#define OMEN_HNSW_M_MAX 64
+#define OMEN_HNSW_M_DEFAULT   16 /* links per node per level (2 M on level 0) */
+#define OMEN_HNSW_M_MIN       4
+#define OMEN_HNSW_M_MAX       64
 #define OMEN_HNSW_EFC_DEFAULT 200 /* candidate list size while building */
-#define OMEN_HNSW_EFC_MIN 8
-#define OMEN_HNSW_EFC_MAX 4096
-#define OMEN_HNSW_EF_DEFAULT 64 /* candidate list size while searching */
-#define OMEN_HNSW_EF_MAX 16384
+#define OMEN_HNSW_EFC_MIN     8
+#define OMEN_HNSW_EFC_MAX     4096
+#define OMEN_HNSW_EF_DEFAULT  64 /* candidate list size while searching */
+#define OMEN_HNSW_EF_MAX      16384
 
 typedef struct omen_index_params {
 	omen_index_type type;     /* default OMEN_INDEX_AUTO */

@@ -17,24 +17,6 @@ typedef struct index_args {
 	omen_index_params params; /* from omen_index_params_init and the options */
 } index_args;
 
-/* Parses "auto", "flat" or "hnsw" into *out. Returns 0, or -1 for anything else. */
-static int parse_index_type(const char *s, omen_index_type *out)
-{
-	static const struct {
-		const char *name;
-		omen_index_type type;
-	} types[] = {
-	    {"auto", OMEN_INDEX_AUTO}, {"flat", OMEN_INDEX_FLAT}, {"hnsw", OMEN_INDEX_HNSW}};
-
-	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
-		if (strcmp(s, types[i].name) == 0) {
-			*out = types[i].type;
-			return 0;
-		}
-	}
-	return -1;
-}
-
 /* Parses the command line into *a. Only the syntax of the numbers is checked here (digits
  * that fit the field); whether m or ef_construction lies in its range is omen_build_index's
  * to say. Returns 0 or CLI_USAGE. */
@@ -57,8 +39,8 @@ static int index_parse(int argc, char **argv, index_args *a)
 	a->db = argv[0];
 	a->coll = argv[1];
 	omen_index_params_init(&a->params);
-	if (type_s && parse_index_type(type_s, &a->params.type) != 0)
-		return cli_usage_err("index", "--type: '%s' is not auto, flat or hnsw", type_s);
+	if (type_s && omen_index_type_parse(type_s, &a->params.type) != OMEN_OK)
+		return cli_usage_err("index", "--type: %s", omen_errmsg(NULL));
 	if (m_s) {
 		if (cli_opt_u64("index", "--m", m_s, 0, UINT32_MAX, &v) != 0)
 			return CLI_USAGE;

@@ -59,12 +59,8 @@ static int search_parse(int argc, char **argv, search_args *a)
 	a->exact = exact != NULL;
 	a->partial = partial != NULL;
 	a->device = OMEN_DEVICE_AUTO;
-	if (device && strcmp(device, "cpu") == 0)
-		a->device = OMEN_DEVICE_CPU;
-	else if (device && strcmp(device, "gpu") == 0)
-		a->device = OMEN_DEVICE_GPU;
-	else if (device && strcmp(device, "auto") != 0)
-		return cli_usage_err("search", "--device: '%s' is not cpu, gpu or auto", device);
+	if (device && omen_device_parse(device, &a->device) != OMEN_OK)
+		return cli_usage_err("search", "--device: %s", omen_errmsg(NULL));
 	if (k_s == NULL)
 		return cli_usage_err("search", "--k is required");
 	if (cli_opt_u64("search", "--k", k_s, 0, UINT64_MAX, &a->k) != 0)

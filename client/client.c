@@ -9,23 +9,13 @@
 #include <string.h>
 
 #include "client/client.h"
-#include "storage/storage.h"
 
-#define CLIENT_PIECE_BYTES     (32u << 20)
-#define CLIENT_TIMEOUT_DEFAULT 30000
-
-void omen_connect_options_init(omen_connect_options *opt)
-{
-	if (!opt)
-		return;
-	memset(opt, 0, sizeof *opt);
-	opt->timeout_ms = CLIENT_TIMEOUT_DEFAULT;
-}
+#define CLIENT_PIECE_BYTES (32u << 20)
 
 int client_connect(const char *url, const omen_connect_options *opt, rdb **out)
 {
 	omen_connect_options d;
-	omen_connect_options_init(&d);
+	connect_options_default(&d);
 	if (opt)
 		d = *opt;
 	if (!url || strncmp(url, "tcp://", 6) != 0)
@@ -35,7 +25,6 @@ int client_connect(const char *url, const omen_connect_options *opt, rdb **out)
 	rdb *db = calloc(1, sizeof *db);
 	if (!db)
 		return status_set(OMEN_ENOMEM, "out of memory");
-	db->base.remote = true;
 	db->timeout_ms = d.timeout_ms;
 	db->token = d.token ? strdup(d.token) : NULL;
 	int st = peer_open(url, WIRE_MAX_MSG_DEFAULT, &db->p);
@@ -76,13 +65,10 @@ static int name_req(wire_req *q, wire_op op, const char *name)
 {
 	wire_req_init(q);
 	q->op = op;
-	if (!name)
-		return status_set(OMEN_EINVAL, "collection name is NULL");
-	if (strlen(name) > OMEN_MAX_NAME || !*name)
-		return status_set(OMEN_EINVAL, "collection name must be 1 to %d bytes",
-		                  OMEN_MAX_NAME);
-	strcpy(q->name, name);
-	return OMEN_OK;
+	int st = name_check(name);
+	if (st == OMEN_OK)
+		strcpy(q->name, name);
+	return st;
 }
 
 /* A call with no result but its status. */
@@ -190,7 +176,6 @@ int client_collection_open(rdb *db, const char *name, rcoll **out)
 	rcoll *c = calloc(1, sizeof *c);
 	if (!c)
 		return status_set(OMEN_ENOMEM, "out of memory");
-	c->base.remote = true;
 	c->db = db;
 	strcpy(c->name, name);
 	c->dim = s.dim;
@@ -392,16 +377,16 @@ int client_search(rcoll *c, const float *queries, size_t nq, size_t dim,
                   const omen_search_params *params, uint64_t *ids_out, float *dists_out)
 {
 	omen_search_params p;
-	omen_search_params_init(&p);
+	search_params_default(&p);
 	if (params)
 		p = *params;
-	if (!queries || !ids_out || !dists_out)
+	if (nq && (!queries || !ids_out || !dists_out))
 		return status_set(OMEN_EINVAL, "NULL argument");
 	int st = dim_check(c, dim);
 	if (st != OMEN_OK)
 		return st;
-	if (nq < 1 || nq > OMEN_MAX_BATCH)
-		return status_set(OMEN_EINVAL, "number of queries must be 1 to %d, got %zu",
+	if (nq > OMEN_MAX_BATCH)
+		return status_set(OMEN_EINVAL, "query count must be 0 to %d, got %zu",
 		                  OMEN_MAX_BATCH, nq);
 	if (p.k < 1 || p.k > OMEN_MAX_K)
 		return status_set(OMEN_EINVAL, "k must be 1 to %d, got %zu", OMEN_MAX_K, p.k);
@@ -410,7 +395,7 @@ int client_search(rcoll *c, const float *queries, size_t nq, size_t dim,
 		                  p.ef);
 	size_t row = dim * 4 + p.k * 12,
 	       per = CLIENT_PIECE_BYTES / row ? CLIENT_PIECE_BYTES / row : 1;
-	omen_search_info info = {0, 0, "cluster"};
+	omen_search_info info = {0, 0, "cluster"}; /* no queries: no shard is asked */
 	for (size_t at = 0; st == OMEN_OK && at < nq; at += per)
 		st = search_piece(c, queries, at, nq - at < per ? nq - at : per, &p, ids_out,
 		                  dists_out, &info);
@@ -422,7 +407,7 @@ int client_search(rcoll *c, const float *queries, size_t nq, size_t dim,
 int client_build_index(rcoll *c, const omen_index_params *params)
 {
 	omen_index_params p;
-	omen_index_params_init(&p);
+	index_params_default(&p);
 	if (params)
 		p = *params;
 	wire_req q;

@@ -1,23 +1,20 @@
 /*
- * The remote implementation of the public API: each call becomes one wire request (or a few,
- * for batches larger than a message) to a coordinator. api/api.c dispatches here for handles
- * made by omen_connect. Each client_X does what omen_X documents.
+ * The client layer: the remote implementation of the public API. Each call becomes one wire
+ * request (or a few, for batches larger than a message) to a coordinator; api/remote.c calls
+ * these for handles made by omen_connect. Each client_X does what omen_X documents.
  */
 #ifndef OMEN_CLIENT_H
 #define OMEN_CLIENT_H
 
-#include "api/api.h"
-#include "common/common.h"
+#include "net/net.h"
 
 typedef struct rdb {
-	struct omen_db base; /* first: the public handle */
 	peer *p;
 	char *token;
 	uint32_t timeout_ms;
 } rdb;
 
 typedef struct rcoll {
-	struct omen_collection base; /* first: the public handle */
 	rdb *db;
 	char name[OMEN_MAX_NAME + 1];
 	uint32_t dim;

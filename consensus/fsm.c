@@ -21,7 +21,6 @@
 #include "storage/storage.h"
 
 #define FSM_FORMAT   1 /* format of the environment, kept in the state record */
-#define REC_VERSION  1 /* of every record */
 #define CMD_VERSION  1 /* of the msgpack commands */
 #define SNAP_VERSION 1 /* of the msgpack snapshots */
 #define MAX_SHARDS   4096
@@ -47,37 +46,10 @@ struct fsm {
 
 /* ---- small helpers ---- */
 
-/* Every record: 4-byte magic, u16 record version, u16 reserved (zero). */
-static void hdr_put(unsigned char *p, const char *magic)
+/* True when name is NUL-terminated within OMEN_MAX_NAME + 1 bytes and a collection name. */
+static bool cname_valid(const char *name)
 {
-	memcpy(p, magic, 4);
-	le16_put(p + 4, REC_VERSION);
-	le16_put(p + 6, 0);
-}
-
-static bool hdr_ok(const MDB_val *v, const char *magic, size_t min)
-{
-	const unsigned char *p = v->mv_data;
-	return v->mv_size >= min && memcmp(p, magic, 4) == 0 && le16_get(p + 4) == REC_VERSION;
-}
-
-/* True when name is 1..OMEN_MAX_NAME bytes of [A-Za-z0-9_.-] and NUL-terminated in time. */
-static bool name_ok(const char *name, size_t len)
-{
-	if (len < 1 || len > OMEN_MAX_NAME)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char ch = name[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-'))
-			return false;
-	}
-	return true;
-}
-
-static bool cname_ok(const char *name)
-{
-	return name_ok(name, strnlen(name, OMEN_MAX_NAME + 1));
+	return name_valid(name, strnlen(name, OMEN_MAX_NAME + 1));
 }
 
 /* The key of logical shard s of collection name: name, NUL, shard as u32 big-endian (so that a
@@ -97,7 +69,7 @@ static size_t shard_key(unsigned char *k, const char *name, uint32_t s)
 static void coll_encode(const meta_coll *c, unsigned char *p)
 {
 	memset(p, 0, COLL_SIZE);
-	hdr_put(p, COLL_MAGIC);
+	rec_stamp(p, COLL_MAGIC);
 	le32_put(p + 8, c->dim);
 	le32_put(p + 12, (uint32_t)c->metric);
 	le32_put(p + 16, c->nshards);
@@ -108,10 +80,10 @@ static int coll_decode(const MDB_val *k, const MDB_val *v, meta_coll *out)
 {
 	meta_coll c;
 	memset(&c, 0, sizeof c);
-	if (k->mv_size < 1 || k->mv_size > OMEN_MAX_NAME || !name_ok(k->mv_data, k->mv_size))
+	if (!name_valid(k->mv_data, k->mv_size))
 		return status_set(OMEN_ECORRUPT, "consensus state: bad collection key");
 	memcpy(c.name, k->mv_data, k->mv_size);
-	if (v->mv_size != COLL_SIZE || !hdr_ok(v, COLL_MAGIC, COLL_SIZE))
+	if (v->mv_size != COLL_SIZE || !rec_check(v->mv_data, v->mv_size, COLL_MAGIC, COLL_SIZE))
 		return status_set(OMEN_ECORRUPT, "consensus state: bad record for collection '%s'",
 		                  c.name);
 	const unsigned char *p = v->mv_data;
@@ -133,7 +105,7 @@ static size_t node_encode(const meta_node *n, unsigned char *p)
 {
 	size_t len = strlen(n->addr);
 	memset(p, 0, NODE_HEAD);
-	hdr_put(p, NODE_MAGIC);
+	rec_stamp(p, NODE_MAGIC);
 	le32_put(p + 8, (uint32_t)n->role);
 	le32_put(p + 12, (uint32_t)n->state);
 	le32_put(p + 16, (uint32_t)len);
@@ -153,7 +125,7 @@ static int node_decode(const MDB_val *k, const MDB_val *v, meta_node *out)
 	if (k->mv_size != 8)
 		return status_set(OMEN_ECORRUPT, "consensus state: bad node key");
 	uint64_t id = be64_get(k->mv_data);
-	if (!hdr_ok(v, NODE_MAGIC, NODE_HEAD))
+	if (!rec_check(v->mv_data, v->mv_size, NODE_MAGIC, NODE_HEAD))
 		return status_set(OMEN_ECORRUPT, "consensus state: bad record for node %llu",
 		                  (unsigned long long)id);
 	const unsigned char *p = v->mv_data;
@@ -174,7 +146,7 @@ static int node_decode(const MDB_val *k, const MDB_val *v, meta_node *out)
 
 static int shard_decode(const MDB_val *v, uint64_t *node)
 {
-	if (v->mv_size != SHARD_SIZE || !hdr_ok(v, SHARD_MAGIC, SHARD_SIZE))
+	if (v->mv_size != SHARD_SIZE || !rec_check(v->mv_data, v->mv_size, SHARD_MAGIC, SHARD_SIZE))
 		return status_set(OMEN_ECORRUPT, "consensus state: bad shard record");
 	*node = le64_get((const unsigned char *)v->mv_data + 8);
 	if (*node == 0)
@@ -186,7 +158,7 @@ static int shard_put(fsm *f, MDB_txn *txn, const char *name, uint32_t s, uint64_
                      unsigned flags)
 {
 	unsigned char key[SHARD_KEY_MAX], rec[SHARD_SIZE] = {0};
-	hdr_put(rec, SHARD_MAGIC);
+	rec_stamp(rec, SHARD_MAGIC);
 	le64_put(rec + 8, node);
 	MDB_val k = {shard_key(key, name, s), key}, v = {SHARD_SIZE, rec};
 	int rc = mdb_put(txn, f->shards, &k, &v, flags);
@@ -206,7 +178,7 @@ static int state_read(fsm *f, MDB_txn *txn, uint64_t *applied, uint64_t *epoch)
 		return status_set(OMEN_ECORRUPT, "consensus state: state record missing");
 	if (rc)
 		return status_from_mdb(rc, "reading the consensus state");
-	if (v.mv_size != STATE_SIZE || !hdr_ok(&v, STATE_MAGIC, STATE_SIZE))
+	if (v.mv_size != STATE_SIZE || !rec_check(v.mv_data, v.mv_size, STATE_MAGIC, STATE_SIZE))
 		return status_set(OMEN_ECORRUPT, "consensus state: bad state record");
 	const unsigned char *p = v.mv_data;
 	uint32_t format = le32_get(p + 8);
@@ -224,7 +196,7 @@ static int state_read(fsm *f, MDB_txn *txn, uint64_t *applied, uint64_t *epoch)
 static int state_write(fsm *f, MDB_txn *txn, uint64_t applied, uint64_t epoch)
 {
 	unsigned char p[STATE_SIZE] = {0};
-	hdr_put(p, STATE_MAGIC);
+	rec_stamp(p, STATE_MAGIC);
 	le32_put(p + 8, FSM_FORMAT);
 	le64_put(p + 16, applied);
 	le64_put(p + 24, epoch);
@@ -448,7 +420,7 @@ static int coll_write(fsm *f, MDB_txn *txn, const meta_coll *c, unsigned flags)
  * collection); returns the storage status otherwise. */
 static int coll_lookup(fsm *f, MDB_txn *txn, const char *name, meta_coll *out, int *cst)
 {
-	if (!cname_ok(name)) {
+	if (!cname_valid(name)) {
 		*cst = status_set(OMEN_EINVAL, "bad collection name");
 		return OMEN_OK;
 	}
@@ -462,7 +434,7 @@ static int coll_lookup(fsm *f, MDB_txn *txn, const char *name, meta_coll *out, i
 
 static int exec_coll_create(fsm *f, MDB_txn *txn, const meta_coll *c, uint64_t *epoch, int *cst)
 {
-	if (!cname_ok(c->name) || c->dim < 1 || c->dim > OMEN_MAX_DIM ||
+	if (!cname_valid(c->name) || c->dim < 1 || c->dim > OMEN_MAX_DIM ||
 	    (unsigned)c->metric > OMEN_METRIC_COSINE || c->nshards < 1 || c->nshards > MAX_SHARDS) {
 		*cst =
 		    status_set(OMEN_EINVAL,
@@ -702,7 +674,7 @@ uint64_t fsm_epoch(fsm *f)
 
 int fsm_coll_get(fsm *f, const char *name, meta_coll *out)
 {
-	if (!name || !cname_ok(name))
+	if (!name || !cname_valid(name))
 		return status_set(OMEN_ENOTFOUND, "no collection with that name");
 	MDB_txn *txn;
 	int st = rd_begin(f, &txn);
@@ -848,7 +820,7 @@ static int shards_read(fsm *f, MDB_txn *txn, const char *name, uint32_t nshards,
 
 int fsm_shard_map(fsm *f, const char *name, uint64_t **nodes, uint32_t *nshards, uint64_t *epoch)
 {
-	if (!name || !cname_ok(name))
+	if (!name || !cname_valid(name))
 		return status_set(OMEN_ENOTFOUND, "no collection with that name");
 	MDB_txn *txn;
 	int st = rd_begin(f, &txn);
@@ -875,218 +847,15 @@ int fsm_shard_map(fsm *f, const char *name, uint64_t **nodes, uint32_t *nshards,
 	return OMEN_OK;
 }
 
-/* ---- msgpack reading: a bounds-checked cursor ----
- * Outside bytes are read with this cursor rather than msgpack_unpack_next(), which allocates
- * n objects for an array header claiming n entries before looking at the bytes behind it (a
- * 5-byte message could ask for 100 GB). Nothing here allocates; every length is checked
- * against the bytes left, and every container entry takes at least one byte, so work is linear
- * in the input. */
+/* ---- msgpack reading ----
+ * Commands and snapshots are read with base's bounded cursor (mpc) rather than msgpack-c's
+ * unpacker, which allocates by the counts a message declares before looking at its bytes. */
 
-typedef struct rd {
-	const unsigned char *p;
-	size_t len, pos;
-} rd;
-
-static bool rd_be(rd *r, unsigned w, uint64_t *v)
+/* Skips one value of any type nested at most MP_MAX_DEPTH deep. */
+static bool mp_skip(mpc *r)
 {
-	if (w > r->len - r->pos)
-		return false;
-	uint64_t x = 0;
-	for (unsigned i = 0; i < w; i++)
-		x = x << 8 | r->p[r->pos++];
-	*v = x;
-	return true;
-}
-
-static bool rd_byte(rd *r, unsigned char *b)
-{
-	if (r->pos >= r->len)
-		return false;
-	*b = r->p[r->pos++];
-	return true;
-}
-
-/* Any msgpack integer into *v (unsigned values above INT64_MAX are refused). */
-static bool rd_int(rd *r, int64_t *v)
-{
-	unsigned char b;
-	uint64_t x;
-	if (!rd_byte(r, &b))
-		return false;
-	if (b <= 0x7f || b >= 0xe0) {
-		*v = (int8_t)b;
-		return true;
-	}
-	if (b >= 0xcc && b <= 0xcf) {
-		if (!rd_be(r, 1u << (b - 0xcc), &x) || x > INT64_MAX)
-			return false;
-		*v = (int64_t)x;
-		return true;
-	}
-	if (b >= 0xd0 && b <= 0xd3) {
-		unsigned w = 1u << (b - 0xd0);
-		if (!rd_be(r, w, &x))
-			return false;
-		*v = w == 1 ? (int8_t)x : w == 2 ? (int16_t)x : w == 4 ? (int32_t)x : (int64_t)x;
-		return true;
-	}
-	return false;
-}
-
-/* A non-negative integer, up to UINT64_MAX. */
-static bool rd_uint(rd *r, uint64_t *v)
-{
-	if (r->pos < r->len && r->p[r->pos] == 0xcf) {
-		r->pos++;
-		return rd_be(r, 8, v);
-	}
-	int64_t s;
-	if (!rd_int(r, &s) || s < 0)
-		return false;
-	*v = (uint64_t)s;
-	return true;
-}
-
-static bool rd_u32(rd *r, uint32_t *v)
-{
-	uint64_t x;
-	if (!rd_uint(r, &x) || x > UINT32_MAX)
-		return false;
-	*v = (uint32_t)x;
-	return true;
-}
-
-static bool rd_i32(rd *r, int *v)
-{
-	int64_t x;
-	if (!rd_int(r, &x) || x < INT_MIN || x > INT_MAX)
-		return false;
-	*v = (int)x;
-	return true;
-}
-
-/* A length-prefixed payload whose first byte is one of: fix (mask fixmask, base fixbase, 0 for
- * none), or one of three formats with 1-, 2- and 4-byte lengths starting at byte f8. */
-static bool rd_payload(rd *r, unsigned fixbase, unsigned fixmask, unsigned f8,
-                       const unsigned char **data, size_t *n)
-{
-	unsigned char b;
-	uint64_t len;
-	if (!rd_byte(r, &b))
-		return false;
-	if (fixmask && (b & ~fixmask) == fixbase)
-		len = b & fixmask;
-	else if (b >= f8 && b <= f8 + 2) {
-		if (!rd_be(r, 1u << (b - f8), &len))
-			return false;
-	} else {
-		return false;
-	}
-	if (len > r->len - r->pos)
-		return false;
-	*data = r->p + r->pos;
-	*n = (size_t)len;
-	r->pos += (size_t)len;
-	return true;
-}
-
-static bool rd_str(rd *r, const char **s, size_t *n)
-{
-	const unsigned char *d;
-	if (!rd_payload(r, 0xa0, 0x1f, 0xd9, &d, n))
-		return false;
-	*s = (const char *)d;
-	return true;
-}
-
-static bool rd_bin(rd *r, const unsigned char **d, size_t *n)
-{
-	return rd_payload(r, 0, 0, 0xc4, d, n);
-}
-
-/* A container header: fix (base with a 4-bit count), 16- or 32-bit count at f16/f16+1. per is
- * the objects per entry (2 for maps); a count the bytes left cannot hold is refused. */
-static bool rd_container(rd *r, unsigned fixbase, unsigned f16, unsigned per, uint64_t *n)
-{
-	unsigned char b;
-	uint64_t c;
-	if (!rd_byte(r, &b))
-		return false;
-	if ((b & 0xf0) == fixbase)
-		c = b & 0x0f;
-	else if (b == f16 || b == f16 + 1) {
-		if (!rd_be(r, b == f16 ? 2 : 4, &c))
-			return false;
-	} else {
-		return false;
-	}
-	if (c * per > r->len - r->pos)
-		return false;
-	*n = c;
-	return true;
-}
-
-static bool rd_map(rd *r, uint64_t *n)
-{
-	return rd_container(r, 0x80, 0xde, 2, n);
-}
-
-static bool rd_arr(rd *r, uint64_t *n)
-{
-	return rd_container(r, 0x90, 0xdc, 1, n);
-}
-
-static bool rd_key(rd *r, const char *key)
-{
-	const char *s;
-	size_t n;
-	return rd_str(r, &s, &n) && n == strlen(key) && memcmp(s, key, n) == 0;
-}
-
-/* Skips one object of any type, nested at most MP_MAX_DEPTH deep. */
-static bool rd_skip(rd *r, int depth)
-{
-	unsigned char b;
-	uint64_t n = 0, children = 0;
-	if (depth > MP_MAX_DEPTH || !rd_byte(r, &b))
-		return false;
-	if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
-		return true;
-	if (b >= 0x80 && b <= 0x9f)
-		children = (uint64_t)(b & 0x0f) * (b < 0x90 ? 2 : 1);
-	else if (b >= 0xa0 && b <= 0xbf)
-		n = b & 0x1f;
-	else if (b >= 0xc4 && b <= 0xc6) {
-		if (!rd_be(r, 1u << (b - 0xc4), &n))
-			return false;
-	} else if (b >= 0xc7 && b <= 0xc9) {
-		if (!rd_be(r, 1u << (b - 0xc7), &n))
-			return false;
-		n += 1;
-	} else if (b == 0xca || b == 0xcb)
-		n = b == 0xca ? 4 : 8;
-	else if (b >= 0xcc && b <= 0xd3)
-		n = 1u << ((b - 0xcc) & 3);
-	else if (b >= 0xd4 && b <= 0xd8)
-		n = (1u << (b - 0xd4)) + 1;
-	else if (b >= 0xd9 && b <= 0xdb) {
-		if (!rd_be(r, 1u << (b - 0xd9), &n))
-			return false;
-	} else if (b >= 0xdc && b <= 0xdf) {
-		if (!rd_be(r, (b & 1) ? 4 : 2, &children))
-			return false;
-		if (b >= 0xde)
-			children *= 2;
-	} else {
-		return false; /* 0xc1 */
-	}
-	if (n > r->len - r->pos || children > r->len - r->pos)
-		return false;
-	r->pos += (size_t)n;
-	for (uint64_t i = 0; i < children; i++)
-		if (!rd_skip(r, depth + 1))
-			return false;
-	return true;
+	mpc_limits lim = {MP_MAX_DEPTH, 0, NULL};
+	return mpc_skip(r, &lim, NULL, 0) == OMEN_OK;
 }
 
 /* ---- commands ---- */
@@ -1224,68 +993,68 @@ int cmd_encode(const meta_cmd *c, int for_raft, void **buf, size_t *len)
 }
 
 /* Reads the value of key number i into c; false when it has the wrong type or size. */
-static bool cmd_field(rd *r, unsigned i, meta_cmd *c, uint32_t *version)
+static bool cmd_field(mpc *r, unsigned i, meta_cmd *c, uint32_t *version)
 {
 	const char *s;
 	size_t n;
 	int kind;
 	switch (1u << i) {
 	case K_V:
-		return rd_u32(r, version);
+		return mpc_u32(r, version);
 	case K_K:
-		if (!rd_i32(r, &kind))
+		if (!mpc_i32(r, &kind))
 			return false;
 		c->kind = (cmd_kind)kind;
 		return true;
 	case K_ID:
-		return rd_uint(r, &c->node.id);
+		return mpc_uint(r, &c->node.id);
 	case K_ADDR:
-		if (!rd_str(r, &s, &n) || n >= META_MAX_ADDR || memchr(s, 0, n))
+		if (!mpc_str(r, &s, &n) || n >= META_MAX_ADDR || memchr(s, 0, n))
 			return false;
 		memcpy(c->node.addr, s, n);
 		return true;
 	case K_ROLE:
-		return rd_i32(r, &c->node.role);
+		return mpc_i32(r, &c->node.role);
 	case K_STATE:
-		return rd_i32(r, &c->node.state);
+		return mpc_i32(r, &c->node.state);
 	case K_NAME:
-		if (!rd_str(r, &s, &n) || n > OMEN_MAX_NAME || memchr(s, 0, n))
+		if (!mpc_str(r, &s, &n) || n > OMEN_MAX_NAME || memchr(s, 0, n))
 			return false;
 		memcpy(c->coll.name, s, n);
 		return true;
 	case K_DIM:
-		return rd_u32(r, &c->coll.dim);
+		return mpc_u32(r, &c->coll.dim);
 	case K_METRIC:
-		if (!rd_i32(r, &kind))
+		if (!mpc_i32(r, &kind))
 			return false;
 		c->coll.metric = (omen_metric)kind;
 		return true;
 	case K_NSHARDS:
-		return rd_u32(r, &c->coll.nshards);
+		return mpc_u32(r, &c->coll.nshards);
 	case K_SHARD:
-		return rd_u32(r, &c->shard);
+		return mpc_u32(r, &c->shard);
 	case K_NODE:
-		return rd_uint(r, &c->node_id);
+		return mpc_uint(r, &c->node_id);
 	case K_COUNT:
-		return rd_uint(r, &c->count);
+		return mpc_uint(r, &c->count);
 	}
 	return false;
 }
 
 int cmd_decode(const void *buf, size_t len, meta_cmd *c)
 {
-	rd r = {buf, len, 0};
+	mpc r = mpc_make(buf, len);
 	meta_cmd d;
 	memset(&d, 0, sizeof d);
 	uint64_t n;
 	uint32_t version = 0;
 	unsigned seen = 0;
-	if (!buf || !rd_map(&r, &n))
+	if (!buf || !mpc_map(&r, &n))
 		return status_set(OMEN_EPROTO, "command: not a msgpack map");
 	for (uint64_t e = 0; e < n; e++) {
 		const char *key;
 		size_t klen;
-		if (!rd_str(&r, &key, &klen))
+		if (!mpc_str(&r, &key, &klen))
 			return status_set(OMEN_EPROTO, "command: key %llu is not a string",
 			                  (unsigned long long)e);
 		unsigned i = 0;
@@ -1293,7 +1062,7 @@ int cmd_decode(const void *buf, size_t len, meta_cmd *c)
 		       !(strlen(cmd_keys[i]) == klen && !memcmp(cmd_keys[i], key, klen)))
 			i++;
 		if (i == NKEYS) {
-			if (!rd_skip(&r, 1))
+			if (!mp_skip(&r))
 				return status_set(OMEN_EPROTO, "command: malformed value");
 			continue;
 		}
@@ -1410,16 +1179,16 @@ int fsm_snapshot(fsm *f, void **buf, size_t *len)
 	return OMEN_OK;
 }
 
-static int snap_bad(const rd *r, const char *what)
+static int snap_bad(const mpc *r, const char *what)
 {
 	return status_set(OMEN_ECORRUPT, "snapshot: %s (at byte %zu of %zu)", what, r->pos, r->len);
 }
 
 /* Reads the map header and the version, which comes first. */
-static int snap_head(rd *r, uint64_t *n)
+static int snap_head(mpc *r, uint64_t *n)
 {
 	uint32_t v;
-	if (!rd_map(r, n) || *n < 1 || !rd_key(r, "v") || !rd_u32(r, &v))
+	if (!mpc_map(r, n) || *n < 1 || !mpc_key(r, "v") || !mpc_u32(r, &v))
 		return snap_bad(r, "no version");
 	if (v != SNAP_VERSION)
 		return status_set(v > SNAP_VERSION ? OMEN_EVERSION : OMEN_ECORRUPT,
@@ -1429,37 +1198,37 @@ static int snap_head(rd *r, uint64_t *n)
 
 int fsm_snapshot_applied(const void *buf, size_t len, uint64_t *applied)
 {
-	rd r = {buf, len, 0};
+	mpc r = mpc_make(buf, len);
 	uint64_t n;
 	int st = buf ? snap_head(&r, &n) : snap_bad(&r, "empty");
 	for (uint64_t i = 1; st == OMEN_OK && i < n; i++) {
 		const char *k;
 		size_t kn;
-		if (!rd_str(&r, &k, &kn))
+		if (!mpc_str(&r, &k, &kn))
 			return snap_bad(&r, "key is not a string");
 		if (kn == 7 && memcmp(k, "applied", 7) == 0) {
-			if (!rd_uint(&r, applied))
+			if (!mpc_uint(&r, applied))
 				return snap_bad(&r, "bad applied index");
 			return OMEN_OK;
 		}
-		if (!rd_skip(&r, 1))
+		if (!mp_skip(&r))
 			return snap_bad(&r, "malformed value");
 	}
 	return st == OMEN_OK ? snap_bad(&r, "no applied index") : st;
 }
 
-static int restore_nodes(fsm *f, MDB_txn *txn, rd *r)
+static int restore_nodes(fsm *f, MDB_txn *txn, mpc *r)
 {
 	uint64_t n, m;
-	if (!rd_arr(r, &n))
+	if (!mpc_arr(r, &n))
 		return snap_bad(r, "nodes is not an array");
 	for (uint64_t i = 0; i < n; i++) {
 		meta_node nd;
 		memset(&nd, 0, sizeof nd);
 		const char *a;
 		size_t alen;
-		if (!rd_arr(r, &m) || m != 4 || !rd_uint(r, &nd.id) || !rd_str(r, &a, &alen) ||
-		    alen >= META_MAX_ADDR || !rd_i32(r, &nd.role) || !rd_i32(r, &nd.state) ||
+		if (!mpc_arr(r, &m) || m != 4 || !mpc_uint(r, &nd.id) || !mpc_str(r, &a, &alen) ||
+		    alen >= META_MAX_ADDR || !mpc_i32(r, &nd.role) || !mpc_i32(r, &nd.state) ||
 		    !node_fields_ok(nd.id, a, alen, nd.role, nd.state))
 			return snap_bad(r, "bad node");
 		memcpy(nd.addr, a, alen);
@@ -1475,7 +1244,7 @@ static int restore_nodes(fsm *f, MDB_txn *txn, rd *r)
 	return OMEN_OK;
 }
 
-static int restore_coll(fsm *f, MDB_txn *txn, rd *r)
+static int restore_coll(fsm *f, MDB_txn *txn, mpc *r)
 {
 	meta_coll c;
 	memset(&c, 0, sizeof c);
@@ -1484,9 +1253,9 @@ static int restore_coll(fsm *f, MDB_txn *txn, rd *r)
 	size_t nlen, blen;
 	const unsigned char *bin;
 	int metric;
-	if (!rd_arr(r, &m) || m != 6 || !rd_str(r, &name, &nlen) || !name_ok(name, nlen) ||
-	    !rd_u32(r, &c.dim) || !rd_i32(r, &metric) || !rd_u32(r, &c.nshards) ||
-	    !rd_uint(r, &c.next_id) || !rd_bin(r, &bin, &blen))
+	if (!mpc_arr(r, &m) || m != 6 || !mpc_str(r, &name, &nlen) || !name_valid(name, nlen) ||
+	    !mpc_u32(r, &c.dim) || !mpc_i32(r, &metric) || !mpc_u32(r, &c.nshards) ||
+	    !mpc_uint(r, &c.next_id) || !mpc_bin(r, &bin, &blen))
 		return snap_bad(r, "bad collection");
 	memcpy(c.name, name, nlen);
 	c.metric = (omen_metric)metric;
@@ -1510,7 +1279,7 @@ typedef struct restore_ctx {
 static int restore_fn(fsm *f, MDB_txn *txn, void *arg)
 {
 	restore_ctx *a = arg;
-	rd r = {a->buf, a->len, 0};
+	mpc r = mpc_make(a->buf, a->len);
 	uint64_t n, applied = 0, epoch = 0, cn;
 	unsigned seen = 0;
 	int st = snap_head(&r, &n);
@@ -1525,20 +1294,20 @@ static int restore_fn(fsm *f, MDB_txn *txn, void *arg)
 		const char *k;
 		size_t kn;
 		unsigned j = 0;
-		if (!rd_str(&r, &k, &kn))
+		if (!mpc_str(&r, &k, &kn))
 			return snap_bad(&r, "key is not a string");
 		while (j < 4 && !(strlen(keys[j]) == kn && !memcmp(keys[j], k, kn)))
 			j++;
 		if (j == 4 || (seen & (1u << j)))
 			return snap_bad(&r, j == 4 ? "unknown key" : "key twice");
 		seen |= 1u << j;
-		if (j == 0 && !rd_uint(&r, &applied))
+		if (j == 0 && !mpc_uint(&r, &applied))
 			return snap_bad(&r, "bad applied index");
-		if (j == 1 && !rd_uint(&r, &epoch))
+		if (j == 1 && !mpc_uint(&r, &epoch))
 			return snap_bad(&r, "bad epoch");
 		if (j == 2)
 			st = restore_nodes(f, txn, &r);
-		if (j == 3 && !rd_arr(&r, &cn))
+		if (j == 3 && !mpc_arr(&r, &cn))
 			return snap_bad(&r, "colls is not an array");
 		for (uint64_t c = 0; j == 3 && st == OMEN_OK && c < cn; c++)
 			st = restore_coll(f, txn, &r);

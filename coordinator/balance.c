@@ -27,8 +27,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/base.h"
 #include "coordinator/internal.h"
-#include "storage/storage.h"
 
 #define BALANCE_PERIOD_MS 1000
 #define COPY_BYTES        (8u << 20)     /* points per page: this many bytes of vectors at most */

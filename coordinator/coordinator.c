@@ -12,6 +12,7 @@
 #include <time.h>
 #include <xxhash.h>
 
+#include "base/base.h"
 #include "coordinator/internal.h"
 #include "storage/storage.h"
 
@@ -476,36 +477,10 @@ static int batch_check(const coll_info *ci, const wire_req *q)
 			                  (unsigned long long)i);
 	}
 	for (uint64_t i = 0; q->meta && i < q->n; i++)
-		if (q->meta[i] && omen_metadata_check(q->meta[i]) != OMEN_OK)
+		if (q->meta[i] && meta_check_json(q->meta[i]) != OMEN_OK)
 			return status_set(OMEN_EINVAL, "metadata of point %llu: %s",
 			                  (unsigned long long)i, status_msg());
 	return OMEN_OK;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return (x > y) - (x < y);
-}
-
-/* Ids given by the caller: none reserved, none twice. */
-static int ids_check(const uint64_t *ids, uint64_t n)
-{
-	uint64_t *s = malloc(n * sizeof *s);
-	if (!s)
-		return status_set(OMEN_ENOMEM, "out of memory");
-	memcpy(s, ids, n * sizeof *s);
-	qsort(s, n, sizeof *s, cmp_u64);
-	int st = OMEN_OK;
-	for (uint64_t i = 0; i < n && st == OMEN_OK; i++)
-		if (s[i] == OMEN_NO_ID)
-			st = status_set(OMEN_EINVAL, "id %llu is reserved",
-			                (unsigned long long)s[i]);
-		else if (i && s[i] == s[i - 1])
-			st = status_set(OMEN_EINVAL, "id %llu appears twice in the batch",
-			                (unsigned long long)s[i]);
-	free(s);
-	return st;
 }
 
 /* The largest next id any shard of the collection reports. */

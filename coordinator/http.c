@@ -23,6 +23,7 @@
 #include <nng/supplemental/http/http.h>
 
 #include "coordinator/coordinator.h"
+#include "storage/storage.h"
 
 #define HTTP_WORKERS         8             /* threads that call coord_handle */
 #define HTTP_QUEUE_MAX       4096          /* requests waiting for a worker before 503 */
@@ -101,41 +102,6 @@ struct http_srv {
 	pthread_t workers[HTTP_WORKERS];
 };
 
-/* ---- Status codes ------------------------------------------------------------------------ */
-
-static const struct {
-	const char *name;
-	uint16_t http;
-} codes[] = {
-    [OMEN_OK] = {"OK", 200},
-    [OMEN_EINVAL] = {"EINVAL", 400},
-    [OMEN_ENOTFOUND] = {"ENOTFOUND", 404},
-    [OMEN_EEXIST] = {"EEXIST", 409},
-    [OMEN_ENOMEM] = {"ENOMEM", 500},
-    [OMEN_EIO] = {"EIO", 500},
-    [OMEN_ECORRUPT] = {"ECORRUPT", 500},
-    [OMEN_ENOTDB] = {"ENOTDB", 500},
-    [OMEN_EVERSION] = {"EVERSION", 500},
-    [OMEN_EFULL] = {"EFULL", 500},
-    [OMEN_EBUSY] = {"EBUSY", 409},
-    [OMEN_ENOTSUP] = {"ENOTSUP", 501},
-    [OMEN_EPROTO] = {"EPROTO", 400},
-    [OMEN_ELIMIT] = {"ELIMIT", 400},
-    [OMEN_EUNAVAIL] = {"EUNAVAIL", 503},
-    [OMEN_EAUTH] = {"EAUTH", 401},
-};
-#define NCODES ((int)(sizeof codes / sizeof codes[0]))
-
-static const char *code_name(int code)
-{
-	return code >= 0 && code < NCODES ? codes[code].name : "EUNKNOWN";
-}
-
-static uint16_t code_http(int code)
-{
-	return code >= 0 && code < NCODES ? codes[code].http : 500;
-}
-
 /* ---- Responses --------------------------------------------------------------------------- */
 
 /* Takes obj (a reference) and makes it the response's body. */
@@ -172,16 +138,16 @@ static void out_error(http_out *out, int code, uint16_t http, const char *fmt, .
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	json_t *err = json_pack("{s:{s:s,s:i,s:s}}", "error", "code", code_name(code), "status",
+	json_t *err = json_pack("{s:{s:s,s:i,s:s}}", "error", "code", status_name(code), "status",
 	                        code, "message", msg);
-	out_json(out, http ? http : code_http(code), err);
+	out_json(out, http ? http : (uint16_t)status_http(code), err);
 	out->code = code;
 }
 
 /* The error a coordinator reply carries. */
 static void out_rep_error(http_out *out, const wire_rep *rep)
 {
-	const char *msg = rep->message && *rep->message ? rep->message : omen_strerror(rep->status);
+	const char *msg = rep->message && *rep->message ? rep->message : status_text(rep->status);
 	out_error(out, rep->status, 0, "%s", msg);
 }
 
@@ -317,21 +283,6 @@ static bool get_string(http_call *call, const char *key, const char *def, const 
 	return true;
 }
 
-/* Collection names: 1..OMEN_MAX_NAME bytes of [A-Za-z0-9_.-]. */
-static bool name_valid(const char *s, size_t len)
-{
-	if (len < 1 || len > OMEN_MAX_NAME)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char ch = s[i];
-		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		          (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.';
-		if (!ok)
-			return false;
-	}
-	return true;
-}
-
 /* Reads row, a JSON array of exactly dim numbers, into dst. what names it in errors. */
 static bool read_row(http_call *call, json_t *row, const char *what, size_t dim, float *dst)
 {
@@ -394,32 +345,14 @@ static bool get_vectors(http_call *call, const char *key, bool single, uint64_t 
 	return true;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return (x > y) - (x < y);
-}
-
-/* True when no id appears twice (a duplicate would make one shard refuse its part of a batch
- * that other shards apply). */
+/* True when no id is reserved or appears twice (a duplicate would make one shard refuse its part
+ * of a batch that other shards apply). */
 static bool ids_distinct(http_call *call, const uint64_t *ids, size_t n)
 {
-	uint64_t *s = malloc(n * sizeof *s);
-	if (!s) {
-		out_error(call->out, OMEN_ENOMEM, 0, "out of memory for %zu ids", n);
-		return false;
-	}
-	memcpy(s, ids, n * sizeof *s);
-	qsort(s, n, sizeof *s, cmp_u64);
-	for (size_t i = 1; i < n; i++)
-		if (s[i] == s[i - 1]) {
-			uint64_t dup = s[i];
-			free(s);
-			return fail_invalid(call, "id %" PRIu64 " appears more than once in 'ids'",
-			                    dup);
-		}
-	free(s);
-	return true;
+	int st = ids_check(ids, n);
+	if (st != OMEN_OK)
+		out_error(call->out, st, 0, "'ids': %s", status_msg());
+	return st == OMEN_OK;
 }
 
 /* The field key as an array of ids (non-negative integers). want: the count required, or
@@ -454,28 +387,6 @@ static bool get_ids(http_call *call, const char *key, uint64_t want, uint64_t **
 	return true;
 }
 
-/* Checks one metadata object as omen_metadata_check would, so that a bad entry is refused
- * before any shard writes. */
-static bool meta_valid(http_call *call, json_t *obj, size_t i)
-{
-	const char *key;
-	json_t *v;
-	json_object_foreach(obj, key, v)
-	{
-		size_t klen = strlen(key);
-		if (klen < 1 || klen > 255 || key[0] == '$')
-			return fail_invalid(call,
-			                    "metadata[%zu]: key '%.60s' must be 1..255 bytes not "
-			                    "starting with '$'",
-			                    i, key);
-		if (!json_is_string(v) && !json_is_number(v) && !json_is_boolean(v))
-			return fail_invalid(
-			    call, "metadata[%zu].%.60s must be a string, number or boolean", i,
-			    key);
-	}
-	return true;
-}
-
 /* The optional field "metadata": n entries, each an object or null. On success *meta is a
  * malloc'd array of n malloc'd JSON texts (NULL entries for null), or NULL when absent. */
 static bool get_meta(http_call *call, uint64_t n, char ***meta)
@@ -501,15 +412,16 @@ static bool get_meta(http_call *call, uint64_t n, char ***meta)
 			continue;
 		if (!json_is_object(e))
 			return fail_invalid(call, "metadata[%zu] must be an object or null", i);
-		if (!meta_valid(call, e, i))
-			return false;
 		if (!(m[i] = json_dumps(e, JSON_COMPACT))) {
 			out_error(call->out, OMEN_ENOMEM, 0, "out of memory");
 			return false;
 		}
-		if (strlen(m[i]) > OMEN_MAX_METADATA)
-			return fail_invalid(call, "metadata[%zu] is %zu bytes, at most %d allowed",
-			                    i, strlen(m[i]), OMEN_MAX_METADATA);
+		/* Refused here, before any shard writes, by the rule the shards apply. */
+		int st = meta_check_json(m[i]);
+		if (st != OMEN_OK) {
+			out_error(call->out, st, 0, "metadata[%zu]: %s", i, status_msg());
+			return false;
+		}
 	}
 	return true;
 }
@@ -546,7 +458,7 @@ static void do_transfer(http_call *call)
 	uint64_t leader = 0;
 	int st = coord_raft_transfer(call->hs->c, to, &leader);
 	if (st != OMEN_OK)
-		out_error(call->out, st, 0, "%s", omen_errmsg(NULL));
+		out_error(call->out, st, 0, "%s", status_msg());
 	else
 		out_json(call->out, 200, json_pack("{s:I}", "leader", ji(leader)));
 }
@@ -563,7 +475,7 @@ static void do_coord_add(http_call *call)
 		return;
 	int st = coord_raft_add(call->hs->c, id, raft, listen);
 	if (st != OMEN_OK)
-		out_error(call->out, st, 0, "%s", omen_errmsg(NULL));
+		out_error(call->out, st, 0, "%s", status_msg());
 	else
 		out_json(call->out, 200, json_pack("{s:I}", "added", ji(id)));
 }
@@ -578,7 +490,7 @@ static void do_coord_remove(http_call *call)
 		return;
 	int st = coord_raft_remove(call->hs->c, id);
 	if (st != OMEN_OK)
-		out_error(call->out, st, 0, "%s", omen_errmsg(NULL));
+		out_error(call->out, st, 0, "%s", status_msg());
 	else
 		out_json(call->out, 200, json_pack("{s:I}", "removed", ji(id)));
 }
@@ -592,7 +504,7 @@ static void do_nodes_list(http_call *call)
 	size_t n;
 	int st = coord_nodes(call->hs->c, &v, &n, &ci);
 	if (st != OMEN_OK) {
-		out_error(call->out, st, 0, "%s", omen_errmsg(NULL));
+		out_error(call->out, st, 0, "%s", status_msg());
 		return;
 	}
 	json_t *a = json_array();
@@ -675,7 +587,7 @@ static void do_metrics(http_call *call)
 	      ms.f);
 	int st = coord_shard_points(call->hs->c, shard_points_line, ms.f);
 	if (st != OMEN_OK)
-		fprintf(ms.f, "# omendb_shard_points incomplete: %s\n", omen_strerror(st));
+		fprintf(ms.f, "# omendb_shard_points incomplete: %s\n", status_text(st));
 	ms_finish(&ms, call->out, 200, CT_PROM);
 }
 
@@ -724,7 +636,7 @@ static void do_create(http_call *call)
 		             name, OMEN_MAX_NAME);
 		return;
 	}
-	if (omen_metric_parse(metric_s, &metric) != OMEN_OK) {
+	if (metric_parse(metric_s, &metric) != OMEN_OK) {
 		fail_invalid(call, "'metric' must be \"l2\", \"ip\" or \"cosine\", got \"%.40s\"",
 		             metric_s);
 		return;
@@ -741,14 +653,14 @@ static void do_create(http_call *call)
 	if (call_coord(call, &req, &rep))
 		out_json(call->out, 201,
 		         json_pack("{s:s,s:I,s:s}", "name", name, "dim", (json_int_t)dim, "metric",
-		                   omen_metric_name(metric)));
+		                   metric_name(metric)));
 	wire_rep_free(&rep);
 }
 
 static json_t *stats_json(const omen_collection_stats *s)
 {
 	return json_pack("{s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:b}", "name",
-	                 s->name, "dim", (json_int_t)s->dim, "metric", omen_metric_name(s->metric),
+	                 s->name, "dim", (json_int_t)s->dim, "metric", metric_name(s->metric),
 	                 "points", ji(s->points), "deleted", ji(s->deleted), "next_id",
 	                 ji(s->next_id), "segments", ji(s->segments), "vector_bytes",
 	                 ji(s->vector_bytes), "index", s->index ? s->index : "flat", "indexed",

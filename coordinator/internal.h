@@ -8,9 +8,9 @@
 #include <lmdb.h>
 #include <pthread.h>
 
-#include "common/common.h"
 #include "consensus/consensus.h"
 #include "coordinator/coordinator.h"
+#include "net/net.h"
 
 #define COORD_DEFAULT_SHARDS 8
 

@@ -1,9 +1,9 @@
 /*
  * The coordinator's metadata: the collections of the cluster (dimension, metric, number of
  * logical shards), kept in a small LMDB environment under DATA/meta and cached in memory.
- * Each record is 16 bytes: magic "OMCC", format version (u32 LE = 1), dim, metric and
- * nshards packed as u32 LE; see docs/CLUSTER.md. The Raft issue replaces this store with the
- * replicated state machine.
+ * Each record is 20 bytes: the record header (base.h: magic "OMCC", version 1), then dim,
+ * metric and nshards as u32 LE; see docs/CLUSTER.md. A coordinator with Raft keeps the
+ * collections in the replicated state machine instead (consensus/).
  */
 #include <errno.h>
 #include <lmdb.h>
@@ -15,15 +15,14 @@
 #include "coordinator/internal.h"
 #include "storage/storage.h"
 
-#define META_MAGIC   "OMCC"
-#define META_VERSION 1
-#define META_REC     20
+#define META_MAGIC "OMCC"
+#define META_REC   (REC_HEADER + 12)
 
 static int rec_decode(const MDB_val *k, const MDB_val *v, coll_info *out)
 {
 	const unsigned char *p = v->mv_data;
-	if (v->mv_size != META_REC || memcmp(p, META_MAGIC, 4) != 0 ||
-	    le32_get(p + 4) != META_VERSION || k->mv_size == 0 || k->mv_size > OMEN_MAX_NAME)
+	if (v->mv_size != META_REC || !rec_check(p, v->mv_size, META_MAGIC, META_REC) ||
+	    !name_valid(k->mv_data, k->mv_size))
 		return status_set(OMEN_ECORRUPT, "coordinator metadata: bad collection record");
 	memset(out, 0, sizeof *out);
 	memcpy(out->name, k->mv_data, k->mv_size);
@@ -94,8 +93,7 @@ int meta_get(meta *m, const char *name, coll_info *out)
 int meta_put(meta *m, const coll_info *ci)
 {
 	unsigned char rec[META_REC];
-	memcpy(rec, META_MAGIC, 4);
-	le32_put(rec + 4, META_VERSION);
+	rec_stamp(rec, META_MAGIC);
 	le32_put(rec + 8, ci->dim);
 	le32_put(rec + 12, (uint32_t)ci->metric);
 	le32_put(rec + 16, ci->nshards);

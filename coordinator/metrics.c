@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/base.h"
 #include "coordinator/coordinator.h"
 
 /* Endpoints: "nng", "http", and a slot for anything else a caller passes. */
@@ -16,8 +17,8 @@
 /* Calls: the wire ops, and a last slot "other" for requests that map to no op (an unknown
  * route, GET /metrics). */
 #define M_OPS (WIRE_OP_COUNT + 1)
-/* Status codes: OMEN_OK..OMEN_EAUTH, and a last slot for codes this file does not know. */
-#define M_CODES 17
+/* Status codes: every public one, and a last slot for a code out of range ("EUNKNOWN"). */
+#define M_CODES (STATUS_COUNT + 1)
 /* Histogram buckets: the finite upper bounds below, then +Inf. */
 #define M_BUCKETS 18
 
@@ -28,12 +29,6 @@ static const char *op_label(int o)
 {
 	return o < WIRE_OP_COUNT ? wire_op_name((wire_op)o) : "other";
 }
-
-static const char *const code_names[M_CODES] = {
-    "OK",       "EINVAL", "ENOTFOUND", "EEXIST", "ENOMEM",  "EIO",
-    "ECORRUPT", "ENOTDB", "EVERSION",  "EFULL",  "EBUSY",   "ENOTSUP",
-    "EPROTO",   "ELIMIT", "EUNAVAIL",  "EAUTH",  "EUNKNOWN"};
-_Static_assert(OMEN_EAUTH == M_CODES - 2, "code_names must name every status code");
 
 /* Upper bounds in seconds, and the same bounds as Prometheus writes them in the le label. */
 static const double bucket_bounds[M_BUCKETS - 1] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
@@ -151,7 +146,7 @@ static void write_errors(metrics *m, FILE *f)
 					    f,
 					    "omendb_request_errors_total{endpoint=\"%s\",op=\"%s\","
 					    "code=\"%s\"} %llu\n",
-					    endpoint_names[e], op_label(o), code_names[c],
+					    endpoint_names[e], op_label(o), status_name(c),
 					    (unsigned long long)n);
 			}
 }

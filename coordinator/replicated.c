@@ -15,8 +15,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/base.h"
 #include "coordinator/internal.h"
-#include "storage/storage.h"
 
 #define KEEPER_PERIOD_MS  500
 #define KEEPER_DOWN_AFTER 3
@@ -181,7 +181,7 @@ int rmeta_apply(coord *c, const meta_cmd *cmd, fsm_result *res)
 	uint64_t leader = 0;
 	int st = cons_apply(c->cons, cmd, c->cfg.deadline_ms, res, &leader);
 	if (st == OMEN_OK && res->status != OMEN_OK)
-		return status_set(res->status, "%s", omen_strerror(res->status));
+		return status_set(res->status, "%s", status_text(res->status));
 	return st;
 }
 

@@ -9,29 +9,8 @@
 #include <string.h>
 
 #include "engine/engine.h"
-#include "engine/filter.h"
 
 /* ---- names and sub-databases ---- */
-
-static int name_check(const char *name)
-{
-	if (!name)
-		return status_set(OMEN_EINVAL, "collection name is NULL");
-	size_t n = strlen(name);
-	if (n == 0 || n > OMEN_MAX_NAME)
-		return status_set(OMEN_EINVAL, "collection name must be 1 to %d bytes",
-		                  OMEN_MAX_NAME);
-	for (size_t i = 0; i < n; i++) {
-		char ch = name[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.'))
-			return status_set(OMEN_EINVAL,
-			                  "collection name '%s': only letters, digits, '_', '-' "
-			                  "and '.' are allowed",
-			                  name);
-	}
-	return OMEN_OK;
-}
 
 #define COLL_DBIS 5
 
@@ -168,15 +147,6 @@ int eng_drop_collection(eng_db *db, const char *name)
 	return st;
 }
 
-void omen_free_strings(char **strings, size_t n)
-{
-	if (!strings)
-		return;
-	for (size_t i = 0; i < n; i++)
-		free(strings[i]);
-	free(strings);
-}
-
 /* Copies the catalog's names (keys) into a new array. */
 static int list_names(MDB_txn *txn, MDB_dbi dbi, char ***names_out, size_t *n_out)
 {
@@ -200,7 +170,9 @@ static int list_names(MDB_txn *txn, MDB_dbi dbi, char ***names_out, size_t *n_ou
 	}
 	mdb_cursor_close(cur);
 	if (st != OMEN_OK) {
-		omen_free_strings(names, n);
+		while (n > 0)
+			free(names[--n]);
+		free(names);
 		return st;
 	}
 	*names_out = names;
@@ -299,7 +271,10 @@ int eng_collection_stats_get(eng_coll *c, omen_collection_stats *out)
 	int st = store_read_begin(c->db->st, &txn);
 	if (st != OMEN_OK)
 		return st;
+	uint64_t segments = 0;
 	st = coll_catalog(c, txn, &r);
+	if (st == OMEN_OK)
+		st = seg_count(txn, c->vec_dbi, c->cap, &segments);
 	int hs = st == OMEN_OK ? hnsw_info_get(c, txn, &hi) : OMEN_ENOTFOUND;
 	store_read_end(c->db->st, txn);
 	if (st == OMEN_OK && hs != OMEN_OK && hs != OMEN_ENOTFOUND)
@@ -313,7 +288,7 @@ int eng_collection_stats_get(eng_coll *c, omen_collection_stats *out)
 	s.points = r.points;
 	s.deleted = r.deleted;
 	s.next_id = r.next_id;
-	s.segments = (r.rows + SEGMENT_ROWS - 1) / SEGMENT_ROWS;
+	s.segments = segments;
 	s.vector_bytes = r.rows * (uint64_t)r.dim * 4;
 	s.index = hs == OMEN_OK ? "hnsw" : "flat";
 	if (hs == OMEN_OK) {
@@ -358,7 +333,7 @@ static int index_params_check(const omen_index_params *p)
 int eng_build_index(eng_coll *c, const omen_index_params *params)
 {
 	omen_index_params p;
-	omen_index_params_init(&p);
+	index_params_default(&p);
 	if (params)
 		p = *params;
 	if (!c)

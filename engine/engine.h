@@ -1,6 +1,7 @@
 /*
- * Engine internals shared by the files of engine/: the database and collection handles behind
- * the public API, top-k selection, and exact (flat) search.
+ * The engine layer's internal header, shared by the files of engine/: the embedded database
+ * and collection (api/ wraps them in the public handles), top-k selection, snapshots, exact
+ * (flat) search, the GPU path and HNSW.
  */
 #ifndef OMEN_ENGINE_H
 #define OMEN_ENGINE_H
@@ -9,8 +10,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "api/api.h"
-#include "omendb/omendb.h"
 #include "storage/storage.h"
 
 typedef struct indexer indexer;
@@ -18,7 +17,6 @@ typedef struct eng_db eng_db;
 typedef struct eng_coll eng_coll;
 
 struct eng_db {
-	struct omen_db base; /* first: the public handle */
 	store *st;
 	pthread_mutex_t mu;       /* guards the list of open collection handles */
 	eng_coll *open;           /* open handles, for omen_drop_collection's busy check */
@@ -30,7 +28,7 @@ struct eng_db {
 	struct gpu_resident *gpu; /* device copies of collections (gpu_scan.c) */
 };
 
-/* ---- the embedded implementation of the public API (api/api.c dispatches here) ----
+/* ---- the embedded implementation of the public API (api/embedded.c calls these) ----
  * Each eng_X does what omen_X documents in include/omendb/omendb.h. */
 
 int eng_open(const char *path, const omen_open_options *opt, eng_db **out);
@@ -56,6 +54,7 @@ int eng_search(eng_coll *c, const float *queries, size_t nq, size_t dim,
                const omen_search_params *params, uint64_t *ids_out, float *dists_out);
 int eng_build_index(eng_coll *c, const omen_index_params *params);
 int eng_check(eng_coll *c, char **report);
+int eng_gpu_info(char *name, size_t len);
 
 /* ---- background indexer (indexer.c) ---- */
 
@@ -65,7 +64,6 @@ void indexer_notify(indexer *ix, const char *name);
 void indexer_stop(indexer *ix);
 
 struct eng_coll {
-	struct omen_collection base; /* first: the public handle */
 	eng_db *db;
 	char name[OMEN_MAX_NAME + 1];
 	uint32_t coll_id;
@@ -82,9 +80,6 @@ struct eng_coll {
 	bool internal; /* the background indexer's: a drop waits for it instead of failing */
 	eng_coll *next;
 };
-
-/* Rows per segment: segments are runs of whole chunks; the last one takes writes. */
-#define SEGMENT_ROWS (1u << 20)
 
 /* ---- top-k selection (topk.c) ---- */
 

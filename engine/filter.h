@@ -1,27 +1,14 @@
 /*
- * Point metadata and metadata filters.
+ * Metadata filters.
  *
- * Metadata arrives as a JSON object of scalar values (integer, float, string, bool) and is
- * stored as a msgpack map. Filters are Mongo-style JSON, compiled once per search and then
- * matched against each point's stored msgpack map. See docs/FILTERS.md for the syntax.
+ * Filters are Mongo-style JSON, compiled once per search and then matched against each point's
+ * stored metadata map (storage.h, "point metadata"). See docs/FILTERS.md for the syntax.
  */
 #ifndef OMEN_FILTER_H
 #define OMEN_FILTER_H
 
 #include <stdbool.h>
 #include <stddef.h>
-
-/* Converts a metadata JSON object into its stored msgpack encoding. On success returns 0 and
- * sets *out (malloc'd, caller frees with free()) and *out_len. On bad input (not an object,
- * nested values, null, arrays, keys longer than 255 bytes, more than OMEN_MAX_METADATA bytes of
- * JSON, invalid UTF-8 or JSON) returns OMEN_EINVAL and writes a one-line reason into err
- * (errlen bytes). OMEN_ENOMEM if allocation fails. */
-int meta_encode_json(const char *json, unsigned char **out, size_t *out_len, char *err,
-                     size_t errlen);
-
-/* Converts a stored msgpack map back into a compact JSON object string (malloc'd, caller
- * frees). Returns 0, OMEN_ECORRUPT if the bytes are not a valid stored map, or OMEN_ENOMEM. */
-int meta_decode_json(const unsigned char *mp, size_t len, char **json_out);
 
 typedef struct filter filter;
 

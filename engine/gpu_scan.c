@@ -34,7 +34,7 @@ bool gpu_usable(void)
 	return probe_ok;
 }
 
-int omen_gpu_info(char *name, size_t len)
+int eng_gpu_info(char *name, size_t len)
 {
 	char buf[256];
 	int ok = gpu_init(buf, sizeof buf) == 0;

@@ -49,7 +49,7 @@
 #define FLAGS_KNOWN    (FLAG_INT8 | FLAG_L0_PACKED | FLAG_L0_NARROW)
 #define NARROW_MAX     65536u /* most nodes a graph with u16 level-0 ids may have */
 #define HDR_SIZE       64
-#define REC_HEADER     16
+#define GREC_HEADER    16 /* the record header (base.h) and 8 bytes of the record's own */
 #define L0_SHIFT       12 /* 4096 nodes per level-0 link chunk */
 #define L0_NODES       (1u << L0_SHIFT)
 #define MAX_LEVEL      16
@@ -374,7 +374,7 @@ typedef struct graph {
 
 static inline const uint8_t *code_of(const graph *g, uint64_t node)
 {
-	return g->qc[node >> L0_SHIFT] + REC_HEADER + (node & (L0_NODES - 1)) * (size_t)g->dim;
+	return g->qc[node >> L0_SHIFT] + GREC_HEADER + (node & (L0_NODES - 1)) * (size_t)g->dim;
 }
 
 /* Level-0 neighbour ids of node; *n: their count, which a damaged record can make exceed m0
@@ -557,14 +557,14 @@ static int map_codes(eng_coll *c, MDB_txn *txn, graph *g)
 	MDB_val k = {1, kb}, v;
 	key1(kb, 'S', 0);
 	int rc = mdb_get(txn, c->graph_dbi, &k, &v);
-	size_t want = REC_HEADER + 8 * (size_t)g->dim;
+	size_t want = GREC_HEADER + 8 * (size_t)g->dim;
 	if (rc != 0 || !rec_ok(&v, SQ_MAGIC, want) || v.mv_size != want)
 		return status_set(OMEN_ECORRUPT, "collection '%s': index quantizer corrupt",
 		                  c->name);
 	int st = quant_alloc(g);
 	if (st != OMEN_OK)
 		return st;
-	const unsigned char *p = (const unsigned char *)v.mv_data + REC_HEADER;
+	const unsigned char *p = (const unsigned char *)v.mv_data + GREC_HEADER;
 	memcpy(g->qmin, p, 4 * (size_t)g->dim);
 	memcpy(g->qstep, p + 4 * (size_t)g->dim, 4 * (size_t)g->dim);
 	for (uint32_t d = 0; d < g->dim; d++)
@@ -576,7 +576,7 @@ static int map_codes(eng_coll *c, MDB_txn *txn, graph *g)
 	k.mv_size = 9;
 	for (size_t i = 0; i < nq; i++) {
 		uint64_t nodes = g->n - ((uint64_t)i << L0_SHIFT);
-		size_t bytes = REC_HEADER + (size_t)(nodes < L0_NODES ? nodes : L0_NODES) * g->dim;
+		size_t bytes = GREC_HEADER + (size_t)(nodes < L0_NODES ? nodes : L0_NODES) * g->dim;
 		key1(kb, 'Q', i);
 		rc = mdb_get(txn, c->graph_dbi, &k, &v);
 		if (rc != 0 || !rec_ok(&v, CODES_MAGIC, bytes) || v.mv_size != bytes)
@@ -608,17 +608,17 @@ static int graph_map(eng_coll *c, MDB_txn *txn, graph *g)
 		l0rec *r = &g->l0r[i];
 		bool ok = false;
 		if (rc == 0 && g->packed) { /* offsets start at 0 and end at the ids' length */
-			size_t head = REC_HEADER + 4 * (nodes + 1), w = g->idw;
+			size_t head = GREC_HEADER + 4 * (nodes + 1), w = g->idw;
 			ok = rec_ok(&v, l0_packed_magic(w), head) && (v.mv_size - head) % w == 0 &&
-			     ld32(p + REC_HEADER) == 0 &&
-			     ld32(p + REC_HEADER + 4 * nodes) == (v.mv_size - head) / w;
-			r->off = p + REC_HEADER;
+			     ld32(p + GREC_HEADER) == 0 &&
+			     ld32(p + GREC_HEADER + 4 * nodes) == (v.mv_size - head) / w;
+			r->off = p + GREC_HEADER;
 			r->ids = p + head;
 			r->words = (uint32_t)((v.mv_size - head) / w);
 		} else if (rc == 0) {
-			size_t bytes = REC_HEADER + nodes * (4 + 4 * (size_t)g->m0);
+			size_t bytes = GREC_HEADER + nodes * (4 + 4 * (size_t)g->m0);
 			ok = rec_ok(&v, L0_MAGIC, bytes) && v.mv_size == bytes;
-			r->ids = p + REC_HEADER;
+			r->ids = p + GREC_HEADER;
 		}
 		if (!ok)
 			return status_set(OMEN_ECORRUPT, "collection '%s': index links %zu corrupt",
@@ -627,15 +627,15 @@ static int graph_map(eng_coll *c, MDB_txn *txn, graph *g)
 	k.mv_size = 1;
 	key1(kb, 'U', 0);
 	int rc = mdb_get(txn, c->graph_dbi, &k, &v);
-	if (rc != 0 || !rec_ok(&v, UP_MAGIC, REC_HEADER))
+	if (rc != 0 || !rec_ok(&v, UP_MAGIC, GREC_HEADER))
 		return status_set(OMEN_ECORRUPT, "collection '%s': index levels corrupt", c->name);
 	const unsigned char *p = v.mv_data;
 	g->n_up = le32_get(p + 8);
-	size_t need = REC_HEADER + 8 * (size_t)g->n_up + 4;
+	size_t need = GREC_HEADER + 8 * (size_t)g->n_up + 4;
 	if (v.mv_size < need)
 		return status_set(OMEN_ECORRUPT, "collection '%s': index levels truncated",
 		                  c->name);
-	g->up_ids = p + REC_HEADER;
+	g->up_ids = p + GREC_HEADER;
 	g->up_off = g->up_ids + 4 * (size_t)g->n_up;
 	g->up_links = g->up_off + 4 * ((size_t)g->n_up + 1);
 	size_t words = ld32(g->up_off + 4 * (size_t)g->n_up);
@@ -1400,14 +1400,14 @@ static int persist_l0(persist_ctx *x, MDB_txn *txn)
 		size_t cnt = g->n - c0 < L0_NODES ? (size_t)(g->n - c0) : L0_NODES, words = 0;
 		for (size_t j = 0; j < cnt; j++)
 			words += mem_links(g, c0 + j, 0)[0];
-		size_t head = REC_HEADER + 4 * (cnt + 1), size = head + idw * words;
+		size_t head = GREC_HEADER + 4 * (cnt + 1), size = head + idw * words;
 		key1(kb, 'L', c0 >> L0_SHIFT);
 		unsigned char *p = put_rec(txn, x->c->graph_dbi, kb, 9, size, &st);
 		if (!p)
 			return st;
-		memset(p, 0, REC_HEADER);
+		memset(p, 0, GREC_HEADER);
 		rec_stamp(p, l0_packed_magic(idw));
-		unsigned char *off = p + REC_HEADER, *ids = p + head;
+		unsigned char *off = p + GREC_HEADER, *ids = p + head;
 		uint32_t w = 0;
 		for (size_t j = 0; j < cnt; j++) {
 			const uint32_t *l = mem_links(g, c0 + j, 0);
@@ -1434,17 +1434,17 @@ static int persist_upper(persist_ctx *x, MDB_txn *txn)
 			n_up++;
 			words += (size_t)g->level[i] * (1 + g->m);
 		}
-	size_t size = REC_HEADER + 8 * n_up + 4 + 4 * words;
+	size_t size = GREC_HEADER + 8 * n_up + 4 + 4 * words;
 	unsigned char kb[9];
 	int st;
 	key1(kb, 'U', 0);
 	unsigned char *p = put_rec(txn, x->c->graph_dbi, kb, 1, size, &st);
 	if (!p)
 		return st;
-	memset(p, 0, REC_HEADER);
+	memset(p, 0, GREC_HEADER);
 	rec_stamp(p, UP_MAGIC);
 	le32_put(p + 8, (uint32_t)n_up);
-	unsigned char *ids = p + REC_HEADER, *off = ids + 4 * n_up, *links = off + 4 * (n_up + 1);
+	unsigned char *ids = p + GREC_HEADER, *off = ids + 4 * n_up, *links = off + 4 * (n_up + 1);
 	size_t u = 0, w = 0;
 	for (uint64_t i = 0; i < g->n; i++) {
 		if (!g->level[i])
@@ -1467,25 +1467,25 @@ static int persist_codes(persist_ctx *x, MDB_txn *txn)
 	unsigned char kb[9];
 	int st;
 	key1(kb, 'S', 0);
-	size_t size = REC_HEADER + 8 * (size_t)g->dim;
+	size_t size = GREC_HEADER + 8 * (size_t)g->dim;
 	unsigned char *p = put_rec(txn, x->c->graph_dbi, kb, 1, size, &st);
 	if (!p)
 		return st;
-	memset(p, 0, REC_HEADER);
+	memset(p, 0, GREC_HEADER);
 	rec_stamp(p, SQ_MAGIC);
-	memcpy(p + REC_HEADER, g->qmin, 4 * (size_t)g->dim);
-	memcpy(p + REC_HEADER + 4 * (size_t)g->dim, g->qstep, 4 * (size_t)g->dim);
+	memcpy(p + GREC_HEADER, g->qmin, 4 * (size_t)g->dim);
+	memcpy(p + GREC_HEADER + 4 * (size_t)g->dim, g->qstep, 4 * (size_t)g->dim);
 	x->bytes += size;
 	for (uint64_t c0 = 0; c0 < g->n; c0 += L0_NODES) {
 		uint64_t cnt = g->n - c0 < L0_NODES ? g->n - c0 : L0_NODES;
-		size = REC_HEADER + cnt * g->dim;
+		size = GREC_HEADER + cnt * g->dim;
 		key1(kb, 'Q', c0 >> L0_SHIFT);
 		p = put_rec(txn, x->c->graph_dbi, kb, 9, size, &st);
 		if (!p)
 			return st;
-		memset(p, 0, REC_HEADER);
+		memset(p, 0, GREC_HEADER);
 		rec_stamp(p, CODES_MAGIC);
-		memcpy(p + REC_HEADER, g->codes + c0 * g->dim, cnt * g->dim);
+		memcpy(p + GREC_HEADER, g->codes + c0 * g->dim, cnt * g->dim);
 		x->bytes += size;
 	}
 	return OMEN_OK;

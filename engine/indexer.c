@@ -33,7 +33,7 @@ static bool tail_due(eng_coll *c, omen_index_params *p)
 		need = OMEN_INDEX_AUTO_HNSW_MIN;
 	if (tail < need)
 		return false;
-	omen_index_params_init(p);
+	index_params_default(p);
 	p->type = OMEN_INDEX_HNSW;
 	p->m = s.hnsw_m;
 	p->ef_construction = s.hnsw_ef_construction;

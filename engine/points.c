@@ -42,13 +42,7 @@ static void prepared_free(prepared *p)
 	free(p->ids);
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* Checks the ids: none reserved, no duplicates. Records min, max and order. */
+/* Checks the ids (base's rule: none reserved, none twice) and records min, max and order. */
 static int check_ids(prepared *p)
 {
 	const uint64_t *ids = p->ids_in;
@@ -56,27 +50,12 @@ static int check_ids(prepared *p)
 	p->max_id = 0;
 	p->sorted = true;
 	for (size_t i = 0; i < p->n; i++) {
-		if (ids[i] == OMEN_NO_ID)
-			return status_set(OMEN_EINVAL, "id %zu is the reserved value 2^64-1", i);
 		p->min_id = ids[i] < p->min_id ? ids[i] : p->min_id;
 		p->max_id = ids[i] > p->max_id ? ids[i] : p->max_id;
 		if (i > 0 && ids[i] <= ids[i - 1])
 			p->sorted = false;
 	}
-	if (p->sorted)
-		return OMEN_OK;
-	uint64_t *tmp = malloc(p->n * sizeof *tmp);
-	if (!tmp)
-		return status_set(OMEN_ENOMEM, "out of memory");
-	memcpy(tmp, ids, p->n * sizeof *tmp);
-	qsort(tmp, p->n, sizeof *tmp, cmp_u64);
-	int st = OMEN_OK;
-	for (size_t i = 1; i < p->n && st == OMEN_OK; i++)
-		if (tmp[i] == tmp[i - 1])
-			st = status_set(OMEN_EINVAL, "id %llu appears twice in the batch",
-			                (unsigned long long)tmp[i]);
-	free(tmp);
-	return st;
+	return ids_check(ids, p->n);
 }
 
 /* Finds the first non-finite component of x for the error message; OMEN_OK if there is none
@@ -182,7 +161,7 @@ static int prepare(eng_coll *c, const omen_batch *b, prepared *p)
 /* Sets the tombstone bits of rows (sorted ascending in place) in txn. */
 static int tomb_mark(eng_coll *c, MDB_txn *txn, uint64_t *rows, size_t n)
 {
-	qsort(rows, n, sizeof *rows, cmp_u64);
+	ids_sort(rows, n);
 	size_t nw = ((size_t)c->cap + 63) / 64;
 	uint64_t *words = malloc(nw * 8);
 	if (!words)

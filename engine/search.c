@@ -16,7 +16,7 @@ static int check_queries(eng_coll *c, const float *qs, size_t nq, float **copy)
 {
 	size_t dim = c->dim;
 	*copy = NULL;
-	if (c->metric == OMEN_METRIC_COSINE && !(*copy = malloc(nq * dim * sizeof **copy)))
+	if (c->metric == OMEN_METRIC_COSINE && nq && !(*copy = malloc(nq * dim * sizeof **copy)))
 		return status_set(OMEN_ENOMEM, "out of memory");
 	for (size_t i = 0; i < nq; i++) {
 		double ss = 0;
@@ -39,8 +39,8 @@ static int check_queries(eng_coll *c, const float *qs, size_t nq, float **copy)
 
 static int check_params(eng_coll *c, size_t nq, size_t dim, const omen_search_params *p)
 {
-	if (nq < 1 || nq > OMEN_MAX_BATCH)
-		return status_set(OMEN_EINVAL, "query count must be 1 to %d, got %zu",
+	if (nq > OMEN_MAX_BATCH)
+		return status_set(OMEN_EINVAL, "query count must be 0 to %d, got %zu",
 		                  OMEN_MAX_BATCH, nq);
 	if (dim != c->dim)
 		return status_set(OMEN_EINVAL, "collection '%s': dimension %u expected, got %zu",
@@ -58,7 +58,8 @@ static int check_params(eng_coll *c, size_t nq, size_t dim, const omen_search_pa
 	return OMEN_OK;
 }
 
-/* Runs the request on the snapshot by the path that fits; *path names it. */
+/* Runs the request on the snapshot by the path that fits; *path names it. A request of no
+ * queries only picks the path. */
 static int run(const snapshot *s, MDB_txn *txn, search_req *req, bool exact, const char **path)
 {
 	eng_coll *c = s->c;
@@ -69,12 +70,12 @@ static int run(const snapshot *s, MDB_txn *txn, search_req *req, bool exact, con
 	bool selective = s->allow && snap_allowed(s) * 8 < s->rec.rows;
 	int st = exact || selective ? OMEN_ENOTFOUND : hnsw_info_get(c, txn, &hi);
 	if (st == OMEN_ENOTFOUND) {
-		st = flat_search(s, req);
+		st = req->nq ? flat_search(s, req) : OMEN_OK;
 		*path = req->used_gpu ? "gpu-exact" : "cpu-exact";
 		return st;
 	}
 	*path = "cpu-hnsw";
-	return st == OMEN_OK ? hnsw_search(s, txn, req) : st;
+	return st != OMEN_OK || !req->nq ? st : hnsw_search(s, txn, req);
 }
 
 int eng_search(eng_coll *c, const float *queries, size_t nq, size_t dim,
@@ -82,10 +83,10 @@ int eng_search(eng_coll *c, const float *queries, size_t nq, size_t dim,
 {
 	omen_search_params defaults;
 	if (!params) {
-		omen_search_params_init(&defaults);
+		search_params_default(&defaults);
 		params = &defaults;
 	}
-	if (!c || !queries || !ids_out || !dists_out)
+	if (!c || (nq && (!queries || !ids_out || !dists_out)))
 		return status_set(OMEN_EINVAL, "NULL argument");
 	int st = check_params(c, nq, dim, params);
 	float *copy = NULL;

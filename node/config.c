@@ -3,24 +3,15 @@
  * range, unknown keys refused (a typo must not silently change a node's role).
  */
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/common.h"
+#include "net/net.h"
 #include "node/node.h"
 
-static int bad(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int bad(char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-	return -1;
-}
+/* Writes the reason into err and returns -1. */
+#define bad(err, len, ...) err_set(err, len, -1, __VA_ARGS__)
 
 /* Copies the string at key (absent: leaves *out NULL). */
 static int get_str(json_t *o, const char *key, char **out, char *err, size_t len)

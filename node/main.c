@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/common.h"
+#include "base/base.h"
 #include "coordinator/coordinator.h"
+#include "net/net.h"
 #include "node/node.h"
 #include "shard/shard.h"
-#include "storage/storage.h"
 
 static int usage(void)
 {
@@ -29,7 +29,7 @@ static int run(const node_config *cfg)
 	coord *co = NULL;
 	int st = OMEN_OK;
 	if (dir_create(cfg->data) != OMEN_OK) {
-		log_msg(LOG_ERROR, "cannot create the data directory: %s", omen_errmsg(NULL));
+		log_msg(LOG_ERROR, "cannot create the data directory: %s", status_msg());
 		return 1;
 	}
 	if (cfg->shard) {
@@ -82,7 +82,7 @@ static int run(const node_config *cfg)
 		free(peers); /* coord_start copied it */
 	}
 	if (st != OMEN_OK) {
-		log_msg(LOG_ERROR, "cannot start: %s", omen_errmsg(NULL));
+		log_msg(LOG_ERROR, "cannot start: %s", status_msg());
 	} else {
 		sigset_t set;
 		sigemptyset(&set);

@@ -439,14 +439,9 @@ static PyObject *Collection_search(CollectionObject *self, PyObject *args, PyObj
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|n$Onpipsp:search", kwlist, &qobj, &k, &fobj,
 	                                 &ef, &exact, &threads, &partial, &device, &want_info))
 		return overflow_as_value();
-	omen_device dev = OMEN_DEVICE_AUTO;
-	if (strcmp(device, "cpu") == 0)
-		dev = OMEN_DEVICE_CPU;
-	else if (strcmp(device, "gpu") == 0)
-		dev = OMEN_DEVICE_GPU;
-	else if (strcmp(device, "auto") != 0)
-		return PyErr_Format(PyExc_ValueError, "device must be cpu, gpu or auto, got '%s'",
-		                    device);
+	omen_device dev;
+	if (omen_device_parse(device, &dev) != OMEN_OK)
+		return PyErr_Format(PyExc_ValueError, "device: %s", omen_errmsg(NULL));
 	if (!open_coll(self))
 		return NULL;
 	if (k < 1 || ef < 0) {
@@ -477,14 +472,13 @@ static PyObject *Collection_search(CollectionObject *self, PyObject *args, PyObj
 	p.threads = threads;
 	p.partial = partial;
 	p.device = dev;
-	omen_search_info info = {1, 1, "cpu-exact"};
+	omen_search_info info = {0, 0, NULL}; /* filled by the library, for no queries too */
 	p.info = &info;
-	int st = OMEN_OK;
-	if (nq > 0)
-		CALL_UNLOCKED(self, st,
-		              omen_search(self->coll, PyArray_DATA(q), nq, dim, &p,
-		                          PyArray_DATA((PyArrayObject *)ids),
-		                          PyArray_DATA((PyArrayObject *)dists)));
+	int st;
+	CALL_UNLOCKED(self, st,
+	              omen_search(self->coll, PyArray_DATA(q), nq, dim, &p,
+	                          PyArray_DATA((PyArrayObject *)ids),
+	                          PyArray_DATA((PyArrayObject *)dists)));
 	if (st != OMEN_OK) {
 		st < 0 ? closed_error("collection") : raise_status(st);
 		goto fail;
@@ -639,15 +633,8 @@ static PyObject *Collection_build_index(CollectionObject *self, PyObject *args, 
 		    OMEN_HNSW_M_MIN, OMEN_HNSW_M_MAX, OMEN_HNSW_EFC_MIN, OMEN_HNSW_EFC_MAX);
 	omen_index_params p;
 	omen_index_params_init(&p);
-	if (strcmp(type, "auto") == 0)
-		p.type = OMEN_INDEX_AUTO;
-	else if (strcmp(type, "flat") == 0)
-		p.type = OMEN_INDEX_FLAT;
-	else if (strcmp(type, "hnsw") == 0)
-		p.type = OMEN_INDEX_HNSW;
-	else
-		return PyErr_Format(PyExc_ValueError, "type must be auto, flat or hnsw, got '%s'",
-		                    type);
+	if (omen_index_type_parse(type, &p.type) != OMEN_OK)
+		return PyErr_Format(PyExc_ValueError, "type: %s", omen_errmsg(NULL));
 	p.m = (uint32_t)m;
 	p.ef_construction = (uint32_t)efc;
 	p.threads = threads;

@@ -16,9 +16,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/common.h"
+#include "base/base.h"
+#include "net/net.h"
 #include "shard/shard.h"
-#include "storage/storage.h"
 
 /* A logical shard's part in a move (docs/CLUSTER.md, "Rebalancing"). The state is also a
  * file, MOVE_MARK in the unit's directory, so that it outlives a restart: a frozen unit stays
@@ -347,23 +347,10 @@ static void write_end(shard_node *s, unit *u, const uint64_t *ids, size_t n)
 	pthread_mutex_unlock(&s->mu);
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 /* Sorts the tracked ids and removes repeats. */
 static void track_settle(unit *u)
 {
-	if (!u->ntracked)
-		return;
-	qsort(u->tracked, u->ntracked, sizeof *u->tracked, cmp_u64);
-	size_t m = 1;
-	for (size_t i = 1; i < u->ntracked; i++)
-		if (u->tracked[i] != u->tracked[m - 1])
-			u->tracked[m++] = u->tracked[i];
-	u->ntracked = m;
+	u->ntracked = ids_unique(u->tracked, u->ntracked);
 }
 
 /* IDS: the unit's ids from q->start on, or (WIRE_IDS_TRACKED) the ids tracked before the
@@ -771,7 +758,7 @@ static void *heartbeat_main(void *arg)
 			        (unsigned long long)s->id, addr, s->cfg.coordinators[at]);
 		else if (st != OMEN_OK && (joined || !told))
 			log_msg(LOG_WARN, "heartbeat to %s: %s", s->cfg.coordinators[at],
-			        r.message ? r.message : omen_strerror(st));
+			        r.message ? r.message : status_text(st));
 		told |= st != OMEN_OK;
 		joined = st == OMEN_OK;
 		if (st != OMEN_OK)

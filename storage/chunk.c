@@ -8,10 +8,9 @@
 
 #include "storage/storage.h"
 
-#define CHUNK_MAGIC    "OMVC"
-#define TOMB_MAGIC     "OMTB"
-#define META_MAGIC     "OMMD"
-#define RECORD_VERSION 1
+#define CHUNK_MAGIC "OMVC"
+#define TOMB_MAGIC  "OMTB"
+#define META_MAGIC  "OMMD"
 
 uint32_t chunk_cap_for_dim(uint32_t dim)
 {
@@ -19,21 +18,6 @@ uint32_t chunk_cap_for_dim(uint32_t dim)
 	while (cap * 2 <= fit && cap < 65536)
 		cap *= 2;
 	return cap;
-}
-
-bool rec_check(const void *bytes, size_t len, const char *magic, size_t min)
-{
-	const unsigned char *p = bytes;
-	return len >= min && len >= 8 && memcmp(p, magic, 4) == 0 &&
-	       (p[4] | p[5] << 8) == RECORD_VERSION;
-}
-
-void rec_stamp(unsigned char *p, const char *magic)
-{
-	memcpy(p, magic, 4);
-	p[4] = RECORD_VERSION;
-	p[5] = 0;
-	p[6] = p[7] = 0;
 }
 
 int chunk_view_init(chunk_view *v, const void *bytes, size_t len, uint32_t dim, uint32_t cap)
@@ -88,6 +72,17 @@ void chunk_write(unsigned char *dst, uint32_t dim, const chunk_view *old, uint32
 	memcpy(pn + (size_t)old_count * 4, norms, (size_t)n_new * 4);
 	for (uint32_t i = 0; i < n_new; i++)
 		le64_put(pi + (size_t)(old_count + i) * 8, ids[i]);
+}
+
+int seg_count(MDB_txn *txn, MDB_dbi vec_dbi, uint32_t cap, uint64_t *out)
+{
+	MDB_stat ms;
+	int rc = mdb_stat(txn, vec_dbi, &ms);
+	if (rc != 0)
+		return status_from_mdb(rc, "vector chunks");
+	uint64_t per = SEGMENT_ROWS / cap; /* cap is a power of two of at most 65,536 */
+	*out = (ms.ms_entries + per - 1) / per;
+	return OMEN_OK;
 }
 
 int tomb_load(const void *bytes, size_t len, uint32_t cap, uint64_t *words)

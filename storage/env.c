@@ -205,35 +205,3 @@ int lenv_open(lenv *e, const char *path, unsigned maxdbs, unsigned maxreaders, u
 	map_advise(e);
 	return OMEN_OK;
 }
-
-int file_write_atomic(const char *path, const char *text)
-{
-	char tmp[4200];
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	FILE *f = fopen(tmp, "w");
-	int ok = f && fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
-	if (f && fclose(f) != 0)
-		ok = 0;
-	if (!ok || rename(tmp, path) != 0)
-		return status_set(OMEN_EIO, "cannot write %s: %s", path, strerror(errno));
-	return OMEN_OK;
-}
-
-int dir_create(const char *dir)
-{
-	char path[4096];
-	size_t n = strlen(dir);
-	if (n == 0 || n >= sizeof path)
-		return status_set(OMEN_EINVAL, "bad directory name '%s'", dir);
-	memcpy(path, dir, n + 1);
-	for (size_t i = 1; i <= n; i++) {
-		if (path[i] != '/' && path[i] != 0)
-			continue;
-		char saved = path[i];
-		path[i] = 0;
-		if (mkdir(path, 0755) != 0 && errno != EEXIST)
-			return status_set(OMEN_EIO, "cannot create %s: %s", path, strerror(errno));
-		path[i] = saved;
-	}
-	return OMEN_OK;
-}

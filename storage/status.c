@@ -1,33 +1,11 @@
 /*
- * Status messages: the per-thread detail message behind omen_errmsg(), and the translation of
- * LMDB and errno codes into omen status codes at the storage boundary.
+ * The translation of LMDB and errno codes into omen status codes at the storage boundary.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "storage/storage.h"
-
-static _Thread_local char tls_msg[1024];
-
-int status_set(int code, const char *fmt, ...)
-{
-	/* Formatted apart first: an argument may be the current message itself, as in
-	 * status_set(st, "point %d: %s", i, status_msg()). */
-	char msg[sizeof tls_msg];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	memcpy(tls_msg, msg, sizeof msg);
-	return code;
-}
-
-const char *status_msg(void)
-{
-	return tls_msg;
-}
 
 int status_from_mdb(int rc, const char *what)
 {

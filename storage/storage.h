@@ -3,7 +3,7 @@
  * collection catalog, and the on-disk records of a collection (vector chunks, id map,
  * metadata, tombstones). The byte layouts are documented in docs/FORMAT.md; every record
  * starts with a magic and a format version and is written with explicit little-endian helpers.
- * Everything here is internal: the engine is the only user.
+ * Used by the engine, and by the consensus layer for its own LMDB environment (lenv).
  */
 #ifndef OMEN_STORAGE_H
 #define OMEN_STORAGE_H
@@ -13,63 +13,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
-#include "omendb/omendb.h"
+#include "base/base.h"
 
-/* ---- status messages (status.c) ---- */
-
-/* Records a formatted detail message for the calling thread and returns code, so that error
- * paths read `return status_set(OMEN_EINVAL, "k must be ...")`. The arguments may include
- * status_msg() itself (to prefix the current message). */
-int status_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* The calling thread's last message ("" when none). */
-const char *status_msg(void);
-
-/* Translates an LMDB or errno code from operation `what` into an omen status with a message. */
+/* Translates an LMDB or errno code from operation `what` into an omen status with a message
+ * (status.c). Every layer that calls LMDB translates its codes with this one function. */
 int status_from_mdb(int rc, const char *what);
-
-/* ---- little-endian helpers ---- */
-
-static inline void le32_put(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-static inline void le16_put(unsigned char *p, uint16_t v)
-{
-	p[0] = (unsigned char)v;
-	p[1] = (unsigned char)(v >> 8);
-}
-static inline uint16_t le16_get(const unsigned char *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-static inline uint32_t le32_get(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static inline void le64_put(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-static inline uint64_t le64_get(const unsigned char *p)
-{
-	return (uint64_t)le32_get(p) | (uint64_t)le32_get(p + 4) << 32;
-}
-static inline void be64_put(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (56 - 8 * i));
-}
-static inline uint64_t be64_get(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
 
 /* ---- a growable LMDB environment (env.c) ---- */
 
@@ -102,13 +52,6 @@ int lenv_write(lenv *e, lenv_write_fn fn, void *ctx);
  * leaves e->env for the caller to close (NULL if it was never created). */
 int lenv_open(lenv *e, const char *path, unsigned maxdbs, unsigned maxreaders, uint64_t initial,
               unsigned flags);
-
-/* Creates directory dir and its missing parents (mkdir -p), mode 0755. */
-int dir_create(const char *dir);
-
-/* Replaces the file at path by one holding text, durably: written to path.tmp, synced, renamed
- * over path. A crash leaves the old file or the new one, never a part. */
-int file_write_atomic(const char *path, const char *text);
 
 /* ---- the environment (store.c) ---- */
 
@@ -188,12 +131,6 @@ int idmap_list(MDB_txn *txn, MDB_dbi dbi, uint64_t start, size_t max, uint64_t *
 int idmap_insert(MDB_txn *txn, MDB_dbi dbi, uint64_t first, uint64_t row, uint64_t n,
                  bool beyond_all);
 
-/* ---- record headers (chunk.c): 4-byte magic, u16 record version (1), u16 reserved ---- */
-
-/* True when bytes (len of them, at least min) start with magic and a known version. */
-bool rec_check(const void *bytes, size_t len, const char *magic, size_t min);
-void rec_stamp(unsigned char *p, const char *magic);
-
 /* ---- vector chunks (chunk.c) ----
  * A chunk holds up to cap consecutive rows of one collection:
  *   header (16 bytes) | vectors count x dim f32 | squared norms count f32 | ids count u64
@@ -231,6 +168,16 @@ static inline uint64_t chunk_id(const chunk_view *v, uint32_t slot)
 	return le64_get(v->ids + (size_t)slot * 8);
 }
 
+/* ---- segments (chunk.c) ----
+ * A segment is a run of whole chunks holding SEGMENT_ROWS rows (the last one fewer); the last
+ * segment takes the writes, earlier ones are sealed (docs/FORMAT.md). */
+
+#define SEGMENT_ROWS (1u << 20)
+
+/* The segments of a collection whose vector chunks (capacity cap) are in vec_dbi, counted from
+ * the chunk records stored there. */
+int seg_count(MDB_txn *txn, MDB_dbi vec_dbi, uint32_t cap, uint64_t *out);
+
 /* Writes a chunk image of count rows into dst (chunk_bytes(count, dim) bytes) from an old
  * chunk (may be NULL when old_count is 0) followed by new rows. */
 void chunk_write(unsigned char *dst, uint32_t dim, const chunk_view *old, uint32_t old_count,
@@ -251,5 +198,80 @@ void tomb_store(unsigned char *dst, uint32_t cap, const uint64_t *words);
 /* Validates a metadata record; on success *mp and *mp_len give its msgpack body. */
 int meta_rec_body(const void *bytes, size_t len, const unsigned char **mp, size_t *mp_len);
 void meta_rec_header(unsigned char *dst);
+
+/* ---- point metadata (metadata.c) ----
+ * A point's metadata is a JSON object of scalar values (integer, float, string, bool), stored
+ * in a metadata record as a canonical msgpack map: string keys in strictly increasing byte
+ * order, scalar values only. docs/FILTERS.md. */
+
+#define META_MAX_KEY 255 /* bytes in a metadata key (and in a filter's field name) */
+
+/* A scalar from a stored map or a filter operand. Strings are borrowed: they point into the
+ * stored bytes or into the filter's JSON tree. */
+enum { META_MISSING = 0, META_BOOL, META_INT, META_FLOAT, META_STR };
+typedef struct meta_value {
+	uint8_t type;
+	uint32_t len; /* META_STR: bytes at u.s */
+	union {
+		bool b;
+		int64_t i;
+		double d;
+		const char *s;
+	} u;
+} meta_value;
+
+/* Reads a stored map's entries in order, checking its structure as it goes. */
+typedef struct meta_iter {
+	mpc c;
+	uint64_t left;
+	const char *prev; /* previous key; keys must strictly increase */
+	uint32_t prevlen;
+} meta_iter;
+
+/* Starts on len bytes at mp; false if they do not begin with a map header. */
+bool meta_iter_open(meta_iter *it, const unsigned char *mp, size_t len);
+
+/* The next entry: 1 with *key, *klen and *v set (borrowed from the map's bytes), 0 at a clean
+ * end (no bytes after the last entry), or -1 when the bytes are corrupt: truncated, a key that
+ * is not a 1..META_MAX_KEY-byte string, starts with '$' or is not greater than the previous
+ * key, a value that is not a scalar, or trailing bytes. UTF-8 is not checked here. */
+int meta_iter_next(meta_iter *it, const char **key, uint32_t *klen, meta_value *v);
+
+/* Bytewise order of two byte strings, a shorter prefix first: the order of a map's keys. */
+static inline int meta_key_cmp(const char *a, uint32_t alen, const char *b, uint32_t blen)
+{
+	/* Most keys differ in their first byte: settle those without calling memcmp. */
+	if (alen > 0 && blen > 0 && a[0] != b[0])
+		return (int)(unsigned char)a[0] - (int)(unsigned char)b[0];
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+	if (c != 0)
+		return c;
+	return (alen > blen) - (alen < blen);
+}
+
+/* Converts a metadata JSON object into its stored msgpack encoding. On success returns 0 and
+ * sets *out (malloc'd, caller frees with free()) and *out_len. On bad input (not an object,
+ * nested values, null, arrays, keys longer than META_MAX_KEY bytes, more than
+ * OMEN_MAX_METADATA bytes of JSON, invalid UTF-8 or JSON) returns OMEN_EINVAL and writes a
+ * one-line reason into err (errlen bytes). OMEN_ENOMEM if allocation fails. */
+int meta_encode_json(const char *json, unsigned char **out, size_t *out_len, char *err,
+                     size_t errlen);
+
+/* Converts a stored msgpack map back into a compact JSON object string (malloc'd, caller
+ * frees). Returns 0, OMEN_ECORRUPT if the bytes are not a valid stored map, or OMEN_ENOMEM. */
+int meta_decode_json(const unsigned char *mp, size_t len, char **json_out);
+
+/* OMEN_OK when json is metadata meta_encode_json accepts, else its status with the reason as
+ * the thread's message (omen_metadata_check). */
+int meta_check_json(const char *json);
+
+/* JSON helpers shared with the filters (engine/filter.c). meta_json_parse parses text (len
+ * bytes) as exactly one JSON value, refusing duplicate keys; on failure it returns NULL and
+ * sets *status to OMEN_ENOMEM or OMEN_EINVAL with jansson's position in err. meta_json_kind
+ * names a value's type for messages ("an array"). */
+struct json_t;
+struct json_t *meta_json_parse(const char *text, size_t len, const char *what, int *status,
+                               char *err, size_t errlen);
+const char *meta_json_kind(const struct json_t *j);
 
 #endif

@@ -301,8 +301,8 @@ int catalog_get(store *s, MDB_txn *txn, const char *name, catalog_rec *out)
 	if (rc != 0)
 		return status_from_mdb(rc, "catalog");
 	const unsigned char *p = v.mv_data;
-	if (v.mv_size != CATALOG_REC_SIZE || memcmp(p, CATALOG_MAGIC, 4) != 0 ||
-	    (p[4] | p[5] << 8) != 1)
+	if (v.mv_size != CATALOG_REC_SIZE ||
+	    !rec_check(p, v.mv_size, CATALOG_MAGIC, CATALOG_REC_SIZE))
 		return status_set(OMEN_ECORRUPT, "collection '%s': catalog record is corrupt",
 		                  name);
 	catalog_rec r = {
@@ -326,8 +326,7 @@ int catalog_get(store *s, MDB_txn *txn, const char *name, catalog_rec *out)
 int catalog_put(store *s, MDB_txn *txn, const char *name, const catalog_rec *r)
 {
 	unsigned char p[CATALOG_REC_SIZE] = {0};
-	memcpy(p, CATALOG_MAGIC, 4);
-	p[4] = 1; /* record version */
+	rec_stamp(p, CATALOG_MAGIC);
 	le32_put(p + 8, r->coll_id);
 	le32_put(p + 12, r->dim);
 	le32_put(p + 16, r->metric);

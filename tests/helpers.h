@@ -18,21 +18,32 @@
 
 #include "omendb/omendb.h"
 
+/* A test of a layer's internals (it defines OMEN_TEST_INTERNAL before including this file and
+ * links that layer, not libomendb) reads status texts and messages from base/ directly. */
+#ifdef OMEN_TEST_INTERNAL
+#include "base/base.h"
+#define test_strerror(st) status_text(st)
+#define test_errmsg()     status_msg()
+#else
+#define test_strerror(st) omen_strerror(st)
+#define test_errmsg()     omen_errmsg(NULL)
+#endif
+
 #define assert_omen_ok(expr)                                                                       \
 	do {                                                                                       \
 		int st_ = (expr);                                                                  \
 		if (st_ != OMEN_OK)                                                                \
-			fail_msg("%s: %s (%s)", #expr, omen_strerror(st_), omen_errmsg(NULL));     \
+			fail_msg("%s: %s (%s)", #expr, test_strerror(st_), test_errmsg());         \
 	} while (0)
 
 #define assert_omen_status(expr, want)                                                             \
 	do {                                                                                       \
 		int st_ = (expr);                                                                  \
 		if (st_ != (want))                                                                 \
-			fail_msg("%s: got %s, want %s (%s)", #expr, omen_strerror(st_),            \
-			         omen_strerror(want), omen_errmsg(NULL));                          \
+			fail_msg("%s: got %s, want %s (%s)", #expr, test_strerror(st_),            \
+			         test_strerror(want), test_errmsg());                              \
 		if ((want) != OMEN_OK)                                                             \
-			assert_true(strlen(omen_errmsg(NULL)) > 0);                                \
+			assert_true(strlen(test_errmsg()) > 0);                                    \
 	} while (0)
 
 /* Makes a fresh empty directory path under OMEN_TEST_TMP (or /tmp) into buf. */

@@ -139,7 +139,21 @@ static void test_bad_search(void **state)
 	assert_omen_ok(omen_search(f->c, q, 1, DIM, &p, ids, d));
 	p.k = 10;
 	assert_omen_status(omen_search(f->c, q, 1, DIM + 1, &p, ids, d), OMEN_EINVAL);
-	assert_omen_status(omen_search(f->c, q, 0, DIM, &p, ids, d), OMEN_EINVAL);
+	/* No queries: the arguments are still checked, nothing is written. */
+	omen_search_info info = {0, 0, NULL};
+	p.info = &info;
+	assert_omen_ok(omen_search(f->c, NULL, 0, DIM, &p, NULL, NULL));
+	assert_string_equal(info.path, "cpu-exact");
+	assert_int_equal(info.shards_total, 1);
+	assert_omen_status(omen_search(f->c, NULL, 0, DIM + 1, &p, NULL, NULL), OMEN_EINVAL);
+	p.k = N + 1;
+	assert_omen_status(omen_search(f->c, NULL, 0, DIM, &p, NULL, NULL), OMEN_EINVAL);
+	p.k = 10;
+	p.filter = "[1,2";
+	assert_omen_status(omen_search(f->c, NULL, 0, DIM, &p, NULL, NULL), OMEN_EINVAL);
+	p.filter = NULL;
+	p.info = NULL;
+	assert_omen_status(omen_search(f->c, q, OMEN_MAX_BATCH + 1, DIM, &p, ids, d), OMEN_EINVAL);
 	q[3] = NAN;
 	assert_omen_status(omen_search(f->c, q, 1, DIM, &p, ids, d), OMEN_EINVAL);
 	q[3] = 0;

@@ -18,6 +18,7 @@
 #include <raft/fixture.h>
 
 #include "consensus/consensus.h"
+#define OMEN_TEST_INTERNAL
 #include "helpers.h"
 
 /* ---- commands and comparisons ---- */

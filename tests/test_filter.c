@@ -18,6 +18,7 @@
 
 #include "engine/filter.h"
 #include "omendb/omendb.h"
+#include "storage/storage.h"
 
 #define assert_omen_ok(expr) assert_int_equal((expr), OMEN_OK)
 

@@ -817,6 +817,23 @@ def test_remote_search_equals_embedded(rdb, db, data, metric):
     assert ri.shape == (K,) and np.array_equal(ri, e.search(q[0], k=K, exact=True)[0])
 
 
+def test_empty_batch_info(rdb, db, data):
+    """A search of no queries answers empty arrays, and its info comes from the library that
+    holds the collection: the path an embedded search would take, "cluster" on a remote one."""
+    x, cls, q = data
+    e = db.create_collection("empty", DIM)
+    e.add(x)
+    ids, dists, info = e.search(q[:0], k=K, return_info=True)
+    assert ids.shape == (0, K) and dists.shape == (0, K)
+    assert info == {"path": "cpu-exact", "shards_answered": 1, "shards_total": 1}
+    r = remote_collection(rdb, "empty", data)
+    ids, dists, info = r.search(q[:0], k=K, return_info=True)
+    assert ids.shape == (0, K)
+    assert info["path"] == "cluster" and info["shards_answered"] == 0
+    with pytest.raises(ValueError):
+        r.search(np.zeros((0, DIM + 1), dtype=np.float32), k=K)
+
+
 def test_remote_delete_and_index(rdb, data):
     _, _, q = data
     c = remote_collection(rdb, "del", data)

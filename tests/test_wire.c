@@ -8,6 +8,7 @@
 
 #include <msgpack.h>
 
+#define OMEN_TEST_INTERNAL
 #include "helpers.h"
 #include "wire/wire.h"
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/common.h"
+#include "net/net.h"
 
 static int set_field(wire_req *q, const char *arg)
 {

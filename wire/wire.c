@@ -4,7 +4,6 @@
  * bytes before msgpack-c sees them, because msgpack-c allocates by the container sizes a message
  * declares; after unpacking, every field is checked for type, range and size.
  */
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 
 #include <msgpack.h>
 
+#include "base/base.h"
 #include "wire/wire.h"
 
 /* Limits of the structural pre-scan (docs/WIRE.md, "Limits"). */
@@ -30,16 +30,7 @@
 typedef unsigned long long ull;
 
 /* Writes a one-line reason into err (WIRE_ERRLEN bytes; NULL is fine) and returns status. */
-__attribute__((format(printf, 3, 4))) static int fail(char *err, int status, const char *fmt, ...)
-{
-	if (err) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, WIRE_ERRLEN, fmt, ap);
-		va_end(ap);
-	}
-	return status;
-}
+#define fail(err, status, ...) err_set(err, WIRE_ERRLEN, status, __VA_ARGS__)
 
 /* ---- keys ---- */
 
@@ -248,26 +239,11 @@ void wire_rep_free(wire_rep *r)
 
 /* ---- shared checks (the encoder refuses what the decoder would refuse) ---- */
 
-/* True when s[0..len) is a collection name: 1..OMEN_MAX_NAME bytes of [A-Za-z0-9_.-]. */
-static bool name_ok(const char *s, size_t len)
-{
-	if (len < 1 || len > OMEN_MAX_NAME)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		               (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
-		if (!allowed)
-			return false;
-	}
-	return true;
-}
-
 /* True when the fixed-size name field holds "" or a valid name. */
 static bool name_field_ok(const char *name)
 {
 	size_t len = strnlen(name, OMEN_MAX_NAME + 1);
-	return len == 0 || name_ok(name, len);
+	return len == 0 || name_valid(name, len);
 }
 
 static bool too_long(const char *s)
@@ -358,7 +334,8 @@ static int rep_check_arrays(const wire_rep *r, char *err)
 	if (r->nnames && !r->names)
 		return fail(err, OMEN_EPROTO, "'names' missing");
 	for (uint64_t i = 0; i < r->nnames; i++)
-		if (!r->names[i] || !name_ok(r->names[i], strnlen(r->names[i], OMEN_MAX_NAME + 1)))
+		if (!r->names[i] ||
+		    !name_valid(r->names[i], strnlen(r->names[i], OMEN_MAX_NAME + 1)))
 			return fail(err, OMEN_EPROTO, "'names'[%llu] is not a collection name",
 			            (ull)i);
 	for (uint64_t i = 0; r->found && i < r->n; i++)
@@ -616,111 +593,17 @@ int wire_rep_encode(const wire_rep *r, void **out, size_t *len)
 
 /* ---- structural pre-scan ---- */
 
-/* Cursor over raw msgpack bytes. */
-typedef struct scan {
-	const uint8_t *p;
-	size_t len, pos;
-	uint64_t budget; /* container entries still allowed */
-	char *err;
-} scan;
-
-/* Formats 0xc1..0xdf: how each continues after its first byte. */
-enum { F_BAD, F_FIX, F_LEN, F_EXT, F_ARR, F_MAP };
-static const struct {
-	uint8_t kind, width; /* F_FIX: bytes of payload; else bytes of the length field */
-} formats[32] = {
-    [0x04] = {F_LEN, 1},  [0x05] = {F_LEN, 2}, [0x06] = {F_LEN, 4}, /* bin */
-    [0x07] = {F_EXT, 1},  [0x08] = {F_EXT, 2}, [0x09] = {F_EXT, 4}, /* ext */
-    [0x0a] = {F_FIX, 4},  [0x0b] = {F_FIX, 8},                      /* float */
-    [0x0c] = {F_FIX, 1},  [0x0d] = {F_FIX, 2}, [0x0e] = {F_FIX, 4}, [0x0f] = {F_FIX, 8},
-    [0x10] = {F_FIX, 1},  [0x11] = {F_FIX, 2}, [0x12] = {F_FIX, 4}, [0x13] = {F_FIX, 8},
-    [0x14] = {F_FIX, 2},  [0x15] = {F_FIX, 3}, [0x16] = {F_FIX, 5}, [0x17] = {F_FIX, 9},
-    [0x18] = {F_FIX, 17},                                           /* fixext */
-    [0x19] = {F_LEN, 1},  [0x1a] = {F_LEN, 2}, [0x1b] = {F_LEN, 4}, /* str */
-    [0x1c] = {F_ARR, 2},  [0x1d] = {F_ARR, 4}, [0x1e] = {F_MAP, 2}, [0x1f] = {F_MAP, 4},
-};
-
-static int scan_obj(scan *s, int depth);
-
-/* Skips n payload bytes, refusing a length beyond the end of the message. */
-static int scan_skip(scan *s, uint64_t n)
-{
-	if (n > s->len - s->pos)
-		return fail(s->err, OMEN_EPROTO,
-		            "truncated: %llu bytes declared at byte %zu, %zu remain", (ull)n,
-		            s->pos, s->len - s->pos);
-	s->pos += (size_t)n;
-	return OMEN_OK;
-}
-
-/* Scans count entries of per objects each, after checking them against the bytes left. */
-static int scan_container(scan *s, int depth, uint64_t count, unsigned per)
-{
-	uint64_t objects = count * per;
-	if (depth >= SCAN_MAX_DEPTH)
-		return fail(s->err, OMEN_EPROTO, "containers nested deeper than %d",
-		            SCAN_MAX_DEPTH);
-	if (per == 2 && count > SCAN_MAX_MAP)
-		return fail(s->err, OMEN_EPROTO, "map of %llu entries (at most %d)", (ull)count,
-		            SCAN_MAX_MAP);
-	if (objects > s->len - s->pos)
-		return fail(s->err, OMEN_EPROTO,
-		            "truncated: container of %llu entries at byte %zu, %zu bytes remain",
-		            (ull)count, s->pos, s->len - s->pos);
-	if (objects > s->budget)
-		return fail(s->err, OMEN_EPROTO, "too many objects in one message");
-	s->budget -= objects;
-	for (uint64_t i = 0; i < objects; i++)
-		TRY(scan_obj(s, depth + 1));
-	return OMEN_OK;
-}
-
-/* Scans an object whose first byte b is in 0xc0..0xdf. */
-static int scan_typed(scan *s, int depth, uint8_t b)
-{
-	unsigned kind = formats[b - 0xc0].kind, w = formats[b - 0xc0].width;
-	uint64_t n = 0;
-	if (kind == F_BAD)
-		return fail(s->err, OMEN_EPROTO, "invalid byte 0x%02x at %zu", b, s->pos - 1);
-	if (kind == F_FIX)
-		return scan_skip(s, w);
-	if (w > s->len - s->pos)
-		return fail(s->err, OMEN_EPROTO, "truncated header at byte %zu", s->pos);
-	for (unsigned i = 0; i < w; i++)
-		n = n << 8 | s->p[s->pos++];
-	if (kind == F_LEN)
-		return scan_skip(s, n);
-	if (kind == F_EXT)
-		return scan_skip(s, n + 1);
-	return scan_container(s, depth, n, kind == F_MAP ? 2 : 1);
-}
-
-/* Scans one object inside depth enclosing containers. */
-static int scan_obj(scan *s, int depth)
-{
-	if (s->pos >= s->len)
-		return fail(s->err, OMEN_EPROTO, "truncated at byte %zu", s->pos);
-	uint8_t b = s->p[s->pos++];
-	if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
-		return OMEN_OK;
-	if ((b & 0xf0) == 0x80)
-		return scan_container(s, depth, b & 0x0f, 2);
-	if ((b & 0xf0) == 0x90)
-		return scan_container(s, depth, b & 0x0f, 1);
-	if ((b & 0xe0) == 0xa0)
-		return scan_skip(s, b & 0x1f);
-	return scan_typed(s, depth, b);
-}
-
 /* Checks that buf holds exactly one msgpack object whose containers fit the bytes present,
- * nest at most SCAN_MAX_DEPTH deep and hold at most SCAN_MAX_OBJECTS entries in all. Linear in
- * len; allocates nothing. */
+ * nest at most SCAN_MAX_DEPTH deep, whose maps hold at most SCAN_MAX_MAP entries, and that
+ * holds at most SCAN_MAX_OBJECTS container entries in all. Linear in len; allocates nothing. */
 static int prescan(const void *buf, size_t len, char *err)
 {
-	scan s = {buf, len, 0, SCAN_MAX_OBJECTS, err};
-	TRY(scan_obj(&s, 0));
-	if (s.pos != len)
-		return fail(err, OMEN_EPROTO, "%zu trailing bytes after the message", len - s.pos);
+	mpc c = mpc_make(buf, len);
+	uint64_t budget = SCAN_MAX_OBJECTS;
+	mpc_limits lim = {SCAN_MAX_DEPTH, SCAN_MAX_MAP, &budget};
+	TRY(mpc_skip(&c, &lim, err, WIRE_ERRLEN));
+	if (c.pos != len)
+		return fail(err, OMEN_EPROTO, "%zu trailing bytes after the message", len - c.pos);
 	return OMEN_OK;
 }
 
@@ -856,7 +739,7 @@ static int get_name(const msgpack_object *o, const char *key, char *out, char *e
 {
 	if (!o)
 		return OMEN_OK;
-	if (o->type != MSGPACK_OBJECT_STR || !name_ok(o->via.str.ptr, o->via.str.size))
+	if (o->type != MSGPACK_OBJECT_STR || !name_valid(o->via.str.ptr, o->via.str.size))
 		return fail(err, OMEN_EPROTO, "'%s' is not 1..%d bytes of [A-Za-z0-9_.-]", key,
 		            OMEN_MAX_NAME);
 	memcpy(out, o->via.str.ptr, o->via.str.size);
@@ -910,7 +793,7 @@ static int get_strs(const msgpack_object *o, const char *key, uint64_t count, bo
 		const msgpack_object *x = &o->via.array.ptr[i];
 		int rc = OMEN_OK;
 		bool is_str = x->type == MSGPACK_OBJECT_STR;
-		if (names && (!is_str || !name_ok(x->via.str.ptr, x->via.str.size)))
+		if (names && (!is_str || !name_valid(x->via.str.ptr, x->via.str.size)))
 			rc = fail(err, OMEN_EPROTO, "'%s'[%u] is not a collection name", key, i);
 		else if (x->type != MSGPACK_OBJECT_NIL)
 			rc = copy_str(x, key, &v[i], err);

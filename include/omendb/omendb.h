@@ -240,16 +240,26 @@ typedef struct omen_search_info {
 	                             "cluster" for a remote database */
 } omen_search_info;
 
+/* Parses "auto", "cpu" or "gpu" into *out; OMEN_EINVAL otherwise. */
+int omen_device_parse(const char *name, omen_device *out);
+
+/* The name of a device ("auto", "cpu", "gpu"), a static string; "?" for an unknown value. */
+const char *omen_device_name(omen_device device);
+
 /* Whether this process can run searches on a GPU: OMEN_OK with the device's name in name
  * (len bytes), or OMEN_ENOTSUP with the reason (no CUDA in this build, no device...). */
 int omen_gpu_info(char *name, size_t len);
 
 void omen_search_params_init(omen_search_params *p);
 
-/* Exact (or indexed) search of nq queries (nq x dim row-major float32). ids_out and dists_out
- * are caller-owned arrays of nq x k; row q holds query q's results, closest first, ties by
- * smaller id. When a filter leaves fewer than k matching points, the rest of the row is padded
- * with OMEN_NO_ID and INFINITY. k larger than the collection's live points is OMEN_EINVAL. */
+/* Exact (or indexed) search of nq queries (nq x dim row-major float32; 0..OMEN_MAX_BATCH).
+ * ids_out and dists_out are caller-owned arrays of nq x k; row q holds query q's results,
+ * closest first, ties by smaller id. When a filter leaves fewer than k matching points, the
+ * rest of the row is padded with OMEN_NO_ID and INFINITY. k larger than the collection's live
+ * points is OMEN_EINVAL. With nq = 0 nothing is searched and the arrays may be NULL; the
+ * arguments are checked as for a search, and info (when set) gives the path a search would
+ * take now, with shards_total and shards_answered as for a search of an embedded database
+ * (1, 1) and 0 for a remote one, where no shard is asked. */
 int omen_search(omen_collection *coll, const float *queries, size_t nq, size_t dim,
                 const omen_search_params *params, uint64_t *ids_out, float *dists_out);
 
@@ -265,6 +275,13 @@ typedef enum {
 } omen_index_type;
 
 #define OMEN_INDEX_AUTO_HNSW_MIN 10000
+
+/* Parses "auto", "flat" or "hnsw" into *out; OMEN_EINVAL otherwise. */
+int omen_index_type_parse(const char *name, omen_index_type *out);
+
+/* The name of an index type ("auto", "flat", "hnsw"), a static string; "?" for an unknown
+ * value. */
+const char *omen_index_type_name(omen_index_type type);
 
 #define OMEN_HNSW_M_DEFAULT   16 /* links per node per level (2 M on level 0) */
 #define OMEN_HNSW_M_MIN       4

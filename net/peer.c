@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/common.h"
-#include "storage/storage.h"
+#include "base/base.h"
+#include "net/net.h"
 
 #include <nng/protocol/reqrep0/req.h>
 

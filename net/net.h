@@ -1,51 +1,19 @@
 /*
- * Pieces shared by the servers and the remote client: levelled logging, the nng server loop
- * that decodes wire requests and encodes replies, and the nng client side of one peer (a REQ
+ * The net layer: nng transport shared by the servers and the remote client. The server loop
+ * decodes wire requests and encodes replies; a peer is the client side of one node (a REQ
  * socket with one context per call in flight).
  */
-#ifndef OMEN_COMMON_H
-#define OMEN_COMMON_H
+#ifndef OMEN_NET_H
+#define OMEN_NET_H
 
 #include <nng/nng.h>
 #include <nng/supplemental/util/platform.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
 
+#include "base/base.h"
 #include "wire/wire.h"
-
-/* ---- logging (log.c) ---- */
-
-enum { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
-
-/* Sets the level (messages above it are dropped) and the name printed on each line. */
-/* Milliseconds of the monotonic clock. */
-static inline uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Waits on cv (mu held) until signalled or ms milliseconds have passed. */
-static inline void cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, unsigned ms)
-{
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_nsec += (long)ms * 1000000L;
-	until.tv_sec += until.tv_nsec / 1000000000L;
-	until.tv_nsec %= 1000000000L;
-	pthread_cond_timedwait(cv, mu, &until);
-}
-
-void log_init(int level, const char *name);
-
-/* Parses "error", "warn", "info" or "debug"; -1 otherwise. */
-int log_level_parse(const char *s);
-
-/* Writes one line to stderr: UTC time, level, name, message. Thread-safe. */
-void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- the server loop (server.c) ---- */
 

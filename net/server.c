@@ -12,8 +12,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/common.h"
-#include "storage/storage.h"
+#include "base/base.h"
+#include "net/net.h"
 
 #include <nng/protocol/reqrep0/rep.h>
 

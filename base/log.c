@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/common.h"
+#include "base/base.h"
 
 static int log_level = LOG_INFO;
 static char log_name[64] = "omendb";

@@ -21,7 +21,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEPLOY = os.path.join(ROOT, "ops", "deploy")
 NODE = os.environ.get("OMEN_NODE", os.path.join(ROOT, "build", "omendb-node"))
 CLI = os.environ.get("OMENDB_CLI", os.path.join(ROOT, "build", "cli", "omendb"))

@@ -9,7 +9,7 @@ three coordinators (ops/cluster up 2 --coordinators 3), driven through the Pytho
   leader releases the frozen source, drops a stale frozen copy and an incoming copy, and the
   writes that waited go through.
 
-Environment: OMEN_NODE (omendb-node), WIRE_CALL (tests/wire_call), PYTHONPATH (the package).
+Environment: OMEN_NODE (omendb-node), WIRE_CALL (tests/tools/wire_call), PYTHONPATH (the package).
 """
 import json
 import os
@@ -25,7 +25,7 @@ import pytest
 
 import omendb
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLUSTER = os.path.join(ROOT, "ops", "cluster")
 WIRE_CALL = os.environ.get("WIRE_CALL", os.path.join(ROOT, "build", "tests", "wire_call"))
 DIM = 16

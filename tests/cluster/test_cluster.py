@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLUSTER = os.path.join(ROOT, "ops", "cluster")
 CLI = os.environ.get("OMENDB_CLI", os.path.join(ROOT, "build", "cli", "omendb"))
 PROBE = os.environ.get("WIRE_PROBE", os.path.join(ROOT, "build", "tests", "wire_probe"))

@@ -21,7 +21,7 @@ import uuid
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLUSTER = os.environ.get("OMEN_CLUSTER_CMD") or os.path.join(ROOT, "ops", "cluster")
 TOKEN = "t0ps3cret-token"
 SECURE_MAX = 65536

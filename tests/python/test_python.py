@@ -5,7 +5,7 @@ ground truth, every documented error, threads, and the same calls against a loca
 Run from the repository root:
 
     PYTHONPATH=build/python OMEN_NODE=build/omendb-node OMEN_FASHION=data/fashion-mnist \
-        /usr/bin/python3 -m pytest -q tests/test_python.py
+        /usr/bin/python3 -m pytest -q tests/python/test_python.py
 
 Data: 2,000 clustered 32-d points (Gaussian mixture, fixed seed), small enough for ASan; the
 HNSW recall test uses 2,000 Fashion-MNIST images instead (recall is measured on real data).
@@ -24,7 +24,7 @@ import pytest
 
 import omendb
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLUSTER = os.path.join(ROOT, "ops", "cluster")
 NODE = os.environ.get("OMEN_NODE", os.path.join(ROOT, "build", "omendb-node"))
 N, DIM, NQ, K = 2000, 32, 50, 10
@@ -285,7 +285,7 @@ def fashion(n, nq):
     """The first n Fashion-MNIST training images and nq test images (784-d float32): recall is
     measured on real data (ops/test fetches it; meson passes its directory as OMEN_FASHION)."""
     root = os.environ.get("OMEN_FASHION") or os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "..", "data", "fashion-mnist")
+        ROOT, "data", "fashion-mnist")
 
     def rows(name, count):
         path = os.path.join(root, name)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLUSTER = os.path.join(ROOT, "ops", "cluster")
 CLI = os.environ.get("OMENDB_CLI", os.path.join(ROOT, "build", "cli", "omendb"))
 

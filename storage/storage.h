@@ -139,8 +139,9 @@ int idmap_insert(MDB_txn *txn, MDB_dbi dbi, uint64_t first, uint64_t row, uint64
 #define CHUNK_HEADER       16
 #define CHUNK_TARGET_BYTES (1u << 20)
 
-/* Rows per chunk for a dimension: the largest power of two (16..65536) whose full chunk fits
- * in CHUNK_TARGET_BYTES, so that a row's chunk and slot are a shift and a mask. */
+/* Rows per chunk for a dimension: the largest power of two (16..65536) whose rows (without the
+ * 16-byte header) fit in CHUNK_TARGET_BYTES, so that a row's chunk and slot are a shift and a
+ * mask. */
 uint32_t chunk_cap_for_dim(uint32_t dim);
 
 static inline size_t chunk_bytes(uint32_t count, uint32_t dim)

@@ -510,27 +510,44 @@ static void test_relaxed(void **state)
 	rm_tree(dir);
 }
 
-/* Searches from several threads while another thread writes. */
+/* Searches from several threads while another thread writes batches: every search answers
+ * the exact top k of the points of some prefix of the batches (a consistent snapshot), never a
+ * mix of two, a torn batch or an error. */
+#define RACE_N     2000
+#define RACE_BATCH 100
+#define RACE_K     5
+
 typedef struct race {
 	omen_collection *c;
 	size_t dim;
-	int errors;
+	const float *q;
+	uint64_t want[RACE_N / RACE_BATCH][RACE_K]; /* exact top k after each batch */
+	int errors, wrong, searches;
 } race;
 
 static void *searcher(void *arg)
 {
 	race *r = arg;
-	float *q = rnd_vectors(1, r->dim, 42);
-	uint64_t ids[5];
-	float d[5];
+	uint64_t ids[RACE_K];
+	float d[RACE_K];
 	omen_search_params p;
 	omen_search_params_init(&p);
-	p.k = 5;
+	p.k = RACE_K;
 	p.threads = 1;
-	for (int i = 0; i < 200; i++)
-		if (omen_search(r->c, q, 1, r->dim, &p, ids, d) != OMEN_OK)
+	for (int i = 0; i < 200; i++) {
+		if (omen_search(r->c, r->q, 1, r->dim, &p, ids, d) != OMEN_OK) {
 			__atomic_add_fetch(&r->errors, 1, __ATOMIC_RELAXED);
-	free(q);
+			continue;
+		}
+		int match = 0;
+		for (size_t b = 0; b < RACE_N / RACE_BATCH && !match; b++)
+			match = memcmp(ids, r->want[b], sizeof ids) == 0;
+		for (size_t j = 1; j < RACE_K; j++)
+			match &= d[j - 1] <= d[j];
+		if (!match)
+			__atomic_add_fetch(&r->wrong, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&r->searches, 1, __ATOMIC_RELAXED);
+	}
 	return NULL;
 }
 
@@ -540,20 +557,37 @@ static void test_concurrent(void **state)
 	fixture f;
 	size_t dim = 32;
 	fx_open(&f, "c", dim, OMEN_METRIC_L2);
-	float *v = rnd_vectors(2000, dim, 11);
-	omen_batch b = {100, dim, NULL, v, NULL};
-	assert_omen_ok(omen_upsert(f.c, &b, NULL));
-	race r = {f.c, dim, 0};
+	float *v = rnd_vectors(RACE_N, dim, 11), *q = rnd_vectors(1, dim, 42);
+	uint64_t all_ids[RACE_N];
+	for (size_t i = 0; i < RACE_N; i++)
+		all_ids[i] = i; /* ids are assigned in order from 0 */
+	race r = {f.c, dim, q, {{0}}, 0, 0, 0};
+	for (size_t b = 0; b < RACE_N / RACE_BATCH; b++)
+		ref_topk(OMEN_METRIC_L2, q, v, all_ids, NULL, (b + 1) * RACE_BATCH, dim, RACE_K,
+		         r.want[b]);
+	omen_batch first = {RACE_BATCH, dim, NULL, v, NULL};
+	assert_omen_ok(omen_upsert(f.c, &first, NULL));
 	pthread_t th[3];
 	for (int i = 0; i < 3; i++)
 		pthread_create(&th[i], NULL, searcher, &r);
-	for (size_t off = 100; off < 2000; off += 100) {
-		omen_batch wb = {100, dim, NULL, v + off * dim, NULL};
+	for (size_t off = RACE_BATCH; off < RACE_N; off += RACE_BATCH) {
+		omen_batch wb = {RACE_BATCH, dim, NULL, v + off * dim, NULL};
 		assert_omen_ok(omen_upsert(f.c, &wb, NULL));
 	}
 	for (int i = 0; i < 3; i++)
 		pthread_join(th[i], NULL);
 	assert_int_equal(r.errors, 0);
+	assert_int_equal(r.wrong, 0);
+	assert_int_equal(r.searches, 600);
+	/* After the writer: the answer of all the points. */
+	uint64_t ids[RACE_K];
+	float d[RACE_K];
+	omen_search_params p;
+	omen_search_params_init(&p);
+	p.k = RACE_K;
+	assert_omen_ok(omen_search(f.c, q, 1, dim, &p, ids, d));
+	assert_memory_equal(ids, r.want[RACE_N / RACE_BATCH - 1], sizeof ids);
+	free(q);
 	free(v);
 	fx_close(&f);
 }

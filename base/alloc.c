@@ -61,6 +61,11 @@ char *mem_strdup(const char *s)
 	return fault() ? NULL : strdup(s);
 }
 
+char *mem_strndup(const char *s, size_t n)
+{
+	return fault() ? NULL : strndup(s, n);
+}
+
 void mem_free(void *p)
 {
 	free(p);

@@ -157,22 +157,22 @@ static int list_names(MDB_txn *txn, MDB_dbi dbi, char ***names_out, size_t *n_ou
 		rc = mdb_cursor_open(txn, dbi, &cur);
 	if (rc != 0)
 		return status_from_mdb(rc, "catalog");
-	char **names = calloc(ms.ms_entries + 1, sizeof *names);
+	char **names = mem_calloc(ms.ms_entries + 1, sizeof *names);
 	size_t n = 0;
 	int st = names ? OMEN_OK : status_set(OMEN_ENOMEM, "out of memory");
 	MDB_val k, v;
 	for (int op = MDB_FIRST; st == OMEN_OK && n < ms.ms_entries &&
 	                         mdb_cursor_get(cur, &k, &v, (MDB_cursor_op)op) == 0;
 	     op = MDB_NEXT) {
-		names[n] = strndup(k.mv_data, k.mv_size);
+		names[n] = mem_strndup(k.mv_data, k.mv_size);
 		if (!names[n++])
 			st = status_set(OMEN_ENOMEM, "out of memory");
 	}
 	mdb_cursor_close(cur);
 	if (st != OMEN_OK) {
 		while (n > 0)
-			free(names[--n]);
-		free(names);
+			mem_free(names[--n]);
+		mem_free(names);
 		return st;
 	}
 	*names_out = names;
@@ -223,7 +223,7 @@ int coll_open(eng_db *db, const char *name, bool internal, eng_coll **out)
 	int st = name_check(name);
 	if (st != OMEN_OK)
 		return st;
-	eng_coll *c = calloc(1, sizeof *c);
+	eng_coll *c = mem_calloc(1, sizeof *c);
 	if (!c)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	c->db = db;
@@ -231,7 +231,7 @@ int coll_open(eng_db *db, const char *name, bool internal, eng_coll **out)
 	strcpy(c->name, name);
 	st = store_open_handles(db->st, open_fn, c);
 	if (st != OMEN_OK) {
-		free(c);
+		mem_free(c);
 		return st;
 	}
 	pthread_mutex_init(&c->scratch_mu, NULL);
@@ -258,7 +258,7 @@ void eng_collection_close(eng_coll *c)
 	pthread_mutex_unlock(&db->mu);
 	hnsw_scratch_release_all(c);
 	pthread_mutex_destroy(&c->scratch_mu);
-	free(c);
+	mem_free(c);
 }
 
 int eng_collection_stats_get(eng_coll *c, omen_collection_stats *out)

@@ -15,12 +15,12 @@ int eng_open(const char *path, const omen_open_options *opt, eng_db **out)
 		open_options_default(&defaults);
 		opt = &defaults;
 	}
-	eng_db *db = calloc(1, sizeof *db);
+	eng_db *db = mem_calloc(1, sizeof *db);
 	if (!db)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	int st = store_open(path, opt, &db->st);
 	if (st != OMEN_OK) {
-		free(db);
+		mem_free(db);
 		return st;
 	}
 	pthread_mutex_init(&db->mu, NULL);
@@ -50,7 +50,7 @@ void eng_close(eng_db *db)
 	pthread_mutex_destroy(&db->build_mu);
 	pthread_cond_destroy(&db->closed);
 	pthread_mutex_destroy(&db->mu);
-	free(db);
+	mem_free(db);
 }
 
 int eng_flush(eng_db *db)

@@ -214,11 +214,11 @@ void filter_free(filter *f)
 {
 	if (f == NULL)
 		return;
-	free(f->nodes);
-	free(f->operands);
-	free(f->fields);
+	mem_free(f->nodes);
+	mem_free(f->operands);
+	mem_free(f->fields);
 	json_decref(f->json);
-	free(f);
+	mem_free(f);
 }
 
 /* ---- Compilation ---------------------------------------------------------------------- */
@@ -284,7 +284,7 @@ static void *grow(void *p, uint32_t *cap, uint32_t n, size_t sz)
 	uint32_t ncap = *cap > 0 ? *cap * 2 : 16;
 	if (ncap < n)
 		ncap = n;
-	void *np = realloc(p, (size_t)ncap * sz);
+	void *np = mem_realloc(p, (size_t)ncap * sz);
 	if (np != NULL)
 		*cap = ncap;
 	return np;
@@ -577,7 +577,7 @@ int filter_compile(const char *json, filter **out, char *err, size_t errlen)
 	int rc = 0;
 	if (json == NULL)
 		return fail(OMEN_EINVAL, err, errlen, "filter: NULL JSON text");
-	struct filter *f = calloc(1, sizeof(*f));
+	struct filter *f = mem_calloc(1, sizeof(*f));
 	if (f == NULL)
 		return fail(OMEN_ENOMEM, err, errlen, "filter: out of memory");
 	f->json = meta_json_parse(json, strlen(json), "filter", &rc, err, errlen);

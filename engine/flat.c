@@ -113,7 +113,7 @@ static int scan_all(const scan_job *j, int nthreads)
 	int failed = 0;
 #pragma omp parallel num_threads(nthreads) reduction(| : failed)
 	{
-		float *buf = malloc(buf_floats * sizeof *buf);
+		float *buf = mem_alloc(buf_floats * sizeof *buf);
 		topk *heaps = j->heaps + (size_t)omp_get_thread_num() * j->qn;
 		failed = !buf;
 #pragma omp for schedule(dynamic, 1)
@@ -125,7 +125,7 @@ static int scan_all(const scan_job *j, int nthreads)
 			else
 				scan_kernels(j, ch, heaps, buf);
 		}
-		free(buf);
+		mem_free(buf);
 	}
 	return failed ? status_set(OMEN_ENOMEM, "out of memory") : OMEN_OK;
 }
@@ -221,10 +221,10 @@ static int scan_pass(const snapshot *s, const search_req *req, int nthreads, pas
 	kc = kc < k ? k : kc;
 	size_t qblock = HEAP_BYTES_MAX / ((size_t)nthreads * kc * sizeof(topk_item));
 	qblock = qblock < 1 ? 1 : qblock > req->nq ? req->nq : qblock;
-	topk *heaps = calloc((size_t)nthreads * qblock, sizeof *heaps);
-	topk_item *items = malloc((size_t)nthreads * qblock * kc * sizeof *items);
-	topk_item *tmp = malloc((kc + k) * sizeof *tmp);
-	float *qnorm = malloc(qblock * sizeof *qnorm);
+	topk *heaps = mem_calloc((size_t)nthreads * qblock, sizeof *heaps);
+	topk_item *items = mem_alloc((size_t)nthreads * qblock * kc * sizeof *items);
+	topk_item *tmp = mem_alloc((kc + k) * sizeof *tmp);
+	float *qnorm = mem_alloc(qblock * sizeof *qnorm);
 	float max_norm = use_gemm ? snap_max_norm(s) : 0;
 	int st =
 	    heaps && items && tmp && qnorm ? OMEN_OK : status_set(OMEN_ENOMEM, "out of memory");
@@ -244,10 +244,10 @@ static int scan_pass(const snapshot *s, const search_req *req, int nthreads, pas
 		if (st == OMEN_OK)
 			merge_out(&j, nthreads, q0, tmp, req);
 	}
-	free(heaps);
-	free(items);
-	free(tmp);
-	free(qnorm);
+	mem_free(heaps);
+	mem_free(items);
+	mem_free(tmp);
+	mem_free(qnorm);
 	return st;
 }
 
@@ -260,8 +260,8 @@ static int recheck_pass(const snapshot *s, const search_req *req, int nthreads,
 		n += recheck[q];
 	if (n == 0)
 		return OMEN_OK;
-	float *qs = malloc(n * dim * sizeof *qs), *dists = malloc(n * k * sizeof *dists);
-	uint64_t *ids = malloc(n * k * sizeof *ids);
+	float *qs = mem_alloc(n * dim * sizeof *qs), *dists = mem_alloc(n * k * sizeof *dists);
+	uint64_t *ids = mem_alloc(n * k * sizeof *ids);
 	int st = qs && dists && ids ? OMEN_OK : status_set(OMEN_ENOMEM, "out of memory");
 	for (size_t q = 0, i = 0; st == OMEN_OK && q < req->nq; q++)
 		if (recheck[q])
@@ -278,9 +278,9 @@ static int recheck_pass(const snapshot *s, const search_req *req, int nthreads,
 			memcpy(req->ids_out + q * k, ids + i * k, k * sizeof *ids);
 			memcpy(req->dists_out + q * k, dists + i++ * k, k * sizeof *dists);
 		}
-	free(qs);
-	free(dists);
-	free(ids);
+	mem_free(qs);
+	mem_free(dists);
+	mem_free(ids);
 	return st;
 }
 
@@ -288,13 +288,13 @@ static int scan_search(const snapshot *s, const search_req *req, int nthreads)
 {
 	if (req->nq < GEMM_MIN_QUERIES)
 		return scan_pass(s, req, nthreads, PASS_KERNELS, NULL);
-	uint8_t *recheck = calloc(req->nq, 1);
+	uint8_t *recheck = mem_calloc(req->nq, 1);
 	if (!recheck)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	int st = scan_pass(s, req, nthreads, PASS_GEMM, recheck);
 	if (st == OMEN_OK)
 		st = recheck_pass(s, req, nthreads, recheck);
-	free(recheck);
+	mem_free(recheck);
 	return st;
 }
 
@@ -302,7 +302,7 @@ static int scan_search(const snapshot *s, const search_req *req, int nthreads)
 static int selective_search(const snapshot *s, const search_req *req, int nthreads)
 {
 	uint64_t card = roaring_bitmap_get_cardinality(s->allow);
-	uint32_t *rows = malloc((card ? card : 1) * sizeof *rows);
+	uint32_t *rows = mem_alloc((card ? card : 1) * sizeof *rows);
 	if (!rows)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	roaring_bitmap_to_uint32_array(s->allow, rows);
@@ -310,7 +310,7 @@ static int selective_search(const snapshot *s, const search_req *req, int nthrea
 	int failed = 0;
 #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1) reduction(| : failed)
 	for (size_t q = 0; q < req->nq; q++) {
-		topk_item *items = malloc(k * sizeof *items);
+		topk_item *items = mem_alloc(k * sizeof *items);
 		if (!items) {
 			failed = 1;
 			continue;
@@ -323,9 +323,9 @@ static int selective_search(const snapshot *s, const search_req *req, int nthrea
 				          rows[i]);
 		topk_sort(&h);
 		write_row(req, q, &h);
-		free(items);
+		mem_free(items);
 	}
-	free(rows);
+	mem_free(rows);
 	return failed ? status_set(OMEN_ENOMEM, "out of memory") : OMEN_OK;
 }
 
@@ -353,13 +353,13 @@ static bool want_gpu(const snapshot *s, const search_req *req)
  * the CPU. */
 static int search_on_gpu(const snapshot *s, search_req *req)
 {
-	uint8_t *recheck = calloc(req->nq, 1);
+	uint8_t *recheck = mem_calloc(req->nq, 1);
 	if (!recheck)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	int st = scan_pass(s, req, 1, PASS_GPU, recheck);
 	if (st == OMEN_OK)
 		st = recheck_pass(s, req, thread_count(req->threads, s->nchunks), recheck);
-	free(recheck);
+	mem_free(recheck);
 	return st;
 }
 

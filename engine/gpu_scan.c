@@ -49,7 +49,7 @@ void gpu_release(eng_db *db)
 		gpu_resident *r = db->gpu;
 		db->gpu = r->next;
 		gpu_coll_free(r->g);
-		free(r);
+		mem_free(r);
 	}
 }
 
@@ -59,9 +59,9 @@ static gpu_coll *resident(eng_db *db, const eng_coll *c)
 	for (gpu_resident *r = db->gpu; r; r = r->next)
 		if (r->coll_id == c->coll_id)
 			return r->g;
-	gpu_resident *r = calloc(1, sizeof *r);
+	gpu_resident *r = mem_calloc(1, sizeof *r);
 	if (!r || !(r->g = gpu_coll_new(c->dim))) {
-		free(r);
+		mem_free(r);
 		return NULL;
 	}
 	r->coll_id = c->coll_id;
@@ -104,7 +104,7 @@ static int excluded_rows(const snapshot *s, uint64_t rows, uint64_t **out)
 	if (!any)
 		return OMEN_OK;
 	size_t nw = (size_t)((rows + 63) / 64);
-	uint64_t *w = malloc(nw * sizeof *w);
+	uint64_t *w = mem_alloc(nw * sizeof *w);
 	if (!w)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	memset(w, s->allow ? 0xFF : 0, nw * sizeof *w);
@@ -149,8 +149,8 @@ int gpu_scan(const snapshot *s, const float *q, const float *qnorm, size_t qn, s
 	const char *env = getenv("OMEN_GPU_TF32");
 	*tf32 = env && strcmp(env, "1") == 0;
 	uint64_t rows = s->rec.rows, *excl = NULL;
-	uint64_t *crow = malloc(qn * kc * sizeof *crow);
-	float *cdist = malloc(qn * kc * sizeof *cdist);
+	uint64_t *crow = mem_alloc(qn * kc * sizeof *crow);
+	float *cdist = mem_alloc(qn * kc * sizeof *cdist);
 	int st = crow && cdist ? excluded_rows(s, rows, &excl)
 	                       : status_set(OMEN_ENOMEM, "out of memory");
 	pthread_mutex_lock(&db->gpu_mu);
@@ -167,8 +167,8 @@ int gpu_scan(const snapshot *s, const float *q, const float *qnorm, size_t qn, s
 	pthread_mutex_unlock(&db->gpu_mu);
 	if (st == OMEN_OK)
 		fill_heaps(s, crow, cdist, qn, kc, heaps);
-	free(crow);
-	free(cdist);
-	free(excl);
+	mem_free(crow);
+	mem_free(cdist);
+	mem_free(excl);
 	return st;
 }

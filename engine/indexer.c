@@ -70,7 +70,7 @@ static void *indexer_main(void *arg)
 		char *name = ix->pending[--ix->npending];
 		pthread_mutex_unlock(&ix->mu);
 		examine(ix, name);
-		free(name);
+		mem_free(name);
 		pthread_mutex_lock(&ix->mu);
 	}
 	pthread_mutex_unlock(&ix->mu);
@@ -79,7 +79,7 @@ static void *indexer_main(void *arg)
 
 int indexer_start(eng_db *db, indexer **out)
 {
-	indexer *ix = calloc(1, sizeof *ix);
+	indexer *ix = mem_calloc(1, sizeof *ix);
 	if (!ix)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	ix->db = db;
@@ -88,7 +88,7 @@ int indexer_start(eng_db *db, indexer **out)
 	if (pthread_create(&ix->thread, NULL, indexer_main, ix) != 0) {
 		pthread_cond_destroy(&ix->cv);
 		pthread_mutex_destroy(&ix->mu);
-		free(ix);
+		mem_free(ix);
 		return status_set(OMEN_ENOMEM, "cannot start the background indexer");
 	}
 	*out = ix;
@@ -105,13 +105,13 @@ void indexer_notify(indexer *ix, const char *name)
 		known = strcmp(ix->pending[i], name) == 0;
 	if (!known && ix->npending == ix->cap) {
 		size_t cap = ix->cap ? 2 * ix->cap : 8;
-		char **p = realloc(ix->pending, cap * sizeof *p);
+		char **p = mem_realloc(ix->pending, cap * sizeof *p);
 		if (p) {
 			ix->pending = p;
 			ix->cap = cap;
 		}
 	}
-	if (!known && ix->npending < ix->cap && (ix->pending[ix->npending] = strdup(name)))
+	if (!known && ix->npending < ix->cap && (ix->pending[ix->npending] = mem_strdup(name)))
 		ix->npending++;
 	pthread_cond_signal(&ix->cv);
 	pthread_mutex_unlock(&ix->mu);
@@ -127,9 +127,9 @@ void indexer_stop(indexer *ix)
 	pthread_mutex_unlock(&ix->mu);
 	pthread_join(ix->thread, NULL);
 	for (size_t i = 0; i < ix->npending; i++)
-		free(ix->pending[i]);
-	free(ix->pending);
+		mem_free(ix->pending[i]);
+	mem_free(ix->pending);
 	pthread_cond_destroy(&ix->cv);
 	pthread_mutex_destroy(&ix->mu);
-	free(ix);
+	mem_free(ix);
 }

@@ -34,12 +34,12 @@ static void prepared_free(prepared *p)
 {
 	if (p->meta)
 		for (size_t i = 0; i < p->n; i++)
-			free(p->meta[i]);
-	free(p->meta);
-	free(p->meta_len);
-	free(p->norm_copy);
-	free(p->norms);
-	free(p->ids);
+			mem_free(p->meta[i]);
+	mem_free(p->meta);
+	mem_free(p->meta_len);
+	mem_free(p->norm_copy);
+	mem_free(p->norms);
+	mem_free(p->ids);
 }
 
 /* Checks the ids (base's rule: none reserved, none twice) and records min, max and order. */
@@ -78,7 +78,7 @@ static int check_vectors(prepared *p, const float *v)
 	eng_coll *c = p->c;
 	size_t dim = c->dim;
 	const dist_kernels *dk = dist_best();
-	if (c->metric == OMEN_METRIC_COSINE && !(p->norm_copy = malloc(p->n * dim * 4)))
+	if (c->metric == OMEN_METRIC_COSINE && !(p->norm_copy = mem_alloc(p->n * dim * 4)))
 		return status_set(OMEN_ENOMEM, "out of memory");
 	for (size_t i = 0; i < p->n; i++) {
 		const float *x = v + i * dim;
@@ -115,8 +115,8 @@ static int check_vectors(prepared *p, const float *v)
 
 static int check_metadata(prepared *p, const char *const *meta)
 {
-	p->meta = calloc(p->n, sizeof *p->meta);
-	p->meta_len = calloc(p->n, sizeof *p->meta_len);
+	p->meta = mem_calloc(p->n, sizeof *p->meta);
+	p->meta_len = mem_calloc(p->n, sizeof *p->meta_len);
 	if (!p->meta || !p->meta_len)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	for (size_t i = 0; i < p->n; i++) {
@@ -144,8 +144,8 @@ static int prepare(eng_coll *c, const omen_batch *b, prepared *p)
 		                  c->name, c->dim, b->dim);
 	p->n = b->n;
 	p->ids_in = b->ids;
-	p->norms = malloc(p->n * sizeof *p->norms);
-	p->ids = malloc(p->n * sizeof *p->ids);
+	p->norms = mem_alloc(p->n * sizeof *p->norms);
+	p->ids = mem_alloc(p->n * sizeof *p->ids);
 	if (!p->norms || !p->ids)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	int st = b->ids ? check_ids(p) : OMEN_OK;
@@ -163,7 +163,7 @@ static int tomb_mark(eng_coll *c, MDB_txn *txn, uint64_t *rows, size_t n)
 {
 	ids_sort(rows, n);
 	size_t nw = ((size_t)c->cap + 63) / 64;
-	uint64_t *words = malloc(nw * 8);
+	uint64_t *words = mem_alloc(nw * 8);
 	if (!words)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	int st = OMEN_OK;
@@ -192,7 +192,7 @@ static int tomb_mark(eng_coll *c, MDB_txn *txn, uint64_t *rows, size_t n)
 		else
 			tomb_store(v.mv_data, c->cap, words);
 	}
-	free(words);
+	mem_free(words);
 	return st;
 }
 
@@ -293,7 +293,7 @@ static int replace_existing(eng_coll *c, MDB_txn *txn, prepared *p, uint64_t nex
 	p->replaced = 0;
 	if (!p->ids_in || p->min_id >= next_id)
 		return OMEN_OK; /* every id is new: no look-ups needed */
-	uint64_t *rows = malloc(p->n * sizeof *rows);
+	uint64_t *rows = mem_alloc(p->n * sizeof *rows);
 	if (!rows)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	int st = OMEN_OK;
@@ -301,7 +301,7 @@ static int replace_existing(eng_coll *c, MDB_txn *txn, prepared *p, uint64_t nex
 		st = unlink_point(c, txn, p->ids[i], rows, &p->replaced);
 	if (st == OMEN_OK && p->replaced)
 		st = tomb_mark(c, txn, rows, p->replaced);
-	free(rows);
+	mem_free(rows);
 	return st;
 }
 
@@ -372,7 +372,7 @@ static int delete_fn(MDB_txn *txn, void *arg)
 	eng_coll *c = x->c;
 	catalog_rec r;
 	int st = coll_catalog(c, txn, &r);
-	uint64_t *rows = malloc(x->n * sizeof *rows);
+	uint64_t *rows = mem_alloc(x->n * sizeof *rows);
 	if (!rows)
 		st = status_set(OMEN_ENOMEM, "out of memory");
 	x->deleted = 0;
@@ -386,7 +386,7 @@ static int delete_fn(MDB_txn *txn, void *arg)
 		if (st == OMEN_OK)
 			st = catalog_put(c->db->st, txn, c->name, &r);
 	}
-	free(rows);
+	mem_free(rows);
 	return st;
 }
 
@@ -487,7 +487,7 @@ int eng_get(eng_coll *c, const uint64_t *ids, size_t n, float *vectors, char **m
 	store_read_end(c->db->st, txn);
 	if (st != OMEN_OK && metadata)
 		for (size_t i = 0; i < n; i++) {
-			free(metadata[i]);
+			mem_free(metadata[i]);
 			metadata[i] = NULL;
 		}
 	return st;

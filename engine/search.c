@@ -16,7 +16,7 @@ static int check_queries(eng_coll *c, const float *qs, size_t nq, float **copy)
 {
 	size_t dim = c->dim;
 	*copy = NULL;
-	if (c->metric == OMEN_METRIC_COSINE && nq && !(*copy = malloc(nq * dim * sizeof **copy)))
+	if (c->metric == OMEN_METRIC_COSINE && nq && !(*copy = mem_alloc(nq * dim * sizeof **copy)))
 		return status_set(OMEN_ENOMEM, "out of memory");
 	for (size_t i = 0; i < nq; i++) {
 		double ss = 0;
@@ -116,7 +116,7 @@ int eng_search(eng_coll *c, const float *queries, size_t nq, size_t dim,
 	}
 	if (txn)
 		store_read_end(c->db->st, txn);
-	free(copy);
+	mem_free(copy);
 	if (st == OMEN_OK && params->info)
 		*params->info = (omen_search_info){1, 1, path};
 	return st;

@@ -18,8 +18,8 @@ static int load_chunks(snapshot *s, MDB_txn *txn)
 	eng_coll *c = s->c;
 	uint64_t rows = s->rec.rows;
 	size_t n = (size_t)((rows + c->cap - 1) / c->cap);
-	s->views = calloc(n ? n : 1, sizeof *s->views);
-	s->tombs = calloc(n ? n : 1, sizeof *s->tombs);
+	s->views = mem_calloc(n ? n : 1, sizeof *s->views);
+	s->tombs = mem_calloc(n ? n : 1, sizeof *s->tombs);
 	if (!s->views || !s->tombs)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	MDB_cursor *cur;
@@ -61,7 +61,7 @@ static int load_tombs(snapshot *s, MDB_txn *txn)
 			st = status_set(OMEN_ECORRUPT, "tombstone record for a missing chunk");
 			break;
 		}
-		s->tombs[chunk] = malloc(nw * 8);
+		s->tombs[chunk] = mem_alloc(nw * 8);
 		st = s->tombs[chunk] ? tomb_load(v.mv_data, v.mv_size, c->cap, s->tombs[chunk])
 		                     : status_set(OMEN_ENOMEM, "out of memory");
 	}
@@ -136,10 +136,10 @@ void snap_close(snapshot *s)
 	for (size_t i = 0; i < s->nchunks; i++) {
 		chunk_view_release(&s->views[i]);
 		if (s->tombs)
-			free(s->tombs[i]);
+			mem_free(s->tombs[i]);
 	}
-	free(s->views);
-	free(s->tombs);
+	mem_free(s->views);
+	mem_free(s->tombs);
 	if (s->allow)
 		roaring_bitmap_free(s->allow);
 	memset(s, 0, sizeof *s);

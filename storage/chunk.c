@@ -33,7 +33,7 @@ int chunk_view_init(chunk_view *v, const void *bytes, size_t len, uint32_t dim, 
 	const unsigned char *body = p + CHUNK_HEADER;
 	if ((uintptr_t)body % sizeof(float) != 0) {
 		/* Small values live inside LMDB's leaf pages, only 2-byte aligned: copy them. */
-		v->scratch = malloc(vec_bytes + (size_t)count * 4);
+		v->scratch = mem_alloc(vec_bytes + (size_t)count * 4);
 		if (!v->scratch)
 			return status_set(OMEN_ENOMEM, "out of memory");
 		memcpy(v->scratch, body, vec_bytes + (size_t)count * 4);
@@ -48,7 +48,7 @@ int chunk_view_init(chunk_view *v, const void *bytes, size_t len, uint32_t dim, 
 
 void chunk_view_release(chunk_view *v)
 {
-	free(v->scratch);
+	mem_free(v->scratch);
 	v->scratch = NULL;
 }
 

@@ -235,7 +235,7 @@ static int pack_object(const json_t *root, const char **keys, size_t n, unsigned
 	/* sbuffer starts at 8 KiB; callers may hold many encodings at once, so trim. */
 	size_t size = sb.size;
 	char *data = msgpack_sbuffer_release(&sb);
-	char *trimmed = realloc(data, size);
+	char *trimmed = mem_realloc(data, size);
 	*out = (unsigned char *)(trimmed != NULL ? trimmed : data);
 	*out_len = size;
 	return 0;
@@ -263,7 +263,7 @@ int meta_encode_json(const char *json, unsigned char **out, size_t *out_len, cha
 		goto out_root;
 	}
 	n = json_object_size(root);
-	keys = malloc((n > 0 ? n : 1) * sizeof(*keys));
+	keys = mem_alloc((n > 0 ? n : 1) * sizeof(*keys));
 	if (keys == NULL) {
 		rc = fail(OMEN_ENOMEM, err, errlen, "metadata: out of memory");
 		goto out_root;
@@ -279,7 +279,7 @@ int meta_encode_json(const char *json, unsigned char **out, size_t *out_len, cha
 	if (rc != 0)
 		fail(rc, err, errlen, "metadata: out of memory");
 out_keys:
-	free(keys);
+	mem_free(keys);
 out_root:
 	json_decref(root);
 	return rc;
@@ -302,7 +302,7 @@ static bool text_reserve(struct text *t, size_t n)
 	if (t->cap - t->len >= n)
 		return true;
 	size_t cap = t->cap * 2 > t->len + n ? t->cap * 2 : t->len + n + 64;
-	char *p = realloc(t->p, cap);
+	char *p = mem_realloc(t->p, cap);
 	if (p == NULL) {
 		t->oom = true;
 		return false;
@@ -428,12 +428,12 @@ int meta_decode_json(const unsigned char *mp, size_t len, char **json_out)
 		text_put_value(&t, &v);
 	}
 	if (more != 0) {
-		free(t.p);
+		mem_free(t.p);
 		return OMEN_ECORRUPT;
 	}
 	text_put(&t, "}", 2); /* with the terminating NUL */
 	if (t.oom) {
-		free(t.p);
+		mem_free(t.p);
 		return OMEN_ENOMEM;
 	}
 	*json_out = t.p;
@@ -450,6 +450,6 @@ int meta_check_json(const char *json)
 	int st = meta_encode_json(json, &mp, &len, err, sizeof err);
 	if (st != OMEN_OK)
 		return status_set(st, "%s", err);
-	free(mp);
+	mem_free(mp);
 	return OMEN_OK;
 }

@@ -146,9 +146,9 @@ int store_open(const char *path, const omen_open_options *opt, store **out)
 		st = prepare_dir(path, opt->read_only, opt->no_create, &had_lock);
 	if (st != OMEN_OK)
 		return st;
-	store *s = calloc(1, sizeof *s);
-	if (!s || !(s->path = strdup(path))) {
-		free(s);
+	store *s = mem_calloc(1, sizeof *s);
+	if (!s || !(s->path = mem_strdup(path))) {
+		mem_free(s);
 		return status_set(OMEN_ENOMEM, "out of memory");
 	}
 	s->opt = *opt;
@@ -188,8 +188,8 @@ void store_close(store *s)
 		mdb_env_close(s->e.env);
 	}
 	lenv_fini(&s->e);
-	free(s->path);
-	free(s);
+	mem_free(s->path);
+	mem_free(s);
 }
 
 int store_read_begin(store *s, MDB_txn **txn)

@@ -205,20 +205,20 @@ static void free_strs(char **v, uint64_t n)
 	if (!v)
 		return;
 	for (uint64_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
+		mem_free(v[i]);
+	mem_free(v);
 }
 
 void wire_req_free(wire_req *r)
 {
 	if (!r)
 		return;
-	free(r->token);
-	free(r->ids);
-	free(r->vectors);
+	mem_free(r->token);
+	mem_free(r->ids);
+	mem_free(r->vectors);
 	free_strs(r->meta, r->n);
-	free(r->filter);
-	free(r->addr);
+	mem_free(r->filter);
+	mem_free(r->addr);
 	wire_req_init(r);
 }
 
@@ -226,14 +226,14 @@ void wire_rep_free(wire_rep *r)
 {
 	if (!r)
 		return;
-	free(r->message);
-	free(r->ids);
-	free(r->dists);
-	free(r->found);
-	free(r->vectors);
+	mem_free(r->message);
+	mem_free(r->ids);
+	mem_free(r->dists);
+	mem_free(r->found);
+	mem_free(r->vectors);
 	free_strs(r->meta, r->n);
 	free_strs(r->names, r->nnames);
-	free(r->report);
+	mem_free(r->report);
 	wire_rep_init(r);
 }
 
@@ -428,7 +428,7 @@ static void put_bin(enc *e, const char *key, const void *p, uint64_t count, size
 		return;
 	ok(e, msgpack_pack_bin(&e->pk, bytes));
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-	void *tmp = malloc(bytes);
+	void *tmp = mem_alloc(bytes);
 	if (!tmp) {
 		e->failed = true;
 		return;
@@ -436,7 +436,7 @@ static void put_bin(enc *e, const char *key, const void *p, uint64_t count, size
 	memcpy(tmp, p, bytes);
 	swap_le(tmp, count, width);
 	ok(e, msgpack_pack_bin_body(&e->pk, tmp, bytes));
-	free(tmp);
+	mem_free(tmp);
 #else
 	ok(e, msgpack_pack_bin_body(&e->pk, p, bytes));
 #endif
@@ -720,7 +720,7 @@ static int copy_str(const msgpack_object *o, const char *key, char **out, char *
 		return fail(err, OMEN_EPROTO, "'%s' is longer than %u bytes", key, WIRE_MAX_STRING);
 	if (memchr(o->via.str.ptr, 0, n))
 		return fail(err, OMEN_EPROTO, "'%s' contains a NUL byte", key);
-	char *s = malloc((size_t)n + 1);
+	char *s = mem_alloc((size_t)n + 1);
 	if (!s)
 		return fail(err, OMEN_ENOMEM, "out of memory");
 	memcpy(s, o->via.str.ptr, n);
@@ -763,7 +763,7 @@ static int get_bin(const msgpack_object *o, const char *key, uint64_t count, siz
 		            key, have, (ull)count, width);
 	if (have == 0)
 		return OMEN_OK;
-	void *p = malloc(have);
+	void *p = mem_alloc(have);
 	if (!p)
 		return fail(err, OMEN_ENOMEM, "out of memory");
 	memcpy(p, o->via.bin.ptr, have);
@@ -786,7 +786,7 @@ static int get_strs(const msgpack_object *o, const char *key, uint64_t count, bo
 		return fail(err, OMEN_EPROTO, "'%s' has more than %d entries", key, OMEN_MAX_BATCH);
 	if (count == 0)
 		return OMEN_OK;
-	char **v = calloc((size_t)count, sizeof *v);
+	char **v = mem_calloc((size_t)count, sizeof *v);
 	if (!v)
 		return fail(err, OMEN_ENOMEM, "out of memory");
 	for (uint32_t i = 0; i < count; i++) {

@@ -1314,21 +1314,82 @@ static void test_mutations(void **state)
 	corpus_free(&c);
 }
 
+/* Every allocation of a decode fails in turn (base's mem_fault_after): each run gives
+ * OMEN_ENOMEM with a reason and leaves the message empty, so that freeing it is safe; the run
+ * with no failure left decodes the message whole. */
+static void test_decode_allocation_failures(void **state)
+{
+	(void)state;
+	wire_req q;
+	wire_rep r;
+	req_full(&q, WIRE_UPSERT);
+	rep_make(&r, REP_ALL);
+	msg mq = enc_req(&q), mr = enc_rep(&r);
+	for (int is_req = 0; is_req < 2; is_req++) {
+		long n = 0;
+		for (;; n++) {
+			wire_req dq;
+			wire_rep dr;
+			char err[WIRE_ERRLEN] = "";
+			mem_fault_after(n);
+			int rc = is_req ? wire_req_decode(mq.p, mq.len, mq.len, &dq, err)
+			                : wire_rep_decode(mr.p, mr.len, mr.len, &dr, err);
+			bool failed = mem_fault_count() > 0;
+			mem_fault_clear();
+			if (!failed) {
+				assert_int_equal(rc, OMEN_OK);
+				if (is_req)
+					assert_req_eq(&q, &dq);
+				else
+					assert_rep_eq(&r, &dr);
+			} else {
+				if (rc != OMEN_ENOMEM)
+					fail_msg("allocation %ld failed: status %d (%s)", n, rc,
+					         err);
+				assert_true(strlen(err) > 0);
+				assert_true(is_req ? req_is_empty(&dq) : rep_is_empty(&dr));
+			}
+			if (is_req)
+				wire_req_free(&dq);
+			else
+				wire_rep_free(&dr);
+			if (!failed)
+				break;
+		}
+		print_message("%s decode: %ld allocations, each failed in turn\n",
+		              is_req ? "request" : "reply", n);
+		assert_true(n >= 3); /* ids, vectors, metadata strings at least */
+	}
+	free(mq.p);
+	free(mr.p);
+}
+
 int main(void)
 {
 	fill_floats();
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_op_names),         cmocka_unit_test(test_req_roundtrip),
-	    cmocka_unit_test(test_rep_roundtrip),    cmocka_unit_test(test_stats_index),
-	    cmocka_unit_test(test_encode_refuses),   cmocka_unit_test(test_truncated),
-	    cmocka_unit_test(test_version),          cmocka_unit_test(test_wrong_types),
-	    cmocka_unit_test(test_req_limits),       cmocka_unit_test(test_bad_names),
-	    cmocka_unit_test(test_rep_limits),       cmocka_unit_test(test_huge_headers),
-	    cmocka_unit_test(test_nesting),          cmocka_unit_test(test_object_budget),
-	    cmocka_unit_test(test_trailing_and_cap), cmocka_unit_test(test_unknown_and_duplicate),
-	    cmocka_unit_test(test_foreign_encoding), cmocka_unit_test(test_doc_example),
-	    cmocka_unit_test(test_rep_expect),       cmocka_unit_test(test_free_server_reply),
+	    cmocka_unit_test(test_op_names),
+	    cmocka_unit_test(test_req_roundtrip),
+	    cmocka_unit_test(test_rep_roundtrip),
+	    cmocka_unit_test(test_stats_index),
+	    cmocka_unit_test(test_encode_refuses),
+	    cmocka_unit_test(test_truncated),
+	    cmocka_unit_test(test_version),
+	    cmocka_unit_test(test_wrong_types),
+	    cmocka_unit_test(test_req_limits),
+	    cmocka_unit_test(test_bad_names),
+	    cmocka_unit_test(test_rep_limits),
+	    cmocka_unit_test(test_huge_headers),
+	    cmocka_unit_test(test_nesting),
+	    cmocka_unit_test(test_object_budget),
+	    cmocka_unit_test(test_trailing_and_cap),
+	    cmocka_unit_test(test_unknown_and_duplicate),
+	    cmocka_unit_test(test_foreign_encoding),
+	    cmocka_unit_test(test_doc_example),
+	    cmocka_unit_test(test_rep_expect),
+	    cmocka_unit_test(test_free_server_reply),
 	    cmocka_unit_test(test_mutations),
+	    cmocka_unit_test(test_decode_allocation_failures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,9 +4,10 @@
  * assigned to shard nodes) with its epoch, and id allocation. Internal to consensus/.
  *
  * Two parts:
- *  - the state machine (fsm.c): deterministic, kept in its own LMDB environment with the last
- *    applied Raft index in the same transaction as each change, so that a restart neither
- *    loses nor applies an entry twice; snapshot and restore; reads from any thread;
+ *  - the state machine (fsm.c and fsm_*.c, which share internal.h): deterministic, kept in its
+ *    own LMDB environment with the last applied Raft index in the same transaction as each
+ *    change, so that a restart neither loses nor applies an entry twice; snapshot and
+ *    restore; reads from any thread;
  *  - the Raft node (raftnode.c): raft_uv on its own thread and libuv loop (raft is not
  *    thread-safe); other threads submit commands through a queue woken by uv_async_send and
  *    wait for the apply result.
@@ -41,7 +42,7 @@ typedef struct meta_coll {
 	uint64_t next_id; /* ids below are allocated */
 } meta_coll;
 
-/* ---- commands (fsm.c encodes them as msgpack with a version; one per Raft entry) ---- */
+/* ---- commands (fsm_cmd.c encodes them as msgpack with a version; one per Raft entry) ---- */
 
 typedef enum {
 	CMD_NODE_SET = 1, /* register a node or change its address/state (node) */
@@ -77,7 +78,7 @@ typedef struct fsm_result {
 	uint64_t epoch;
 } fsm_result;
 
-/* ---- the state machine (fsm.c) ---- */
+/* ---- the state machine (fsm.c and fsm_*.c) ---- */
 
 typedef struct fsm fsm;
 

@@ -2,7 +2,7 @@
  * The Raft node: canonical/raft 0.15 over libuv, on a thread and loop of its own because raft is
  * not thread-safe. Other threads queue requests under a mutex and wake the loop with
  * uv_async_send; the loop hands them to raft, and raft's callbacks complete them. Also the
- * raft_fsm that applies committed entries to the state machine of fsm.c. See
+ * raft_fsm that applies committed entries to the state machine (fsm.c and fsm_*.c). See
  * docs/CONSENSUS.md for the threading and the timeouts.
  */
 #include <errno.h>

@@ -20,7 +20,7 @@
 int fsm_pack_str(msgpack_packer *pk, const char *s)
 {
 	size_t n = strlen(s);
-	return msgpack_pack_str(pk, n) | msgpack_pack_str_body(pk, s, n);
+	return msgpack_pack_str(pk, n) || msgpack_pack_str_body(pk, s, n);
 }
 
 bool fsm_skip(mpc *r)
@@ -133,8 +133,8 @@ static void pk_field(msgpack_packer *pk, int *bad, unsigned bit, const meta_cmd 
 static int pk_cmd(msgpack_packer *pk, const msgpack_sbuffer *sb, const meta_cmd *c, unsigned fields)
 {
 	int bad = msgpack_pack_map(pk, 3 + (size_t)__builtin_popcount(fields));
-	bad |= fsm_pack_str(pk, "v") | msgpack_pack_uint32(pk, CMD_VERSION);
-	bad |= fsm_pack_str(pk, "k") | msgpack_pack_int(pk, (int)c->kind);
+	bad |= fsm_pack_str(pk, "v") || msgpack_pack_uint32(pk, CMD_VERSION);
+	bad |= fsm_pack_str(pk, "k") || msgpack_pack_int(pk, (int)c->kind);
 	for (unsigned bit = K_ID; bit <= K_COUNT; bit <<= 1)
 		if (fields & bit)
 			pk_field(pk, &bad, bit, c);
@@ -145,7 +145,7 @@ static int pk_cmd(msgpack_packer *pk, const msgpack_sbuffer *sb, const meta_cmd 
 	static const char zeros[8] = {0};
 	bad |= fsm_pack_str(pk, "_");
 	size_t pad = (8 - (sb->size + 1) % 8) % 8;
-	return bad | msgpack_pack_str(pk, pad) | msgpack_pack_str_body(pk, zeros, pad);
+	return bad || msgpack_pack_str(pk, pad) || msgpack_pack_str_body(pk, zeros, pad);
 }
 
 int cmd_encode(const meta_cmd *c, int for_raft, void **buf, size_t *len)

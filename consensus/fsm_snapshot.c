@@ -30,11 +30,11 @@ static int snap_nodes(fsm *f, MDB_txn *txn, snap_ctx *s)
 	int st = fsm_nodes_read(f, txn, &nodes, &n);
 	if (st != OMEN_OK)
 		return st;
-	s->bad |= fsm_pack_str(&s->pk, "nodes") | msgpack_pack_array(&s->pk, n);
+	s->bad |= fsm_pack_str(&s->pk, "nodes") || msgpack_pack_array(&s->pk, n);
 	for (size_t i = 0; i < n; i++) {
-		s->bad |= msgpack_pack_array(&s->pk, 4) | msgpack_pack_uint64(&s->pk, nodes[i].id);
+		s->bad |= msgpack_pack_array(&s->pk, 4) || msgpack_pack_uint64(&s->pk, nodes[i].id);
 		s->bad |=
-		    fsm_pack_str(&s->pk, nodes[i].addr) | msgpack_pack_int(&s->pk, nodes[i].role);
+		    fsm_pack_str(&s->pk, nodes[i].addr) || msgpack_pack_int(&s->pk, nodes[i].role);
 		s->bad |= msgpack_pack_int(&s->pk, nodes[i].state);
 	}
 	free(nodes);
@@ -49,8 +49,8 @@ static int snap_coll(fsm *f, MDB_txn *txn, snap_ctx *s, const meta_coll *c, uint
 	int st = fsm_shards_read(f, txn, c->name, c->nshards, map);
 	for (uint32_t j = 0; st == OMEN_OK && j < c->nshards; j++)
 		le64_put(bin + 8 * j, map[j]);
-	s->bad |= msgpack_pack_array(&s->pk, 6) | fsm_pack_str(&s->pk, c->name);
-	s->bad |= msgpack_pack_uint32(&s->pk, c->dim) | msgpack_pack_int(&s->pk, c->metric);
+	s->bad |= msgpack_pack_array(&s->pk, 6) || fsm_pack_str(&s->pk, c->name);
+	s->bad |= msgpack_pack_uint32(&s->pk, c->dim) || msgpack_pack_int(&s->pk, c->metric);
 	s->bad |= msgpack_pack_uint32(&s->pk, c->nshards);
 	s->bad |= msgpack_pack_uint64(&s->pk, c->next_id);
 	s->bad |= msgpack_pack_bin(&s->pk, 8 * (size_t)c->nshards);
@@ -70,7 +70,7 @@ static int snap_colls(fsm *f, MDB_txn *txn, snap_ctx *s)
 	unsigned char *bin = malloc(FSM_MAX_SHARDS * 8);
 	if (!map || !bin)
 		st = status_set(OMEN_ENOMEM, "out of memory");
-	s->bad |= fsm_pack_str(&s->pk, "colls") | msgpack_pack_array(&s->pk, n);
+	s->bad |= fsm_pack_str(&s->pk, "colls") || msgpack_pack_array(&s->pk, n);
 	for (size_t i = 0; st == OMEN_OK && i < n; i++)
 		st = snap_coll(f, txn, s, &colls[i], map, bin);
 	free(bin);
@@ -87,9 +87,9 @@ static int snap_state(fsm *f, MDB_txn *txn, snap_ctx *s)
 	if (st != OMEN_OK)
 		return st;
 	s->bad |= msgpack_pack_map(&s->pk, 5);
-	s->bad |= fsm_pack_str(&s->pk, "v") | msgpack_pack_uint32(&s->pk, SNAP_VERSION);
-	s->bad |= fsm_pack_str(&s->pk, "applied") | msgpack_pack_uint64(&s->pk, applied);
-	s->bad |= fsm_pack_str(&s->pk, "epoch") | msgpack_pack_uint64(&s->pk, epoch);
+	s->bad |= fsm_pack_str(&s->pk, "v") || msgpack_pack_uint32(&s->pk, SNAP_VERSION);
+	s->bad |= fsm_pack_str(&s->pk, "applied") || msgpack_pack_uint64(&s->pk, applied);
+	s->bad |= fsm_pack_str(&s->pk, "epoch") || msgpack_pack_uint64(&s->pk, epoch);
 	st = snap_nodes(f, txn, s);
 	return st == OMEN_OK ? snap_colls(f, txn, s) : st;
 }

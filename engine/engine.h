@@ -207,7 +207,7 @@ void gpu_release(eng_db *db);
 /* Exact distance of query q to the vector at row, in the collection's metric. */
 float snap_dist(const snapshot *s, const float *q, uint64_t row);
 
-/* ---- HNSW (hnsw.c) ---- */
+/* ---- HNSW (hnsw_*.c; engine/hnsw.h is their internal header) ---- */
 
 /* The persisted graph's header, or OMEN_ENOTFOUND (no message) when there is no index. */
 typedef struct hnsw_info {

@@ -238,12 +238,12 @@ static void build_graph_free(hnsw_build_graph *g)
 {
 	if (g->up)
 		for (uint64_t i = 0; i < g->n; i++)
-			free(g->up[i]);
-	free(g->up);
-	free(g->l0);
-	free(g->level);
+			mem_free(g->up[i]);
+	mem_free(g->up);
+	mem_free(g->l0);
+	mem_free(g->level);
 	hnsw_quant_free(&g->quant);
-	free(g->codes);
+	mem_free(g->codes);
 	memset(g, 0, sizeof *g);
 }
 
@@ -252,9 +252,9 @@ static void build_graph_free(hnsw_build_graph *g)
 static int graph_alloc(hnsw_build_graph *g, uint64_t n, double ml)
 {
 	uint64_t old = g->l0 ? g->n : 0;
-	uint32_t *l0 = realloc(g->l0, n * (1 + g->m0) * sizeof *l0);
-	uint8_t *level = l0 ? realloc(g->level, n) : NULL;
-	uint32_t **up = level ? realloc(g->up, n * sizeof *up) : NULL;
+	uint32_t *l0 = mem_realloc(g->l0, n * (1 + g->m0) * sizeof *l0);
+	uint8_t *level = l0 ? mem_realloc(g->level, n) : NULL;
+	uint32_t **up = level ? mem_realloc(g->up, n * sizeof *up) : NULL;
 	if (l0)
 		g->l0 = l0;
 	if (level)
@@ -266,7 +266,7 @@ static int graph_alloc(hnsw_build_graph *g, uint64_t n, double ml)
 	memset(l0 + old * (1 + g->m0), 0, (n - old) * (1 + g->m0) * sizeof *l0);
 	for (uint64_t i = old; i < n; i++) {
 		level[i] = (uint8_t)draw_level(i, ml);
-		up[i] = level[i] ? calloc((size_t)level[i] * (1 + g->m), sizeof **up) : NULL;
+		up[i] = level[i] ? mem_calloc((size_t)level[i] * (1 + g->m), sizeof **up) : NULL;
 		if (level[i] && !up[i]) {
 			g->n = i;
 			return status_set(OMEN_ENOMEM, "out of memory for the index");
@@ -306,7 +306,7 @@ static int load_upper(const hnsw_mapped *m, hnsw_build_graph *g)
 		if (node >= m->n || levels == 0 || levels >= HNSW_MAX_LEVEL)
 			return status_set(OMEN_ECORRUPT, "index levels are inconsistent");
 		g->level[node] = (uint8_t)levels;
-		g->up[node] = malloc(words * 4);
+		g->up[node] = mem_alloc(words * 4);
 		if (!g->up[node])
 			return status_set(OMEN_ENOMEM, "out of memory for the index");
 		memcpy(g->up[node], m->up_links + 4 * off, words * 4);
@@ -323,9 +323,9 @@ static int graph_load(const hnsw_mapped *m, hnsw_build_graph *g)
 	g->entry = m->entry;
 	g->max_level = m->max_level;
 	g->n = 0;
-	g->l0 = malloc(m->n * (1 + m->m0) * sizeof *g->l0);
-	g->level = calloc(m->n ? m->n : 1, 1);
-	g->up = calloc(m->n ? m->n : 1, sizeof *g->up);
+	g->l0 = mem_alloc(m->n * (1 + m->m0) * sizeof *g->l0);
+	g->level = mem_calloc(m->n ? m->n : 1, 1);
+	g->up = mem_calloc(m->n ? m->n : 1, sizeof *g->up);
 	if (!g->l0 || !g->level || !g->up)
 		return status_set(OMEN_ENOMEM, "out of memory for the index");
 	g->n = m->n;
@@ -349,7 +349,7 @@ static int insert_all(builder *b, uint64_t first, const omen_index_params *p)
 	int nthreads = p->threads > 0 ? p->threads : omp_get_max_threads(), failed = 0;
 #pragma omp parallel num_threads(nthreads) reduction(| : failed)
 	{
-		hnsw_scratch *x = calloc(1, sizeof *x);
+		hnsw_scratch *x = mem_calloc(1, sizeof *x);
 		failed = !x;
 		uint64_t next_report = 0;
 #pragma omp for schedule(dynamic, 64)
@@ -439,9 +439,9 @@ static bool adopt(builder *b, hnsw_scratch *x, uint32_t node, const uint8_t *see
 static int repair(builder *b)
 {
 	hnsw_build_graph *g = &b->g;
-	uint8_t *seen = calloc(g->n ? g->n : 1, 1);
-	uint32_t *queue = malloc((g->n ? g->n : 1) * sizeof *queue);
-	hnsw_scratch *x = calloc(1, sizeof *x);
+	uint8_t *seen = mem_calloc(g->n ? g->n : 1, 1);
+	uint32_t *queue = mem_alloc((g->n ? g->n : 1) * sizeof *queue);
+	hnsw_scratch *x = mem_calloc(1, sizeof *x);
 	int st = seen && queue && x ? OMEN_OK : status_set(OMEN_ENOMEM, "out of memory");
 	if (st == OMEN_OK && !b->empty)
 		mark_reach(g, (uint32_t)g->entry, seen, queue);
@@ -452,8 +452,8 @@ static int repair(builder *b)
 			st = status_set(OMEN_ENOMEM, "out of memory");
 		mark_reach(g, (uint32_t)i, seen, queue);
 	}
-	free(seen);
-	free(queue);
+	mem_free(seen);
+	mem_free(queue);
 	hnsw_scratch_free(x);
 	return st;
 }
@@ -511,7 +511,7 @@ static int build_graph(builder *b, MDB_txn *txn, const omen_index_params *p)
 int hnsw_build(eng_coll *c, const omen_index_params *p)
 {
 	builder b = {.ml = 1.0 / log((double)p->m)};
-	b.locks = calloc(LOCK_STRIPES, sizeof *b.locks);
+	b.locks = mem_calloc(LOCK_STRIPES, sizeof *b.locks);
 	if (!b.locks)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	pthread_mutex_init(&b.entry_mu, NULL);
@@ -532,6 +532,6 @@ int hnsw_build(eng_coll *c, const omen_index_params *p)
 		st = hnsw_persist(c, &b.g);
 	build_graph_free(&b.g);
 	pthread_mutex_destroy(&b.entry_mu);
-	free(b.locks);
+	mem_free(b.locks);
 	return st;
 }

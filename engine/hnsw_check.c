@@ -39,7 +39,7 @@ static void say(check_ctx *x, const char *fmt, ...)
 			return;
 		}
 		size_t cap = (x->cap + (size_t)n + 1) * 2;
-		char *r = realloc(x->report, cap);
+		char *r = mem_realloc(x->report, cap);
 		if (!r)
 			return;
 		x->report = r;
@@ -81,7 +81,7 @@ static void check_list(check_ctx *x, uint64_t node, uint32_t lc, const unsigned 
 static uint8_t *check_levels(check_ctx *x)
 {
 	const hnsw_mapped *g = x->g;
-	uint8_t *levels = calloc(g->n ? g->n : 1, 1);
+	uint8_t *levels = mem_calloc(g->n ? g->n : 1, 1);
 	if (!levels)
 		return NULL;
 	for (uint32_t u = 0; u < g->n_up; u++) {
@@ -132,13 +132,13 @@ static void reach(const hnsw_mapped *g, const uint8_t *levels, uint8_t *seen, ui
 static uint64_t check_reach(check_ctx *x, const uint8_t *levels)
 {
 	const hnsw_mapped *g = x->g;
-	uint8_t *seen = calloc(g->n ? g->n : 1, 1);
-	uint32_t *queue = malloc((g->n ? g->n : 1) * sizeof *queue);
+	uint8_t *seen = mem_calloc(g->n ? g->n : 1, 1);
+	uint32_t *queue = mem_alloc((g->n ? g->n : 1) * sizeof *queue);
 	uint64_t lost = 0;
 	if (!seen || !queue) {
 		x->errors++;
 		say(x, "out of memory for the reachability check\n");
-		free(seen), free(queue);
+		mem_free(seen), mem_free(queue);
 		return 0;
 	}
 	reach(g, levels, seen, queue);
@@ -146,8 +146,8 @@ static uint64_t check_reach(check_ctx *x, const uint8_t *levels)
 		if (!seen[i] && !snap_tomb(x->s, i) && lost++ < 10)
 			say(x, "live node %llu (id %llu) is unreachable from the entry point\n",
 			    (unsigned long long)i, (unsigned long long)snap_id(x->s, i));
-	free(seen);
-	free(queue);
+	mem_free(seen);
+	mem_free(queue);
 	return lost;
 }
 
@@ -188,7 +188,7 @@ static void check_graph(check_ctx *x)
 	    (unsigned long long)g->n, g->m, g->efc, g->max_level, g->n_up,
 	    g->n ? (double)links / (double)g->n : 0.0);
 	say(x, "reachability: %llu live nodes unreachable\n", (unsigned long long)lost);
-	free(levels);
+	mem_free(levels);
 }
 
 /* Maps the graph of collection c in txn and checks it into x. */
@@ -230,12 +230,12 @@ int hnsw_check(eng_coll *c, char **report)
 		st = status_set(OMEN_ECORRUPT, "collection '%s': index check found %llu problems",
 		                c->name, (unsigned long long)x.errors);
 	if (report && st != OMEN_OK && st != OMEN_ECORRUPT) {
-		free(x.report);
+		mem_free(x.report);
 		return st;
 	}
 	if (report)
-		*report = x.report ? x.report : strdup("");
+		*report = x.report ? x.report : mem_strdup("");
 	else
-		free(x.report);
+		mem_free(x.report);
 	return st;
 }

@@ -119,7 +119,7 @@ static bool map_l0_rec(const MDB_val *v, size_t nodes, uint32_t idw, hnsw_l0rec 
 static int map_l0(eng_coll *c, MDB_txn *txn, hnsw_mapped *g)
 {
 	size_t nrec = rec_count(g->n);
-	g->l0r = calloc(nrec ? nrec : 1, sizeof *g->l0r);
+	g->l0r = mem_calloc(nrec ? nrec : 1, sizeof *g->l0r);
 	if (!g->l0r)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	for (size_t i = 0; i < nrec; i++) {
@@ -167,7 +167,7 @@ static int map_codes(eng_coll *c, MDB_txn *txn, hnsw_mapped *g)
 	if (st != OMEN_OK)
 		return st;
 	size_t nrec = rec_count(g->n);
-	g->qc = calloc(nrec ? nrec : 1, sizeof *g->qc);
+	g->qc = mem_calloc(nrec ? nrec : 1, sizeof *g->qc);
 	if (!g->qc)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	for (size_t i = 0; i < nrec; i++) {
@@ -195,8 +195,8 @@ int hnsw_map(eng_coll *c, MDB_txn *txn, hnsw_mapped *g)
 
 void hnsw_mapped_free(hnsw_mapped *g)
 {
-	free(g->l0r);
-	free((void *)g->qc);
+	mem_free(g->l0r);
+	mem_free((void *)g->qc);
 	hnsw_quant_free(&g->quant);
 	memset(g, 0, sizeof *g);
 }

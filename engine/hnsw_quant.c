@@ -13,9 +13,9 @@
 /* Allocates q's three arrays for dim dimensions. */
 static int quant_alloc(hnsw_quant *q, uint32_t dim)
 {
-	q->min = malloc(dim * sizeof *q->min);
-	q->step = malloc(dim * sizeof *q->step);
-	q->w = malloc(dim * sizeof *q->w);
+	q->min = mem_alloc(dim * sizeof *q->min);
+	q->step = mem_alloc(dim * sizeof *q->step);
+	q->w = mem_alloc(dim * sizeof *q->w);
 	return q->min && q->step && q->w ? OMEN_OK : status_set(OMEN_ENOMEM, "out of memory");
 }
 
@@ -41,7 +41,7 @@ int hnsw_quant_train(hnsw_quant *q, const snapshot *s, uint64_t n)
 {
 	uint32_t dim = s->c->dim;
 	int st = quant_alloc(q, dim);
-	float *max = st == OMEN_OK ? malloc(dim * sizeof *max) : NULL;
+	float *max = st == OMEN_OK ? mem_alloc(dim * sizeof *max) : NULL;
 	if (!max)
 		return st == OMEN_OK ? status_set(OMEN_ENOMEM, "out of memory") : st;
 	for (uint32_t d = 0; d < dim; d++) {
@@ -63,14 +63,14 @@ int hnsw_quant_train(hnsw_quant *q, const snapshot *s, uint64_t n)
 		q->step[d] = max[d] > q->min[d] ? (max[d] - q->min[d]) / 255.0f : 1.0f;
 	}
 	quant_weights(q, dim);
-	free(max);
+	mem_free(max);
 	return OMEN_OK;
 }
 
 int hnsw_quant_encode(const hnsw_quant *q, const snapshot *s, uint64_t n, uint8_t **codes)
 {
 	uint32_t dim = s->c->dim;
-	uint8_t *out = malloc(n * dim + 1);
+	uint8_t *out = mem_alloc(n * dim + 1);
 	if (!out)
 		return status_set(OMEN_ENOMEM, "out of memory for the index codes");
 	for (uint64_t r = 0; r < n; r++) {
@@ -103,8 +103,8 @@ float hnsw_quant_query(const hnsw_quant *q, uint32_t dim, omen_metric m, const f
 
 void hnsw_quant_free(hnsw_quant *q)
 {
-	free(q->min);
-	free(q->step);
-	free(q->w);
+	mem_free(q->min);
+	mem_free(q->step);
+	mem_free(q->w);
 	memset(q, 0, sizeof *q);
 }

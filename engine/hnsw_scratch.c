@@ -16,7 +16,7 @@ bool hnsw_heap_reserve(heap *h, size_t n)
 	size_t cap = h->cap ? 2 * h->cap : 64;
 	if (cap < n)
 		cap = n;
-	hitem *a = realloc(h->a, cap * sizeof *a);
+	hitem *a = mem_realloc(h->a, cap * sizeof *a);
 	if (!a)
 		return false;
 	h->a = a;
@@ -29,8 +29,8 @@ static void *scratch_buf(void *p, size_t *cap, size_t n, size_t size)
 {
 	if (*cap >= n)
 		return p;
-	free(p);
-	p = malloc(n * size);
+	mem_free(p);
+	p = mem_alloc(n * size);
 	*cap = p ? n : 0;
 	return p;
 }
@@ -51,13 +51,13 @@ void hnsw_scratch_free(hnsw_scratch *x)
 {
 	if (!x)
 		return;
-	free(x->visited);
-	free(x->touched);
-	free(x->cand.a);
-	free(x->top.a);
-	free(x->sel);
-	free(x->qbuf);
-	free(x);
+	mem_free(x->visited);
+	mem_free(x->touched);
+	mem_free(x->cand.a);
+	mem_free(x->top.a);
+	mem_free(x->sel);
+	mem_free(x->qbuf);
+	mem_free(x);
 }
 
 /* The words a search set are cleared one by one, or all at once when it set many. One bit per
@@ -67,10 +67,11 @@ bool hnsw_scratch_begin(hnsw_scratch *x, uint64_t n)
 {
 	size_t words = (size_t)((n + 63) / 64);
 	if (x->nwords < words) {
-		free(x->visited);
-		free(x->touched);
-		x->visited = calloc(words, sizeof *x->visited);
-		x->touched = malloc((words + 1) * sizeof *x->touched); /* visit() writes one past */
+		mem_free(x->visited);
+		mem_free(x->touched);
+		x->visited = mem_calloc(words, sizeof *x->visited);
+		x->touched =
+		    mem_alloc((words + 1) * sizeof *x->touched); /* visit() writes one past */
 		x->nwords = x->visited && x->touched ? words : 0;
 		x->ntouched = 0;
 		if (!x->nwords)
@@ -95,7 +96,7 @@ hnsw_scratch *hnsw_scratch_take(eng_coll *c)
 	if (x)
 		c->scratch = x->next;
 	pthread_mutex_unlock(&c->scratch_mu);
-	return x ? x : calloc(1, sizeof *x);
+	return x ? x : mem_calloc(1, sizeof *x);
 }
 
 void hnsw_scratch_give(eng_coll *c, hnsw_scratch *x)

@@ -247,8 +247,8 @@ static int tail_search(const snapshot *s, const search_req *req, uint64_t from, 
 	*dists = NULL;
 	if (from >= s->rec.rows)
 		return OMEN_OK;
-	*ids = malloc(req->nq * req->k * sizeof **ids);
-	*dists = malloc(req->nq * req->k * sizeof **dists);
+	*ids = mem_alloc(req->nq * req->k * sizeof **ids);
+	*dists = mem_alloc(req->nq * req->k * sizeof **dists);
 	if (!*ids || !*dists)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	search_req tail = *req;
@@ -286,7 +286,7 @@ static int search_all(const snapshot *s, const hnsw_mapped *g, const search_req 
 #pragma omp parallel num_threads(nthreads) reduction(| : failed)
 	{
 		hnsw_scratch *x = hnsw_scratch_take(s->c);
-		topk_item *items = malloc(k * sizeof *items);
+		topk_item *items = mem_alloc(k * sizeof *items);
 		failed = !x || !items;
 #pragma omp for schedule(dynamic, 1)
 		for (size_t i = 0; i < req->nq; i++) {
@@ -296,7 +296,7 @@ static int search_all(const snapshot *s, const hnsw_mapped *g, const search_req 
 			failed |= knn_one(g, &q, req->queries + i * dim, req->ef, x, &t) != 0;
 			finish_query(req, i, tids, tdists, &t);
 		}
-		free(items);
+		mem_free(items);
 		hnsw_scratch_give(s->c, x);
 	}
 	return failed ? status_set(OMEN_ENOMEM, "out of memory") : OMEN_OK;
@@ -312,8 +312,8 @@ int hnsw_search(const snapshot *s, MDB_txn *txn, const search_req *req)
 		st = tail_search(s, req, g.n, &tids, &tdists);
 	if (st == OMEN_OK)
 		st = search_all(s, &g, req, tids, tdists);
-	free(tids);
-	free(tdists);
+	mem_free(tids);
+	mem_free(tdists);
 	hnsw_mapped_free(&g);
 	return st;
 }

@@ -1,7 +1,8 @@
 /*
  * Allocation failures in the engine's paths (after canonical/raft's test/lib/fault.h): a load
  * (an upsert that replaces points and adds new ones with metadata) and searches (exact with a
- * filter, and through the HNSW index) are run once for every allocation they make, with that
+ * filter, and through the HNSW index) and an index build are run once for every allocation
+ * they make, with that
  * allocation failing (base's mem_fault_after). Each run gives OMEN_ENOMEM with a message and
  * leaves the database as it was (the same points, vectors and metadata; a search answers as
  * before), or, where a path can do without the memory it was refused, succeeds with the
@@ -223,11 +224,55 @@ static void test_search(void **state)
 	fx_close(&f);
 }
 
+static omen_index_params build_params;
+
+static int do_build(fx *f)
+{
+	return omen_build_index(f->c, &build_params);
+}
+
+static void check_build(fx *f, int st, bool failed)
+{
+	omen_collection_stats s;
+	assert_omen_ok(omen_collection_stats_get(f->c, &s));
+	if (st == OMEN_OK) {
+		assert_string_equal(s.index, "hnsw");
+		assert_omen_ok(omen_check(f->c, NULL));
+		omen_index_params flat = build_params;
+		flat.type = OMEN_INDEX_FLAT; /* the next run builds from nothing again */
+		assert_omen_ok(omen_build_index(f->c, &flat));
+		return;
+	}
+	if (!failed || st != OMEN_ENOMEM)
+		fail_msg("build: status %s (%s) with%s an injected failure", omen_strerror(st),
+		         omen_errmsg(NULL), failed ? "" : "out");
+	assert_string_equal(s.index, "flat"); /* no index was published */
+}
+
+/* An index build on one thread (so that the allocations come in one order), each allocation
+ * failing in turn: no index, or a whole one that passes the check. */
+static void test_build(void **state)
+{
+	(void)state;
+	fx f;
+	fx_open(&f);
+	omen_index_params_init(&build_params);
+	build_params.type = OMEN_INDEX_HNSW;
+	build_params.m = 8;
+	build_params.ef_construction = 32;
+	build_params.threads = 1;
+	long n = each_allocation(&f, do_build, check_build);
+	print_message("build: %ld allocations, each failed in turn\n", n);
+	assert_true(n > 3);
+	fx_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_load),
 	    cmocka_unit_test(test_search),
+	    cmocka_unit_test(test_build),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -730,51 +730,23 @@ static int do_delete(coord *c, const wire_req *q, wire_rep *r)
 
 /* ---- search ---- */
 
-typedef struct cand {
-	float dist;
-	uint64_t id;
-} cand;
-
-static int cand_cmp(const void *a, const void *b)
-{
-	const cand *x = a, *y = b;
-	if (x->dist != y->dist)
-		return x->dist < y->dist ? -1 : 1;
-	return (x->id > y->id) - (x->id < y->id);
-}
-
-/* Merges the answered shards' rows into the global top-k of each query. */
+/* Merges the answered shards' rows into the global top-k of each query (merge.c). */
 static int merge(const part *p, uint32_t nshards, const wire_req *q, wire_rep *r)
 {
 	uint64_t nq = q->n, k = q->k;
-	cand *cs = malloc((size_t)nshards * k * sizeof *cs);
+	merge_src *src = calloc(nshards, sizeof *src);
 	r->ids = malloc(nq * k * sizeof *r->ids);
 	r->dists = malloc(nq * k * sizeof *r->dists);
-	if (!cs || !r->ids || !r->dists) {
-		free(cs);
-		return status_set(OMEN_ENOMEM, "out of memory");
-	}
-	for (uint64_t i = 0; i < nq; i++) {
-		size_t n = 0;
-		for (uint32_t s = 0; s < nshards; s++) {
-			if (p[s].st != OMEN_OK)
-				continue;
-			for (uint64_t j = 0; j < k; j++) {
-				uint64_t id = p[s].rep.ids[i * k + j];
-				if (id != OMEN_NO_ID)
-					cs[n++] = (cand){p[s].rep.dists[i * k + j], id};
-			}
-		}
-		qsort(cs, n, sizeof *cs, cand_cmp);
-		for (uint64_t j = 0; j < k; j++) {
-			r->ids[i * k + j] = j < n ? cs[j].id : OMEN_NO_ID;
-			r->dists[i * k + j] = j < n ? cs[j].dist : INFINITY;
-		}
-	}
-	free(cs);
-	r->n = nq;
-	r->k = (uint32_t)k;
-	return OMEN_OK;
+	int st = src && r->ids && r->dists ? OMEN_OK : status_set(OMEN_ENOMEM, "out of memory");
+	for (uint32_t s = 0; st == OMEN_OK && s < nshards; s++)
+		if (p[s].st == OMEN_OK)
+			src[s] = (merge_src){p[s].rep.ids, p[s].rep.dists};
+	if (st == OMEN_OK)
+		st = merge_topk(src, nshards, nq, (uint32_t)k, r->ids, r->dists);
+	free(src);
+	if (st == OMEN_OK)
+		r->n = nq, r->k = (uint32_t)k;
+	return st;
 }
 
 static int do_search(coord *c, const wire_req *q, wire_rep *r)

@@ -121,7 +121,7 @@ void metrics_observe(metrics *m, const char *endpoint, wire_op op, int status, d
  * malloc'd string *out (free with free()). */
 int metrics_text(metrics *m, char **out);
 
-/* ---- HTTP endpoint (http.c) ---- */
+/* ---- HTTP endpoint (http.c; its files share http.h) ---- */
 
 typedef struct http_srv http_srv;
 

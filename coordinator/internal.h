@@ -135,6 +135,23 @@ peer *rmeta_peer(coord *c, const char *url);
 /* Registers (or updates) a node through Raft when the replica differs. */
 void rmeta_node_ensure(coord *c, uint64_t id, const char *addr, int role, int state);
 
+/* ---- merging search answers (merge.c) ---- */
+
+/* One logical shard's answer to a search of nq queries: nq rows of k ids and distances, each
+ * row closest first and padded with OMEN_NO_ID / INFINITY when the shard holds fewer than k
+ * matching points. ids NULL: the shard did not answer, and is left out. */
+typedef struct merge_src {
+	const uint64_t *ids;
+	const float *dists;
+} merge_src;
+
+/* Merges the answers of nsrc shards into the global top k of each query: ids and dists (nq x k,
+ * the caller's) receive, row by row, the k closest candidates of every answering shard, ties
+ * broken by the smaller id, padded with OMEN_NO_ID / INFINITY when fewer than k exist.
+ * OMEN_OK, or OMEN_ENOMEM (the output is then unspecified). */
+int merge_topk(const merge_src *src, uint32_t nsrc, uint64_t nq, uint32_t k, uint64_t *ids,
+               float *dists);
+
 /* ---- rebalancing (balance.c): the leader moves logical shards to new shard nodes ---- */
 
 int balance_start(coord *c);

@@ -1,54 +1,38 @@
 /*
  * The node's configuration file: JSON read with jansson, every key checked for its type and
- * range, unknown keys refused (a typo must not silently change a node's role).
+ * range by the coordinator's strict field readers (coordinator/jsonf.h), unknown keys refused
+ * (a typo must not silently change a node's role).
  */
-#include <jansson.h>
+#include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "coordinator/jsonf.h"
 #include "net/net.h"
 #include "node/node.h"
 
 /* Writes the reason into err and returns -1. */
 #define bad(err, len, ...) err_set(err, len, -1, __VA_ARGS__)
 
-/* Copies the string at key (absent: leaves *out NULL). */
-static int get_str(json_t *o, const char *key, char **out, char *err, size_t len)
+/* A reader of the object o whose reasons start with where (e.g. "shard: "). */
+static jf reader(const json_t *o, const char *where, char *err, size_t len)
 {
-	json_t *v = json_object_get(o, key);
-	if (!v || json_is_null(v))
-		return 0;
-	if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 4000)
-		return bad(err, len, "'%s' must be a non-empty string", key);
-	*out = strdup(json_string_value(v));
-	return 0;
+	return (jf){o, where, err, len};
 }
 
-static int get_int(json_t *o, const char *key, long long lo, long long hi, long long *out,
-                   char *err, size_t len)
+/* Copies the string at key into *out (absent or null: leaves *out as it was). */
+static int get_str(const jf *f, const char *key, char **out)
 {
-	json_t *v = json_object_get(o, key);
-	if (!v)
-		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
-		return bad(err, len, "'%s' must be an integer from %lld to %lld", key, lo, hi);
-	*out = json_integer_value(v);
-	return 0;
-}
-
-static int only_keys(json_t *o, const char *const *keys, const char *where, char *err, size_t len)
-{
-	const char *k;
-	json_t *v;
-	json_object_foreach(o, k, v)
-	{
-		int known = 0;
-		for (const char *const *p = keys; *p; p++)
-			known |= strcmp(*p, k) == 0;
-		if (!known)
-			return bad(err, len, "unknown key '%s'%s", k, where);
-	}
+	const char *s = NULL;
+	if (jf_str(f, key, &s) != OMEN_OK)
+		return -1;
+	if (s && (!*s || strlen(s) > 4000))
+		return bad(f->err, f->errlen, "%s'%s' must be a string of 1 to 4000 bytes",
+		           f->where ? f->where : "", key);
+	if (s && !(*out = strdup(s)))
+		return bad(f->err, f->errlen, "out of memory");
 	return 0;
 }
 
@@ -56,15 +40,18 @@ static int only_keys(json_t *o, const char *const *keys, const char *where, char
 static int load_peer(json_t *p, node_config *c, size_t i, char *err, size_t len)
 {
 	static const char *const keys[] = {"id", "raft", "listen", NULL};
-	long long id = 0;
-	if (!json_is_object(p) || only_keys(p, keys, " in a Raft peer", err, len) ||
-	    get_int(p, "id", 1, 999, &id, err, len) ||
-	    get_str(p, "raft", &c->peer_raft[i], err, len) ||
-	    get_str(p, "listen", &c->peer_listen[i], err, len))
+	char where[64];
+	snprintf(where, sizeof where, "coordinator: peers[%zu]: ", i);
+	jf f = reader(p, where, err, len);
+	uint64_t id = 0;
+	if (!json_is_object(p))
+		return bad(err, len, "%smust be an object", where);
+	if (jf_keys(&f, keys) || jf_uint(&f, "id", 1, 999, &id) ||
+	    get_str(&f, "raft", &c->peer_raft[i]) || get_str(&f, "listen", &c->peer_listen[i]))
 		return -1;
 	if (!id || !c->peer_raft[i] || !c->peer_listen[i])
 		return bad(err, len, "each Raft peer needs 'id', 'raft' and 'listen'");
-	c->peer_ids[i] = (uint64_t)id;
+	c->peer_ids[i] = id;
 	return 0;
 }
 
@@ -72,15 +59,14 @@ static int load_peer(json_t *p, node_config *c, size_t i, char *err, size_t len)
  * first-time member bootstraps the group from "peers", which lists it; with "join": true it
  * is a new member of a running group instead ("peers" lists members to find the leader by, and
  * an operator adds it: POST /admin/coordinators). */
-static int load_raft(json_t *o, node_config *c, char *err, size_t len)
+static int load_raft(const jf *f, node_config *c)
 {
-	long long id = 0, el = 1000;
-	json_t *peers = json_object_get(o, "peers"), *join = json_object_get(o, "join");
-	if (join && !json_is_boolean(join))
-		return bad(err, len, "'join' must be true or false");
-	c->raft_join = json_is_true(join);
-	if (get_int(o, "id", 1, 999, &id, err, len) || get_str(o, "raft", &c->raft, err, len) ||
-	    get_int(o, "election_ms", 100, 60000, &el, err, len))
+	char *err = f->err;
+	size_t len = f->errlen;
+	uint64_t id = 0, el = 1000;
+	json_t *peers = jf_get(f, "peers");
+	if (jf_bool(f, "join", &c->raft_join) || jf_uint(f, "id", 1, 999, &id) ||
+	    get_str(f, "raft", &c->raft) || jf_uint(f, "election_ms", 100, 60000, &el))
 		return -1;
 	if (!id && !c->raft && !peers)
 		return 0;
@@ -91,18 +77,20 @@ static int load_raft(json_t *o, node_config *c, char *err, size_t len)
 	c->peer_ids = calloc(n, sizeof *c->peer_ids);
 	c->peer_raft = calloc(n, sizeof *c->peer_raft);
 	c->peer_listen = calloc(n, sizeof *c->peer_listen);
+	if (!c->peer_ids || !c->peer_raft || !c->peer_listen)
+		return bad(err, len, "out of memory");
 	c->npeers = n;
 	for (size_t i = 0; i < n; i++) {
 		if (load_peer(json_array_get(peers, i), c, i, err, len))
 			return -1;
-		self += c->peer_ids[i] == (uint64_t)id;
+		self += c->peer_ids[i] == id;
 	}
 	if (self > 1 || (self == 0 && !c->raft_join))
 		return bad(err, len,
-		           "'peers' must list this coordinator (id %lld) once, unless it "
+		           "'peers' must list this coordinator (id %" PRIu64 ") once, unless it "
 		           "joins a running group (\"join\": true)",
 		           id);
-	c->raft_id = (uint64_t)id;
+	c->raft_id = id;
 	c->election_ms = (uint32_t)el;
 	return 0;
 }
@@ -131,18 +119,15 @@ static int load_coordinator(json_t *o, node_config *c, char *err, size_t len)
 	                                   "election_ms",    "join", NULL};
 	if (!json_is_object(o))
 		return bad(err, len, "'coordinator' must be an object");
-	long long d = 5000, ds = 8;
-	if (only_keys(o, keys, " in 'coordinator'", err, len) ||
-	    get_str(o, "listen", &c->coord_listen, err, len) ||
-	    get_str(o, "http", &c->coord_http, err, len) ||
-	    get_int(o, "deadline_ms", 1, 3600000, &d, err, len) ||
-	    get_int(o, "default_shards", 1, WIRE_MAX_SHARDS, &ds, err, len))
+	jf f = reader(o, "coordinator: ", err, len);
+	uint64_t d = 5000, ds = 8;
+	if (jf_keys(&f, keys) || get_str(&f, "listen", &c->coord_listen) ||
+	    get_str(&f, "http", &c->coord_http) || jf_uint(&f, "deadline_ms", 1, 3600000, &d) ||
+	    jf_uint(&f, "default_shards", 1, WIRE_MAX_SHARDS, &ds) || load_raft(&f, c))
 		return -1;
 	c->deadline_ms = (uint32_t)d;
 	c->default_shards = (uint32_t)ds;
-	if (load_raft(o, c, err, len))
-		return -1;
-	json_t *sh = json_object_get(o, "shards");
+	json_t *sh = jf_get(&f, "shards");
 	if (!c->coord_listen)
 		return bad(err, len, "'coordinator' needs 'listen'");
 	if (!sh && c->raft_id) { /* the shard nodes register themselves */
@@ -157,34 +142,38 @@ static int load_coordinator(json_t *o, node_config *c, char *err, size_t len)
 	return 0;
 }
 
+/* Refuses a shard node that listens on every interface without saying where it is reached. */
+static int check_advertise(const node_config *c, bool registers, char *err, size_t len)
+{
+	if (c->advertise && strlen(c->advertise) > WIRE_MAX_ADDR)
+		return bad(err, len, "'advertise' is longer than %d bytes", WIRE_MAX_ADDR);
+	if (registers && !c->advertise && c->shard_listen &&
+	    (strstr(c->shard_listen, "://0.0.0.0") || strstr(c->shard_listen, "://*") ||
+	     strstr(c->shard_listen, "://[::]")))
+		return bad(err, len,
+		           "'shard' listens on every interface: 'advertise' must give the URL the "
+		           "coordinators reach it at");
+	return 0;
+}
+
 static int load_shard(json_t *o, node_config *c, char *err, size_t len)
 {
 	static const char *const keys[] = {"listen", "durability", "coordinators", "advertise",
 	                                   NULL};
 	if (!json_is_object(o))
 		return bad(err, len, "'shard' must be an object");
-	char *dur = NULL;
-	json_t *co = json_object_get(o, "coordinators");
-	if (only_keys(o, keys, " in 'shard'", err, len) ||
-	    get_str(o, "listen", &c->shard_listen, err, len) ||
-	    get_str(o, "advertise", &c->advertise, err, len) ||
-	    get_str(o, "durability", &dur, err, len) ||
+	jf f = reader(o, "shard: ", err, len);
+	const char *dur = "sync";
+	json_t *co = jf_get(&f, "coordinators");
+	if (jf_keys(&f, keys) || get_str(&f, "listen", &c->shard_listen) ||
+	    get_str(&f, "advertise", &c->advertise) || jf_str(&f, "durability", &dur) ||
 	    (co && get_urls(co, "coordinators", &c->shard_coordinators, &c->nshard_coordinators,
-	                    err, len)))
-		return free(dur), -1;
-	if (c->advertise && strlen(c->advertise) > WIRE_MAX_ADDR)
-		return free(dur),
-		       bad(err, len, "'advertise' is longer than %d bytes", WIRE_MAX_ADDR);
-	if (co && !c->advertise && c->shard_listen &&
-	    (strstr(c->shard_listen, "://0.0.0.0") || strstr(c->shard_listen, "://*") ||
-	     strstr(c->shard_listen, "://[::]")))
-		return free(dur), bad(err, len,
-		                      "'shard' listens on every interface: 'advertise' "
-		                      "must give the URL the coordinators reach it at");
-	if (dur && strcmp(dur, "sync") != 0 && strcmp(dur, "relaxed") != 0)
-		return free(dur), bad(err, len, "'durability' must be \"sync\" or \"relaxed\"");
-	c->relaxed = dur && strcmp(dur, "relaxed") == 0;
-	free(dur);
+	                    err, len)) ||
+	    check_advertise(c, co != NULL, err, len))
+		return -1;
+	if (strcmp(dur, "sync") != 0 && strcmp(dur, "relaxed") != 0)
+		return bad(err, len, "'durability' must be \"sync\" or \"relaxed\"");
+	c->relaxed = strcmp(dur, "relaxed") == 0;
 	if (!c->shard_listen)
 		return bad(err, len, "'shard' needs 'listen'");
 	c->shard = 1;
@@ -196,29 +185,27 @@ static int load_top(json_t *o, node_config *c, char *err, size_t len)
 	static const char *const keys[] = {
 	    "name",    "data",        "log_level", "token", "max_message_bytes",
 	    "workers", "coordinator", "shard",     NULL};
-	char *level = NULL;
-	long long maxm = WIRE_MAX_MSG_DEFAULT, workers = 16;
-	if (only_keys(o, keys, "", err, len) || get_str(o, "name", &c->name, err, len) ||
-	    get_str(o, "data", &c->data, err, len) || get_str(o, "token", &c->token, err, len) ||
-	    get_str(o, "log_level", &level, err, len) ||
-	    get_int(o, "max_message_bytes", 4096, 1ll << 31, &maxm, err, len) ||
-	    get_int(o, "workers", 1, 1024, &workers, err, len))
-		return free(level), -1;
-	c->log_level = level ? log_level_parse(level) : LOG_INFO;
-	free(level);
-	if (c->log_level < 0)
+	jf f = reader(o, NULL, err, len);
+	const char *level = "info";
+	uint64_t maxm = WIRE_MAX_MSG_DEFAULT, workers = 16;
+	if (jf_keys(&f, keys) || get_str(&f, "name", &c->name) || get_str(&f, "data", &c->data) ||
+	    get_str(&f, "token", &c->token) || jf_str(&f, "log_level", &level) ||
+	    jf_uint(&f, "max_message_bytes", 4096, 1ull << 31, &maxm) ||
+	    jf_uint(&f, "workers", 1, 1024, &workers))
+		return -1;
+	if ((c->log_level = log_level_parse(level)) < 0)
 		return bad(err, len, "'log_level' must be error, warn, info or debug");
 	c->max_message = (size_t)maxm;
 	c->workers = (int)workers;
 	if (!c->data)
 		return bad(err, len, "'data' (the data directory) is required");
-	json_t *co = json_object_get(o, "coordinator"), *sh = json_object_get(o, "shard");
+	json_t *co = jf_get(&f, "coordinator"), *sh = jf_get(&f, "shard");
 	if (!co && !sh)
 		return bad(err, len, "a node needs a 'coordinator' or a 'shard' section, or both");
 	if ((co && load_coordinator(co, c, err, len)) || (sh && load_shard(sh, c, err, len)))
 		return -1;
-	if (!c->name)
-		c->name = strdup("omendb-node");
+	if (!c->name && !(c->name = strdup("omendb-node")))
+		return bad(err, len, "out of memory");
 	return 0;
 }
 

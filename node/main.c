@@ -23,6 +23,39 @@ static int usage(void)
 	return 2;
 }
 
+/* Starts the shard service under DATA/shard and logs where it listens and, for a node that
+ * registers itself, the id it registers under (kept in DATA/shard/node.id). */
+static int start_shard(const node_config *cfg, shard_node **out)
+{
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s/shard", cfg->data);
+	shard_config sc = {dir,
+	                   cfg->shard_listen,
+	                   cfg->token,
+	                   cfg->max_message,
+	                   cfg->workers,
+	                   cfg->relaxed,
+	                   (const char *const *)cfg->shard_coordinators,
+	                   cfg->nshard_coordinators,
+	                   cfg->advertise,
+	                   0};
+	shard_node *sh;
+	int st = shard_start(&sc, &sh);
+	if (st != OMEN_OK)
+		return st;
+	if (shard_id(sh))
+		log_msg(LOG_INFO,
+		        "shard node %llu listening on %s (port %d), registering with %zu "
+		        "coordinators",
+		        (unsigned long long)shard_id(sh), cfg->shard_listen, shard_port(sh),
+		        cfg->nshard_coordinators);
+	else
+		log_msg(LOG_INFO, "shard listening on %s (port %d)", cfg->shard_listen,
+		        shard_port(sh));
+	*out = sh;
+	return OMEN_OK;
+}
+
 static int run(const node_config *cfg)
 {
 	shard_node *sh = NULL;
@@ -32,23 +65,8 @@ static int run(const node_config *cfg)
 		log_msg(LOG_ERROR, "cannot create the data directory: %s", status_msg());
 		return 1;
 	}
-	if (cfg->shard) {
-		char dir[4096];
-		snprintf(dir, sizeof dir, "%s/shard", cfg->data);
-		shard_config sc = {dir,
-		                   cfg->shard_listen,
-		                   cfg->token,
-		                   cfg->max_message,
-		                   cfg->workers,
-		                   cfg->relaxed,
-		                   (const char *const *)cfg->shard_coordinators,
-		                   cfg->nshard_coordinators,
-		                   cfg->advertise,
-		                   0};
-		if ((st = shard_start(&sc, &sh)) == OMEN_OK)
-			log_msg(LOG_INFO, "shard listening on %s (port %d)", cfg->shard_listen,
-			        shard_port(sh));
-	}
+	if (cfg->shard)
+		st = start_shard(cfg, &sh);
 	if (st == OMEN_OK && cfg->coordinator) {
 		char dir[4096];
 		snprintf(dir, sizeof dir, "%s/coordinator", cfg->data);

@@ -486,9 +486,6 @@ static int marked_units(shard_node *s, wire_rep *r)
 	return st;
 }
 
-static int do_drop(shard_node *s, const wire_req *q);
-static int do_create(shard_node *s, const wire_req *q);
-
 static int do_fence(shard_node *s, const wire_req *q, wire_rep *r)
 {
 	if (q->mode == FENCE_QUERY)
@@ -657,9 +654,8 @@ static int epoch_check(shard_node *s, uint64_t epoch)
 	return OMEN_OK;
 }
 
-static void handle(void *ctx, const wire_req *q, wire_rep *r)
+void shard_handle(shard_node *s, const wire_req *q, wire_rep *r)
 {
-	shard_node *s = ctx;
 	int st = epoch_check(s, q->epoch);
 	if (st != OMEN_OK) {
 		r->status = st;
@@ -698,6 +694,12 @@ static void handle(void *ctx, const wire_req *q, wire_rep *r)
 	r->status = st;
 	if (st != OMEN_OK)
 		r->message = strdup(status_msg());
+}
+
+/* The server's callback: every decoded request goes to shard_handle. */
+static void serve(void *ctx, const wire_req *q, wire_rep *r)
+{
+	shard_handle(ctx, q, r);
 }
 
 /* ---- registration ---- */
@@ -797,7 +799,7 @@ int shard_start(const shard_config *cfg, shard_node **out)
 		shard_stop(s);
 		return st;
 	}
-	srv_config sc = {cfg->listen, cfg->workers, cfg->max_message, cfg->token, handle, s,
+	srv_config sc = {cfg->listen, cfg->workers, cfg->max_message, cfg->token, serve, s,
 	                 "shard",     NULL};
 	st = srv_start(&sc, &s->srv);
 	if (st == OMEN_OK && cfg->ncoordinators)

@@ -2,8 +2,9 @@
 
 Two clusters are started with ops/cluster: a plain one (one coordinator, two shard nodes) and a
 secure one (token required, a 64 KiB message cap). The node program is $OMEN_NODE (ops/cluster
-falls back to build/omendb-node); $OMEN_CLUSTER_CMD overrides the cluster script. Only the
-Python standard library is used.
+falls back to build/omendb-node); $OMEN_CLUSTER_CMD overrides the cluster script; $WIRE_CALL
+(tests/tools/wire_call) plays a shard move's fence by hand. Only the Python standard library is
+used.
 """
 import http.client
 import json
@@ -26,11 +27,13 @@ CLUSTER = os.environ.get("OMEN_CLUSTER_CMD") or os.path.join(ROOT, "ops", "clust
 TOKEN = "t0ps3cret-token"
 SECURE_MAX = 65536
 SHARDS = 2
+WIRE_CALL = os.environ.get("WIRE_CALL") or os.path.join(ROOT, "build", "tests", "wire_call")
+FENCE_RELEASE, FENCE_TRACK, FENCE_FREEZE = 0, 1, 2  # wire_fence_mode (wire/wire.h)
 
 # OMEN status code names and numbers (include/omendb/omendb.h) and their HTTP statuses.
 CODES = {"EINVAL": 1, "ENOTFOUND": 2, "EEXIST": 3, "ENOMEM": 4, "EIO": 5, "ECORRUPT": 6,
          "ENOTDB": 7, "EVERSION": 8, "EFULL": 9, "EBUSY": 10, "ENOTSUP": 11, "EPROTO": 12,
-         "ELIMIT": 13, "EUNAVAIL": 14, "EAUTH": 15}
+         "ELIMIT": 13, "EUNAVAIL": 14, "EAUTH": 15, "ESTALE": 16}
 
 
 # ---- Cluster and client helpers ------------------------------------------------------------
@@ -618,3 +621,41 @@ def test_shard_down_is_503_or_partial(secure):
     finally:
         subprocess.run([CLUSTER, "start", "shard1", "--dir", secure.dir], capture_output=True,
                        timeout=60)
+
+
+# ---- A logical shard being moved ------------------------------------------------------------
+
+def fence(cluster, shard_node, name, shard, mode):
+    """Sends FENCE mode for logical shard `shard` of `name` to a shard node (ops/cluster name)."""
+    out = subprocess.run([CLUSTER, "status", "--dir", cluster.dir], capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    url = next(l.split()[1] for l in out.splitlines() if l.endswith(" name=" + shard_node))
+    r = subprocess.run([WIRE_CALL, url, "fence", f"name={name}", f"shard={shard}",
+                        f"mode={mode}"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+
+
+def test_frozen_shard_is_503_estale(plain):
+    """A logical shard frozen for a move (docs/CLUSTER.md, "Rebalancing") refuses writes with
+    ESTALE, which HTTP answers with 503: the shard map changed until the deadline, retry. This
+    coordinator runs without Raft, so no newer map can come and it answers at once; one on Raft
+    retries until the request's deadline first. Reads go on meanwhile; after the release the
+    same write succeeds."""
+    name = "frozen_" + uuid.uuid4().hex[:8]
+    status, _, out = call(plain, "POST", "/collections", {"name": name, "dim": 4, "shards": 1})
+    assert status == 201, out
+    upsert(plain, name, grid(3), ids=[1, 2, 3])
+    holder = next(n for n in ("shard0", "shard1")
+                  if os.path.isdir(os.path.join(plain.dir, n, "shard", "shards", f"{name}@0")))
+    fence(plain, holder, name, 0, FENCE_TRACK)
+    fence(plain, holder, name, 0, FENCE_FREEZE)
+    try:
+        write = {"vectors": [[7, 7, 7, 7]], "ids": [7]}
+        resp = call(plain, "POST", f"/collections/{name}/upsert", write)
+        expect_error(resp, 503, "ESTALE", "being moved")
+        assert search(plain, name, vector=grid(3)[2], k=1)["results"][0][0]["id"] == 3
+        assert points(plain, name) == 3
+    finally:
+        fence(plain, holder, name, 0, FENCE_RELEASE)
+    assert upsert(plain, name, [[7, 7, 7, 7]], ids=[7]) == [7]
+    assert points(plain, name) == 4

@@ -180,6 +180,16 @@ void search_params_default(omen_search_params *p);
 void index_params_default(omen_index_params *p);
 void connect_options_default(omen_connect_options *opt);
 
+/* ---- the order of search results ---- */
+
+/* True when a result (distance d1, id i1) comes before (d2, i2): the closer first, and of two
+ * at the same distance the smaller id, whatever the order they were found in (the public
+ * API's contract, kept alike by the engine's top k and the coordinator's merge). */
+static inline bool result_before(float d1, uint64_t i1, float d2, uint64_t i2)
+{
+	return d1 < d2 || (d1 == d2 && i1 < i2);
+}
+
 /* ---- lists of point ids (ids.c) ---- */
 
 /* Sorts ids ascending. */

@@ -16,9 +16,9 @@ typedef struct cand {
 static int cand_cmp(const void *a, const void *b)
 {
 	const cand *x = a, *y = b;
-	if (x->dist != y->dist)
-		return x->dist < y->dist ? -1 : 1;
-	return (x->id > y->id) - (x->id < y->id);
+	return result_before(x->dist, x->id, y->dist, y->id)   ? -1
+	       : result_before(y->dist, y->id, x->dist, x->id) ? 1
+	                                                       : 0;
 }
 
 /* The candidates of query i from every answering shard into cs; returns how many. */

@@ -95,11 +95,6 @@ typedef struct topk {
 	uint32_t n, k;
 } topk;
 
-static inline bool topk_better(float d1, uint64_t i1, float d2, uint64_t i2)
-{
-	return d1 < d2 || (d1 == d2 && i1 < i2);
-}
-
 /* Cheap pre-check: could (d, any id) enter the heap? */
 static inline bool topk_may_accept(const topk *t, float d)
 {

@@ -9,7 +9,7 @@
 
 static bool worse(const topk_item *a, const topk_item *b)
 {
-	return topk_better(b->dist, b->id, a->dist, a->id);
+	return result_before(b->dist, b->id, a->dist, a->id);
 }
 
 static void sift_down(topk_item *h, uint32_t n, uint32_t i)
@@ -44,7 +44,7 @@ void topk_push(topk *t, float d, uint64_t id, uint32_t row)
 		t->h[i] = x;
 		return;
 	}
-	if (!topk_better(d, id, t->h[0].dist, t->h[0].id))
+	if (!result_before(d, id, t->h[0].dist, t->h[0].id))
 		return;
 	t->h[0] = (topk_item){d, row, id};
 	sift_down(t->h, t->n, 0);
@@ -53,9 +53,9 @@ void topk_push(topk *t, float d, uint64_t id, uint32_t row)
 static int item_cmp(const void *a, const void *b)
 {
 	const topk_item *x = a, *y = b;
-	if (topk_better(x->dist, x->id, y->dist, y->id))
+	if (result_before(x->dist, x->id, y->dist, y->id))
 		return -1;
-	return topk_better(y->dist, y->id, x->dist, x->id) ? 1 : 0;
+	return result_before(y->dist, y->id, x->dist, x->id) ? 1 : 0;
 }
 
 void topk_sort(topk *t)

@@ -12,15 +12,13 @@
 
 /* ---- names and sub-databases ---- */
 
-#define COLL_DBIS 5
-
 /* Opens (or creates) the sub-databases of collection coll_id into c. */
 static int coll_dbis(MDB_txn *txn, uint32_t coll_id, bool create, eng_coll *c)
 {
-	static const char kinds[COLL_DBIS] = {'v', 'i', 'm', 't', 'g'};
-	MDB_dbi *dst[COLL_DBIS] = {&c->vec_dbi, &c->id_dbi, &c->meta_dbi, &c->tomb_dbi,
-	                           &c->graph_dbi};
-	for (int i = 0; i < COLL_DBIS; i++) {
+	static const char kinds[STORE_COLL_DBIS] = {'v', 'i', 'm', 't', 'g'};
+	MDB_dbi *dst[STORE_COLL_DBIS] = {&c->vec_dbi, &c->id_dbi, &c->meta_dbi, &c->tomb_dbi,
+	                                 &c->graph_dbi};
+	for (int i = 0; i < STORE_COLL_DBIS; i++) {
 		char name[32];
 		snprintf(name, sizeof name, "c%u.%c", coll_id, kinds[i]);
 		int st = store_dbi(txn, name, create, dst[i]);
@@ -107,9 +105,9 @@ static int drop_fn(MDB_txn *txn, void *arg)
 		st = coll_dbis(txn, r.coll_id, false, &tmp);
 	if (st != OMEN_OK)
 		return st;
-	MDB_dbi dbis[COLL_DBIS] = {tmp.vec_dbi, tmp.id_dbi, tmp.meta_dbi, tmp.tomb_dbi,
-	                           tmp.graph_dbi};
-	for (int i = 0; i < COLL_DBIS; i++) {
+	MDB_dbi dbis[STORE_COLL_DBIS] = {tmp.vec_dbi, tmp.id_dbi, tmp.meta_dbi, tmp.tomb_dbi,
+	                                 tmp.graph_dbi};
+	for (int i = 0; i < STORE_COLL_DBIS; i++) {
 		int rc = mdb_drop(txn, dbis[i], 1);
 		if (rc != 0)
 			return status_from_mdb(rc, "dropping collection");

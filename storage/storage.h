@@ -57,6 +57,10 @@ int lenv_open(lenv *e, const char *path, unsigned maxdbs, unsigned maxreaders, u
 
 #define STORE_FORMAT_VERSION 1
 
+/* Named sub-databases a collection owns (vectors, ids, metadata, tombstones, index: FORMAT.md);
+ * the environment is opened with room for those of OMEN_MAX_COLLECTIONS collections. */
+#define STORE_COLL_DBIS 5
+
 typedef struct store {
 	lenv e;
 	MDB_dbi meta_dbi;    /* "omendb": the format header */

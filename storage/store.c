@@ -126,7 +126,8 @@ static int env_setup(store *s)
 		flags |= MDB_NOSYNC;
 	if (s->opt.read_only)
 		flags |= MDB_RDONLY;
-	return lenv_open(&s->e, s->path, 4 * OMEN_MAX_COLLECTIONS + 8, 1022, initial, flags);
+	return lenv_open(&s->e, s->path, STORE_COLL_DBIS * OMEN_MAX_COLLECTIONS + 8, 1022, initial,
+	                 flags);
 }
 
 static int options_check(const omen_open_options *opt)

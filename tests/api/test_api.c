@@ -639,6 +639,32 @@ static void test_huge_pages(void **state)
 	fx_close(&f);
 }
 
+/* A database holds OMEN_MAX_COLLECTIONS collections, every one of them openable at once; one
+ * more is OMEN_ELIMIT. */
+static void test_collection_limit(void **state)
+{
+	(void)state;
+	char dir[512];
+	omen_db *db;
+	omen_collection **open = calloc(OMEN_MAX_COLLECTIONS, sizeof *open);
+	tmp_dir(dir, sizeof dir, "limit");
+	assert_omen_ok(omen_open(dir, NULL, &db));
+	for (int i = 0; i < OMEN_MAX_COLLECTIONS; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "c%d", i);
+		assert_omen_ok(omen_create_collection(db, name, 4, OMEN_METRIC_L2));
+		assert_omen_ok(omen_collection_open(db, name, &open[i]));
+	}
+	assert_omen_status(omen_create_collection(db, "one-more", 4, OMEN_METRIC_L2), OMEN_ELIMIT);
+	omen_close(db); /* closes the handles left open */
+	assert_omen_ok(omen_open(dir, NULL, &db));
+	omen_collection *c;
+	assert_omen_ok(omen_collection_open(db, "c999", &c));
+	omen_close(db);
+	free(open);
+	rm_tree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -646,7 +672,8 @@ int main(void)
 	    cmocka_unit_test(test_search_metrics), cmocka_unit_test(test_batch_equals_single),
 	    cmocka_unit_test(test_replace_delete), cmocka_unit_test(test_idmap_model),
 	    cmocka_unit_test(test_filtered),       cmocka_unit_test(test_relaxed),
-	    cmocka_unit_test(test_concurrent),     cmocka_unit_test(test_huge_pages),
+	    cmocka_unit_test(test_concurrent),     cmocka_unit_test(test_collection_limit),
+	    cmocka_unit_test(test_huge_pages),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

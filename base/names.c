@@ -57,8 +57,10 @@ static int lookup(const char *const *names, int n, const char *what, const char 
 
 static const char *const metrics[] = {
     [OMEN_METRIC_L2] = "l2", [OMEN_METRIC_IP] = "ip", [OMEN_METRIC_COSINE] = "cosine"};
-static const char *const index_types[] = {
-    [OMEN_INDEX_AUTO] = "auto", [OMEN_INDEX_FLAT] = "flat", [OMEN_INDEX_HNSW] = "hnsw"};
+static const char *const index_types[] = {[OMEN_INDEX_AUTO] = "auto",
+                                          [OMEN_INDEX_FLAT] = "flat",
+                                          [OMEN_INDEX_HNSW] = "hnsw",
+                                          [OMEN_INDEX_IVF] = "ivf"};
 static const char *const devices[] = {
     [OMEN_DEVICE_AUTO] = "auto", [OMEN_DEVICE_CPU] = "cpu", [OMEN_DEVICE_GPU] = "gpu"};
 

@@ -27,6 +27,7 @@ void index_params_default(omen_index_params *p)
 	p->type = OMEN_INDEX_AUTO;
 	p->m = OMEN_HNSW_M_DEFAULT;
 	p->ef_construction = OMEN_HNSW_EFC_DEFAULT;
+	p->bits = OMEN_IVF_BITS_DEFAULT;
 }
 
 void connect_options_default(omen_connect_options *opt)

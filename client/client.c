@@ -395,7 +395,7 @@ int client_search(rcoll *c, const float *queries, size_t nq, size_t dim,
 		                  p.ef);
 	size_t row = dim * 4 + p.k * 12,
 	       per = CLIENT_PIECE_BYTES / row ? CLIENT_PIECE_BYTES / row : 1;
-	omen_search_info info = {0, 0, "cluster"}; /* no queries: no shard is asked */
+	omen_search_info info = {0, 0, "cluster", 0}; /* no queries: no shard is asked */
 	for (size_t at = 0; st == OMEN_OK && at < nq; at += per)
 		st = search_piece(c, queries, at, nq - at < per ? nq - at : per, &p, ids_out,
 		                  dists_out, &info);

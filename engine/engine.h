@@ -175,7 +175,9 @@ typedef struct search_req {
 	uint64_t *ids_out; /* nq x k */
 	float *dists_out;  /* nq x k */
 	omen_device device;
-	bool used_gpu; /* out: flat_search served the request on the GPU */
+	bool used_gpu;         /* out: flat_search served the request on the GPU */
+	size_t nprobe;         /* IVF lists probed per query; 0: the index's calibrated default */
+	uint64_t vectors_read; /* out: float vectors read for exact distances (not by HNSW) */
 } search_req;
 
 /* Exact search over the snapshot's allowed rows from req->row_min on. */

@@ -72,6 +72,7 @@ static int run(const snapshot *s, MDB_txn *txn, search_req *req, bool exact, con
 	if (st == OMEN_ENOTFOUND) {
 		st = req->nq ? flat_search(s, req) : OMEN_OK;
 		*path = req->used_gpu ? "gpu-exact" : "cpu-exact";
+		req->vectors_read = req->nq * snap_allowed(s);
 		return st;
 	}
 	*path = "cpu-hnsw";
@@ -99,25 +100,26 @@ int eng_search(eng_coll *c, const float *queries, size_t nq, size_t dim,
 	if (st == OMEN_OK)
 		st = snap_open(c, txn, params->filter, &s);
 	const char *path = "cpu-exact";
+	uint64_t read = 0;
 	if (st == OMEN_OK) {
 		size_t ef = params->ef ? params->ef : OMEN_HNSW_EF_DEFAULT;
-		search_req req = {copy ? copy : queries,
-		                  nq,
-		                  params->k,
-		                  params->threads,
-		                  ef < params->k ? params->k : ef,
-		                  0,
-		                  ids_out,
-		                  dists_out,
-		                  params->device,
-		                  false};
+		search_req req = {.queries = copy ? copy : queries,
+		                  .nq = nq,
+		                  .k = params->k,
+		                  .threads = params->threads,
+		                  .ef = ef < params->k ? params->k : ef,
+		                  .ids_out = ids_out,
+		                  .dists_out = dists_out,
+		                  .device = params->device,
+		                  .nprobe = params->nprobe};
 		st = run(&s, txn, &req, params->exact != 0, &path);
+		read = req.vectors_read;
 		snap_close(&s);
 	}
 	if (txn)
 		store_read_end(c->db->st, txn);
 	mem_free(copy);
 	if (st == OMEN_OK && params->info)
-		*params->info = (omen_search_info){1, 1, path};
+		*params->info = (omen_search_info){1, 1, path, read};
 	return st;
 }

@@ -145,12 +145,15 @@ typedef struct omen_collection_stats {
 	uint64_t next_id;      /* one past the largest id ever written (0 when none) */
 	uint64_t segments;     /* storage segments */
 	uint64_t vector_bytes; /* bytes of stored vector data, tombstoned rows included */
-	const char *index;     /* index kind that serves searches: "flat" or "hnsw" (static) */
-	uint64_t indexed;      /* rows covered by the index; later rows are searched exactly */
-	uint64_t index_bytes;  /* bytes of the persisted index */
-	uint32_t hnsw_m;       /* the index's parameters (0 without HNSW) */
+	const char *index; /* index kind that serves searches: "flat", "hnsw" or "ivf" (static) */
+	uint64_t indexed;  /* rows covered by the index; later rows are searched exactly */
+	uint64_t index_bytes; /* bytes of the persisted index */
+	uint32_t hnsw_m;      /* the index's parameters (0 without HNSW) */
 	uint32_t hnsw_ef_construction;
-	int hnsw_int8; /* int8-quantized traversal */
+	int hnsw_int8;       /* int8-quantized traversal */
+	uint32_t ivf_nlist;  /* IVF: inverted lists (0 without IVF) */
+	uint32_t ivf_nprobe; /* IVF: lists a search probes by default, calibrated by the build */
+	uint32_t ivf_bits;   /* IVF: bits per dimension of the codes */
 } omen_collection_stats;
 
 int omen_collection_stats_get(omen_collection *coll, omen_collection_stats *out);
@@ -228,6 +231,9 @@ typedef struct omen_search_params {
 	struct omen_search_info *info; /* NULL, or receives how the search was served */
 	omen_device device; /* exact searches only (an HNSW search runs on the CPU); default
 	                       OMEN_DEVICE_AUTO. See docs/GPU.md. */
+	size_t nprobe;      /* IVF: lists probed per query; 0 = the index's calibrated default
+	                       (omen_collection_stats.ivf_nprobe); at most the index's nlist.
+	                       Ignored without IVF. */
 } omen_search_params;
 
 /* How a search was served (filled on success when omen_search_params.info is set). */
@@ -236,8 +242,12 @@ typedef struct omen_search_info {
 	uint32_t shards_answered; /* shards whose results are merged in (< total only with
 	                             partial) */
 	const char *path;         /* static: "cpu-exact", "cpu-hnsw" (index, plus an exact scan
-	                             of rows written since it was built), "gpu-exact", or
-	                             "cluster" for a remote database */
+	                             of rows written since it was built), "cpu-ivf", "gpu-exact",
+	                             or "cluster" for a remote database */
+	uint64_t vectors_read;    /* float vectors read to compute exact distances, over all the
+	                             queries: every allowed row for an exact search, the candidates
+	                             re-ranked for IVF; 0 for HNSW (not counted) and remote
+	                             databases */
 } omen_search_info;
 
 /* Parses "auto", "cpu" or "gpu" into *out; OMEN_EINVAL otherwise. */
@@ -269,18 +279,23 @@ int omen_search(omen_collection *coll, const float *queries, size_t nq, size_t d
  * to them (by the background indexer, or by calling omen_build_index again). See docs/HNSW.md. */
 
 typedef enum {
-	OMEN_INDEX_AUTO = 0, /* flat below OMEN_INDEX_AUTO_HNSW_MIN points, HNSW from there on */
+	OMEN_INDEX_AUTO = 0, /* flat below OMEN_INDEX_AUTO_HNSW_MIN points, HNSW below
+	                        OMEN_INDEX_AUTO_IVF_MIN, IVF from there on (or earlier: see
+	                        omen_index_params.ram_budget) */
 	OMEN_INDEX_FLAT = 1, /* exact search only: drops an existing index */
-	OMEN_INDEX_HNSW = 2  /* Hierarchical Navigable Small World graph (Malkov and Yashunin) */
+	OMEN_INDEX_HNSW = 2, /* Hierarchical Navigable Small World graph (Malkov and Yashunin) */
+	OMEN_INDEX_IVF = 3   /* inverted lists of RaBitQ codes (Gao and Long), re-ranked exactly;
+	                        docs/IVF.md */
 } omen_index_type;
 
 #define OMEN_INDEX_AUTO_HNSW_MIN 10000
+#define OMEN_INDEX_AUTO_IVF_MIN  1000000
 
-/* Parses "auto", "flat" or "hnsw" into *out; OMEN_EINVAL otherwise. */
+/* Parses "auto", "flat", "hnsw" or "ivf" into *out; OMEN_EINVAL otherwise. */
 int omen_index_type_parse(const char *name, omen_index_type *out);
 
-/* The name of an index type ("auto", "flat", "hnsw"), a static string; "?" for an unknown
- * value. */
+/* The name of an index type ("auto", "flat", "hnsw", "ivf"), a static string; "?" for an
+ * unknown value. */
 const char *omen_index_type_name(omen_index_type type);
 
 #define OMEN_HNSW_M_DEFAULT   16 /* links per node per level (2 M on level 0) */
@@ -291,6 +306,12 @@ const char *omen_index_type_name(omen_index_type type);
 #define OMEN_HNSW_EFC_MAX     4096
 #define OMEN_HNSW_EF_DEFAULT  64 /* candidate list size while searching */
 #define OMEN_HNSW_EF_MAX      16384
+
+#define OMEN_IVF_NLIST_MAX    65536 /* inverted lists; and at most the collection's points */
+#define OMEN_IVF_MIN_POINTS   1000  /* live points an IVF build needs */
+#define OMEN_IVF_BITS_DEFAULT 1     /* bits per dimension of the codes */
+#define OMEN_IVF_BITS_MAX     1
+#define OMEN_IVF_MAX_DIM      4096 /* dimensions an IVF index supports */
 
 typedef struct omen_index_params {
 	omen_index_type type;     /* default OMEN_INDEX_AUTO */
@@ -304,6 +325,13 @@ typedef struct omen_index_params {
 	 * far and the total; NULL for none (default). */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
+	uint32_t nlist;      /* IVF: inverted lists; 0 (default) chooses from the number of points
+	                        (docs/IVF.md); else 1..OMEN_IVF_NLIST_MAX and at most the points */
+	uint32_t bits;       /* IVF: bits per dimension of the codes, 1..OMEN_IVF_BITS_MAX;
+	                        default OMEN_IVF_BITS_DEFAULT */
+	uint64_t ram_budget; /* OMEN_INDEX_AUTO: bytes the float vectors may take in RAM; above
+	                        it IVF is chosen whatever the number of points. 0 (default): no
+	                        budget */
 } omen_index_params;
 
 void omen_index_params_init(omen_index_params *p);

@@ -140,7 +140,7 @@ static void test_bad_search(void **state)
 	p.k = 10;
 	assert_omen_status(omen_search(f->c, q, 1, DIM + 1, &p, ids, d), OMEN_EINVAL);
 	/* No queries: the arguments are still checked, nothing is written. */
-	omen_search_info info = {0, 0, NULL};
+	omen_search_info info = {0, 0, NULL, 0};
 	p.info = &info;
 	assert_omen_ok(omen_search(f->c, NULL, 0, DIM, &p, NULL, NULL));
 	assert_string_equal(info.path, "cpu-exact");

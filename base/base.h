@@ -76,6 +76,15 @@ static inline uint64_t le64_get(const unsigned char *p)
 {
 	return (uint64_t)le32_get(p) | (uint64_t)le32_get(p + 4) << 32;
 }
+static inline void be32_put(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (24 - 8 * i));
+}
+static inline uint32_t be32_get(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
 static inline void be64_put(unsigned char *p, uint64_t v)
 {
 	for (int i = 0; i < 8; i++)

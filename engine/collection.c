@@ -259,45 +259,64 @@ void eng_collection_close(eng_coll *c)
 	mem_free(c);
 }
 
+/* The collection's index, as the statistics describe it: HNSW's or IVF's parameters into s;
+ * OMEN_ENOTFOUND without an index. */
+static int index_stats(eng_coll *c, MDB_txn *txn, omen_collection_stats *s)
+{
+	hnsw_info hi;
+	ivf_info vi;
+	int st = hnsw_info_get(c, txn, &hi);
+	if (st == OMEN_OK) {
+		s->index = "hnsw";
+		s->indexed = hi.rows;
+		s->index_bytes = hi.bytes;
+		s->hnsw_m = hi.m;
+		s->hnsw_ef_construction = hi.efc;
+		s->hnsw_int8 = hi.int8;
+		return OMEN_OK;
+	}
+	if (st == OMEN_ENOTFOUND && (st = ivf_info_get(c, txn, &vi)) == OMEN_OK) {
+		s->index = "ivf";
+		s->indexed = s->points + s->deleted; /* every row is in a list */
+		s->index_bytes = vi.bytes;
+		s->ivf_nlist = vi.nlist;
+		s->ivf_nprobe = vi.nprobe;
+		s->ivf_bits = vi.bits;
+	}
+	return st;
+}
+
 int eng_collection_stats_get(eng_coll *c, omen_collection_stats *out)
 {
 	if (!c || !out)
 		return status_set(OMEN_EINVAL, "NULL argument");
 	MDB_txn *txn;
 	catalog_rec r;
-	hnsw_info hi;
 	int st = store_read_begin(c->db->st, &txn);
 	if (st != OMEN_OK)
 		return st;
 	uint64_t segments = 0;
+	omen_collection_stats s = {0};
 	st = coll_catalog(c, txn, &r);
 	if (st == OMEN_OK)
 		st = seg_count(txn, c->vec_dbi, c->cap, &segments);
-	int hs = st == OMEN_OK ? hnsw_info_get(c, txn, &hi) : OMEN_ENOTFOUND;
-	store_read_end(c->db->st, txn);
-	if (st == OMEN_OK && hs != OMEN_OK && hs != OMEN_ENOTFOUND)
-		st = hs;
-	if (st != OMEN_OK)
-		return st;
-	omen_collection_stats s = {0};
-	strcpy(s.name, c->name);
-	s.dim = r.dim;
-	s.metric = (omen_metric)r.metric;
-	s.points = r.points;
-	s.deleted = r.deleted;
-	s.next_id = r.next_id;
-	s.segments = segments;
-	s.vector_bytes = r.rows * (uint64_t)r.dim * 4;
-	s.index = hs == OMEN_OK ? "hnsw" : "flat";
-	if (hs == OMEN_OK) {
-		s.indexed = hi.rows;
-		s.index_bytes = hi.bytes;
-		s.hnsw_m = hi.m;
-		s.hnsw_ef_construction = hi.efc;
-		s.hnsw_int8 = hi.int8;
+	if (st == OMEN_OK) {
+		strcpy(s.name, c->name);
+		s.dim = r.dim;
+		s.metric = (omen_metric)r.metric;
+		s.points = r.points;
+		s.deleted = r.deleted;
+		s.next_id = r.next_id;
+		s.segments = segments;
+		s.vector_bytes = r.rows * (uint64_t)r.dim * 4;
+		s.index = "flat";
+		st = index_stats(c, txn, &s);
+		st = st == OMEN_ENOTFOUND ? OMEN_OK : st;
 	}
-	*out = s;
-	return OMEN_OK;
+	store_read_end(c->db->st, txn);
+	if (st == OMEN_OK)
+		*out = s;
+	return st;
 }
 
 int eng_count(eng_coll *c, uint64_t *out)
@@ -315,7 +334,8 @@ int eng_count(eng_coll *c, uint64_t *out)
 
 static int index_params_check(const omen_index_params *p)
 {
-	if (p->type != OMEN_INDEX_AUTO && p->type != OMEN_INDEX_FLAT && p->type != OMEN_INDEX_HNSW)
+	if (p->type != OMEN_INDEX_AUTO && p->type != OMEN_INDEX_FLAT &&
+	    p->type != OMEN_INDEX_HNSW && p->type != OMEN_INDEX_IVF)
 		return status_set(OMEN_EINVAL, "unknown index type %d", (int)p->type);
 	if (p->m < OMEN_HNSW_M_MIN || p->m > OMEN_HNSW_M_MAX)
 		return status_set(OMEN_EINVAL, "m must be %d to %d, got %u", OMEN_HNSW_M_MIN,
@@ -325,7 +345,26 @@ static int index_params_check(const omen_index_params *p)
 		                  OMEN_HNSW_EFC_MIN, OMEN_HNSW_EFC_MAX, p->ef_construction);
 	if (p->threads < 0 || p->threads > 1024)
 		return status_set(OMEN_EINVAL, "threads must be 0 to 1024, got %d", p->threads);
+	if (p->bits < 1 || p->bits > OMEN_IVF_BITS_MAX)
+		return status_set(OMEN_EINVAL, "bits must be 1 to %d, got %u", OMEN_IVF_BITS_MAX,
+		                  p->bits);
+	if (p->nlist > OMEN_IVF_NLIST_MAX)
+		return status_set(OMEN_EINVAL, "nlist must be 0 (from the points) to %d, got %u",
+		                  OMEN_IVF_NLIST_MAX, p->nlist);
 	return OMEN_OK;
+}
+
+/* The automatic choice (docs/IVF.md): flat below OMEN_INDEX_AUTO_HNSW_MIN points; IVF from
+ * OMEN_INDEX_AUTO_IVF_MIN points, or earlier when the float vectors exceed the RAM budget
+ * (HNSW is fast only with its vectors in memory); HNSW between. */
+static omen_index_type auto_type(const omen_collection_stats *s, const omen_index_params *p)
+{
+	if (s->points < OMEN_INDEX_AUTO_HNSW_MIN)
+		return OMEN_INDEX_FLAT;
+	uint64_t bytes = s->points * (uint64_t)s->dim * 4;
+	if (s->points >= OMEN_INDEX_AUTO_IVF_MIN || (p->ram_budget && bytes > p->ram_budget))
+		return OMEN_INDEX_IVF;
+	return OMEN_INDEX_HNSW;
 }
 
 int eng_build_index(eng_coll *c, const omen_index_params *params)
@@ -340,14 +379,16 @@ int eng_build_index(eng_coll *c, const omen_index_params *params)
 	if (st != OMEN_OK)
 		return st;
 	if (p.type == OMEN_INDEX_AUTO) {
-		uint64_t points;
-		st = eng_count(c, &points);
+		omen_collection_stats s;
+		st = eng_collection_stats_get(c, &s);
 		if (st != OMEN_OK)
 			return st;
-		p.type = points < OMEN_INDEX_AUTO_HNSW_MIN ? OMEN_INDEX_FLAT : OMEN_INDEX_HNSW;
+		p.type = auto_type(&s, &p);
 	}
 	pthread_mutex_lock(&c->db->build_mu);
-	st = p.type == OMEN_INDEX_FLAT ? hnsw_drop(c) : hnsw_build(c, &p);
+	st = p.type == OMEN_INDEX_FLAT   ? index_drop(c)
+	     : p.type == OMEN_INDEX_HNSW ? hnsw_build(c, &p)
+	                                 : ivf_build(c, &p);
 	pthread_mutex_unlock(&c->db->build_mu);
 	return st;
 }
@@ -356,5 +397,24 @@ int eng_check(eng_coll *c, char **report)
 {
 	if (!c)
 		return status_set(OMEN_EINVAL, "collection handle is NULL");
-	return hnsw_check(c, report);
+	MDB_txn *txn;
+	ivf_info vi;
+	int st = store_read_begin(c->db->st, &txn);
+	if (st != OMEN_OK)
+		return st;
+	st = ivf_info_get(c, txn, &vi);
+	store_read_end(c->db->st, txn);
+	return st == OMEN_OK ? ivf_check(c, report) : hnsw_check(c, report);
+}
+
+static int index_drop_fn(MDB_txn *txn, void *arg)
+{
+	eng_coll *c = arg;
+	int rc = mdb_drop(txn, c->graph_dbi, 0);
+	return rc ? status_from_mdb(rc, "index") : OMEN_OK;
+}
+
+int index_drop(eng_coll *c)
+{
+	return store_write(c->db->st, index_drop_fn, c, 4096);
 }

@@ -74,7 +74,7 @@ struct eng_coll {
 	MDB_dbi id_dbi;               /* point id (BE u64) -> row (LE u64) */
 	MDB_dbi meta_dbi;             /* row (BE u64) -> metadata record */
 	MDB_dbi tomb_dbi;             /* chunk number (BE u64) -> tombstone bitset */
-	MDB_dbi graph_dbi;            /* HNSW header, level-0 link chunks, upper levels */
+	MDB_dbi graph_dbi;            /* the index: HNSW's or IVF's records (hnsw.h, ivf.h) */
 	pthread_mutex_t scratch_mu;   /* guards the pool of search scratch spaces */
 	struct hnsw_scratch *scratch; /* free scratch spaces, a linked list */
 	bool internal; /* the background indexer's: a drop waits for it instead of failing */
@@ -220,11 +220,54 @@ int hnsw_info_get(eng_coll *c, MDB_txn *txn, hnsw_info *out);
 int hnsw_search(const snapshot *s, MDB_txn *txn, const search_req *req);
 
 int hnsw_build(eng_coll *c, const omen_index_params *p);
-int hnsw_drop(eng_coll *c);
 int hnsw_check(eng_coll *c, char **report);
 
 /* Frees the collection's pooled search scratch spaces (at handle close). */
 void hnsw_scratch_release_all(eng_coll *c);
+
+/* ---- IVF (ivf_*.c; engine/ivf.h is their internal header) ---- */
+
+/* The IVF index's parameters, or OMEN_ENOTFOUND (no message) when there is none. */
+typedef struct ivf_info {
+	uint32_t nlist, nprobe, bits;
+	uint64_t bytes; /* persisted size */
+} ivf_info;
+
+int ivf_info_get(eng_coll *c, MDB_txn *txn, ivf_info *out);
+
+/* Approximate search of every row (writes nq x k results like flat_search; counts the
+ * vectors it re-ranks in req->vectors_read). OMEN_EINVAL when req->nprobe exceeds nlist. */
+int ivf_search(const snapshot *s, MDB_txn *txn, search_req *req);
+
+int ivf_build(eng_coll *c, const omen_index_params *p);
+int ivf_check(eng_coll *c, char **report);
+
+/* Assigns the n new rows first_row.. (vectors vecs, as stored) to the lists of the
+ * collection's IVF index inside the write transaction txn; nothing without one. */
+int ivf_append(eng_coll *c, MDB_txn *txn, uint64_t first_row, const float *vecs, size_t n);
+
+/* Empties the collection's index sub-database (HNSW or IVF): exact search only. */
+int index_drop(eng_coll *c);
+
+/* ---- the report of an index check (report.c) ---- */
+
+#define REPORT_MAX 20 /* problems described; the rest are counted */
+
+typedef struct check_report {
+	char *text; /* grows with report_say; handed to the caller by report_finish */
+	size_t len, cap;
+	uint64_t errors;
+} check_report;
+
+/* Appends a formatted line (dropped when out of memory). */
+void report_say(check_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Counts a problem; true when it is among the first REPORT_MAX, to be described. */
+bool report_problem(check_report *r);
+
+/* Ends a check whose status so far is st: OMEN_ECORRUPT when problems were counted; *out
+ * (may be NULL) receives the report (free with free) unless st is another error. */
+int report_finish(eng_coll *c, check_report *r, int st, char **out);
 
 /* ---- helpers shared by the engine's files ---- */
 

@@ -5,53 +5,20 @@
  * record's order and sizes, the entry point, and that every live point is reachable. It
  * reports the first problems in words and answers OMEN_ECORRUPT when it finds any.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/hnsw.h"
 
-#define REPORT_MAX 20 /* problems described; the rest are counted */
-
 typedef struct check_ctx {
 	const hnsw_mapped *g;
 	const snapshot *s;
-	char *report; /* grows with say(); handed to hnsw_check's caller */
-	size_t len, cap;
-	uint64_t errors;
+	check_report r;
 } check_ctx;
 
-/* Appends a formatted line to the report (dropped when out of memory). */
-static void say(check_ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(check_ctx *x, const char *fmt, ...)
-{
-	va_list ap;
-	for (int pass = 0; pass < 2; pass++) {
-		va_start(ap, fmt);
-		int n = vsnprintf(x->report ? x->report + x->len : NULL,
-		                  x->report ? x->cap - x->len : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			return;
-		if (x->report && x->len + (size_t)n < x->cap) {
-			x->len += (size_t)n;
-			return;
-		}
-		size_t cap = (x->cap + (size_t)n + 1) * 2;
-		char *r = mem_realloc(x->report, cap);
-		if (!r)
-			return;
-		x->report = r;
-		x->cap = cap;
-	}
-}
-
-/* Counts a problem; true when it is among the first REPORT_MAX, to be described. */
-static bool problem(check_ctx *x)
-{
-	return x->errors++ < REPORT_MAX;
-}
+#define say(x, ...) report_say(&(x)->r, __VA_ARGS__)
+#define problem(x)  report_problem(&(x)->r)
 
 /* Checks one link list (n ids at l): count within cap, ids valid, no self links, levels
  * consistent. */
@@ -136,7 +103,7 @@ static uint64_t check_reach(check_ctx *x, const uint8_t *levels)
 	uint32_t *queue = mem_alloc((g->n ? g->n : 1) * sizeof *queue);
 	uint64_t lost = 0;
 	if (!seen || !queue) {
-		x->errors++;
+		x->r.errors++;
 		say(x, "out of memory for the reachability check\n");
 		mem_free(seen), mem_free(queue);
 		return 0;
@@ -166,7 +133,7 @@ static void check_graph(check_ctx *x)
 	const hnsw_mapped *g = x->g;
 	uint8_t *levels = check_levels(x);
 	if (!levels) {
-		x->errors++;
+		x->r.errors++;
 		say(x, "out of memory\n");
 		return;
 	}
@@ -180,8 +147,8 @@ static void check_graph(check_ctx *x)
 			links += lc == 0 && n <= cap ? n : 0;
 		}
 	}
-	uint64_t lost = x->errors ? 0 : check_reach(x, levels);
-	x->errors += lost;
+	uint64_t lost = x->r.errors ? 0 : check_reach(x, levels);
+	x->r.errors += lost;
 	say(x,
 	    "hnsw: %llu nodes, m=%u, ef_construction=%u, %u levels above 0 (%u nodes), "
 	    "%.1f links per node on level 0\n",
@@ -204,7 +171,7 @@ static int check_in(eng_coll *c, MDB_txn *txn, check_ctx *x)
 	if (gs == OMEN_ENOTFOUND) {
 		say(x, "collection '%s': no index (flat): nothing to check\n", c->name);
 	} else if (gs != OMEN_OK) {
-		x->errors++;
+		x->r.errors++;
 		say(x, "collection '%s': %s\n", c->name, status_msg());
 	} else {
 		x->g = &g;
@@ -226,16 +193,5 @@ int hnsw_check(eng_coll *c, char **report)
 		return st;
 	st = check_in(c, txn, &x);
 	store_read_end(c->db->st, txn);
-	if (st == OMEN_OK && x.errors)
-		st = status_set(OMEN_ECORRUPT, "collection '%s': index check found %llu problems",
-		                c->name, (unsigned long long)x.errors);
-	if (report && st != OMEN_OK && st != OMEN_ECORRUPT) {
-		mem_free(x.report);
-		return st;
-	}
-	if (report)
-		*report = x.report ? x.report : mem_strdup("");
-	else
-		mem_free(x.report);
-	return st;
+	return report_finish(c, &x.r, st, report);
 }

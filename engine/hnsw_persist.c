@@ -358,15 +358,3 @@ int hnsw_persist(eng_coll *c, const hnsw_build_graph *g)
 	persist_ctx x = {c, g, 0};
 	return store_write(c->db->st, persist_fn, &x, g->n * (4 + 4 * (uint64_t)g->m0));
 }
-
-static int drop_fn(MDB_txn *txn, void *arg)
-{
-	eng_coll *c = arg;
-	int rc = mdb_drop(txn, c->graph_dbi, 0);
-	return rc ? status_from_mdb(rc, "index") : OMEN_OK;
-}
-
-int hnsw_drop(eng_coll *c)
-{
-	return store_write(c->db->st, drop_fn, c, 4096);
-}

@@ -331,6 +331,8 @@ static int upsert_fn(MDB_txn *txn, void *arg)
 		st = append_rows(c, txn, r.rows, p);
 	if (st == OMEN_OK)
 		st = index_rows(c, txn, r.rows, p, p->min_id >= r.next_id);
+	if (st == OMEN_OK) /* an IVF index takes new points at once */
+		st = ivf_append(c, txn, r.rows, p->vecs, p->n);
 	if (st != OMEN_OK)
 		return st;
 	r.rows += p->n;

@@ -67,16 +67,28 @@ static int run(const snapshot *s, MDB_txn *txn, search_req *req, bool exact, con
 		return status_set(OMEN_EINVAL, "k=%zu exceeds the %llu points of collection '%s'",
 		                  req->k, (unsigned long long)s->rec.points, c->name);
 	hnsw_info hi;
+	ivf_info vi;
 	bool selective = s->allow && snap_allowed(s) * 8 < s->rec.rows;
 	int st = exact || selective ? OMEN_ENOTFOUND : hnsw_info_get(c, txn, &hi);
-	if (st == OMEN_ENOTFOUND) {
-		st = req->nq ? flat_search(s, req) : OMEN_OK;
-		*path = req->used_gpu ? "gpu-exact" : "cpu-exact";
-		req->vectors_read = req->nq * snap_allowed(s);
-		return st;
+	if (st == OMEN_OK) {
+		*path = "cpu-hnsw";
+		return req->nq ? hnsw_search(s, txn, req) : OMEN_OK;
 	}
-	*path = "cpu-hnsw";
-	return st != OMEN_OK || !req->nq ? st : hnsw_search(s, txn, req);
+	if (st == OMEN_ENOTFOUND && !exact && !selective)
+		st = ivf_info_get(c, txn, &vi);
+	if (st == OMEN_OK) {
+		*path = "cpu-ivf";
+		if (req->nprobe > vi.nlist)
+			return status_set(OMEN_EINVAL, "nprobe %zu exceeds the index's %u lists",
+			                  req->nprobe, vi.nlist);
+		return req->nq ? ivf_search(s, txn, req) : OMEN_OK;
+	}
+	if (st != OMEN_ENOTFOUND)
+		return st;
+	st = req->nq ? flat_search(s, req) : OMEN_OK;
+	*path = req->used_gpu ? "gpu-exact" : "cpu-exact";
+	req->vectors_read = req->nq * snap_allowed(s);
+	return st;
 }
 
 int eng_search(eng_coll *c, const float *queries, size_t nq, size_t dim,

@@ -1,0 +1,191 @@
+/*
+ * RaBitQ codes (J. Gao and C. Long, SIGMOD 2024; ivf.h has the layout): encoding a point's
+ * residual to its centroid into sign bits and the factors of the paper's estimator, preparing
+ * a query's 4-bit look-up tables, and the FastScan kernel that turns 32 codes and the tables
+ * into integer inner products (AVX2 shuffles, or a scalar loop where OMEN_SIMD=scalar or the
+ * CPU lacks AVX2).
+ *
+ * With o the point's unit residual direction, x-bar its code (+-1/sqrt(D) per rotated
+ * dimension), x0 = <x-bar, R o> and q' the query's rotated residual (or rotated query, for
+ * inner products), the paper's estimator is <o, q> ~ <x-bar, q'> / (|q'| x0), unbiased, with
+ * |error| <= sqrt(1 - x0^2) / x0 * eps0 / sqrt(D - 1) (times |q'|) with high probability
+ * (its Theorem 3.2). The query's rotated residual is quantized to 4 bits per dimension with
+ * randomized rounding (its Section 3.3.1), so that <x-bar, q'> is an integer sum read from
+ * tables.
+ */
+#include <cblas.h>
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "engine/ivf.h"
+
+bool ivf_block_view(const void *bytes, size_t len, uint32_t dpad, ivf_block *b)
+{
+	const unsigned char *p = bytes;
+	if (len != ivf_block_bytes(dpad) || !rec_check(p, len, IVF_MAGIC_BLOCK, IVF_BLOCK_HEAD))
+		return false;
+	b->count = le32_get(p + 8);
+	if (b->count < 1 || b->count > IVF_BLOCK)
+		return false;
+	b->codes = p + IVF_BLOCK_HEAD;
+	b->fa = b->codes + ivf_codes_bytes(dpad);
+	b->fb = b->fa + 4 * IVF_BLOCK;
+	b->fe = b->fb + 4 * IVF_BLOCK;
+	b->pc = b->fe + 4 * IVF_BLOCK;
+	b->rows = b->pc + 2 * IVF_BLOCK;
+	return true;
+}
+
+/* ---- encoding ---- */
+
+/* The factors of one rotated residual r (dim floats) whose unrotated norm squared is n2. */
+static void factors(const float *r, uint32_t dim, float n2, ivf_code *out, uint8_t *bits)
+{
+	double sum_abs = 0;
+	uint16_t pc = 0;
+	for (uint32_t d = 0; d < dim; d++) {
+		if (r[d] > 0) {
+			bits[d / 8] |= (uint8_t)(1u << (d % 8));
+			pc++;
+		}
+		sum_abs += fabsf(r[d]);
+	}
+	double norm = sqrt(n2);
+	out->fa = n2;
+	out->pc = pc;
+	if (norm == 0 || sum_abs == 0) { /* the point is its centroid: the estimate is exact */
+		out->fb = 0;
+		out->fe = 0;
+		return;
+	}
+	double x0 = sum_abs / (sqrt((double)dim) * norm);
+	x0 = x0 > 1 ? 1 : x0;
+	out->fb = (float)(-2 * norm / x0);
+	out->fe =
+	    dim > 1 ? (float)(2 * norm * sqrt(1 - x0 * x0) / x0 * IVF_EPS0 / sqrt((double)dim - 1))
+	            : INFINITY;
+}
+
+void ivf_encode(const ivf_index *ix, const float *vecs, size_t n, ivf_code *codes, uint8_t *bits,
+                float *tmp)
+{
+	uint32_t dim = ix->dim;
+	size_t cb = ivf_code_bits(ix->dpad);
+	float *res = tmp, *rot = tmp + n * dim;
+	for (size_t i = 0; i < n; i++) {
+		const float *c = ix->centroids + (size_t)codes[i].list * dim;
+		for (uint32_t d = 0; d < dim; d++)
+			res[i * dim + d] = vecs[i * dim + d] - c[d];
+	}
+	if (n)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)dim, (int)dim,
+		            1.0f, res, (int)dim, ix->rot, (int)dim, 0.0f, rot, (int)dim);
+	memset(bits, 0, n * cb);
+	for (size_t i = 0; i < n; i++) {
+		double n2 = 0;
+		for (uint32_t d = 0; d < dim; d++)
+			n2 += (double)res[i * dim + d] * res[i * dim + d];
+		factors(rot + i * dim, dim, (float)n2, &codes[i], bits + i * cb);
+	}
+}
+
+/* ---- queries ---- */
+
+void ivf_query_prepare(const ivf_index *ix, const float *qr, uint64_t seed, ivf_query *q)
+{
+	uint32_t dim = ix->dim, groups = ix->dpad / 4;
+	float lo = qr[0], hi = qr[0];
+	double sum = 0;
+	for (uint32_t d = 0; d < dim; d++) {
+		lo = qr[d] < lo ? qr[d] : lo;
+		hi = qr[d] > hi ? qr[d] : hi;
+		sum += qr[d];
+	}
+	float delta = (hi - lo) / 15.0f, inv = delta > 0 ? 1 / delta : 0;
+	uint8_t qu[OMEN_IVF_MAX_DIM + 8] = {0};
+	uint32_t r = (uint32_t)(seed ^ seed >> 32) | 1; /* xorshift32: the rounding's randomness */
+	for (uint32_t d = 0; d < dim; d++) {
+		r ^= r << 13;
+		r ^= r >> 17;
+		r ^= r << 5;
+		float v = (qr[d] - lo) * inv + (float)(r >> 8) * 0x1p-24f;
+		qu[d] = v >= 15 ? 15 : (uint8_t)v;
+	}
+	for (uint32_t g = 0; g < groups; g++) { /* each entry: one more than a smaller one */
+		uint8_t *t = q->lut + 16 * g;
+		const uint8_t *v = qu + 4 * g;
+		t[0] = 0;
+		for (uint32_t nib = 1; nib < 16; nib++)
+			t[nib] = (uint8_t)(t[nib & (nib - 1)] + v[__builtin_ctz(nib)]);
+	}
+	float rs = 1.0f / sqrtf((float)dim);
+	q->k1 = 2 * delta * rs;
+	q->k2 = 2 * lo * rs;
+	q->k3 = (float)-sum * rs;
+}
+
+/* ---- FastScan ---- */
+
+static void scan_scalar(const uint8_t *lut, const unsigned char *codes, uint32_t groups,
+                        uint16_t ip[IVF_BLOCK])
+{
+	for (uint32_t j = 0; j < IVF_BLOCK; j++) {
+		uint32_t sum = 0;
+		for (uint32_t g = 0; g < groups; g++) {
+			unsigned char byte = codes[16 * g + (j & 15)];
+			sum += lut[16 * g + (j < 16 ? byte & 15 : byte >> 4)];
+		}
+		ip[j] = (uint16_t)sum;
+	}
+}
+
+/* Two groups per 32-byte load: the low lane holds group g's 16 bytes and table, the high lane
+ * group g + 1's. Sums are kept in 16-bit lanes, even and odd codes apart, and the two halves
+ * added at the end. */
+__attribute__((target("avx2"))) static void
+scan_avx2(const uint8_t *lut, const unsigned char *codes, uint32_t groups, uint16_t ip[IVF_BLOCK])
+{
+	const __m256i low4 = _mm256_set1_epi8(0x0f), low8 = _mm256_set1_epi16(0x00ff);
+	__m256i lo_even = _mm256_setzero_si256(), lo_odd = lo_even, hi_even = lo_even,
+	        hi_odd = lo_even;
+	for (uint32_t g = 0; g < groups; g += 2) {
+		__m256i t = _mm256_loadu_si256((const __m256i *)(lut + 16 * g));
+		__m256i v = _mm256_loadu_si256((const __m256i *)(codes + 16 * g));
+		__m256i rlo = _mm256_shuffle_epi8(t, _mm256_and_si256(v, low4));
+		__m256i rhi =
+		    _mm256_shuffle_epi8(t, _mm256_and_si256(_mm256_srli_epi16(v, 4), low4));
+		lo_even = _mm256_add_epi16(lo_even, _mm256_and_si256(rlo, low8));
+		lo_odd = _mm256_add_epi16(lo_odd, _mm256_srli_epi16(rlo, 8));
+		hi_even = _mm256_add_epi16(hi_even, _mm256_and_si256(rhi, low8));
+		hi_odd = _mm256_add_epi16(hi_odd, _mm256_srli_epi16(rhi, 8));
+	}
+	__m256i acc[4] = {lo_even, lo_odd, hi_even, hi_odd};
+	uint16_t w[4][8];
+	for (int a = 0; a < 4; a++)
+		_mm_storeu_si128((__m128i *)w[a],
+		                 _mm_add_epi16(_mm256_castsi256_si128(acc[a]),
+		                               _mm256_extracti128_si256(acc[a], 1)));
+	for (uint32_t j = 0; j < 8; j++) {
+		ip[2 * j] = w[0][j];
+		ip[2 * j + 1] = w[1][j];
+		ip[16 + 2 * j] = w[2][j];
+		ip[16 + 2 * j + 1] = w[3][j];
+	}
+}
+
+static int use_avx2 = -1;
+
+void ivf_scan_block(const ivf_query *q, const unsigned char *codes, uint32_t dpad,
+                    uint16_t ip[IVF_BLOCK])
+{
+	if (__atomic_load_n(&use_avx2, __ATOMIC_RELAXED) < 0)
+		__atomic_store_n(&use_avx2,
+		                 __builtin_cpu_supports("avx2") &&
+		                     strcmp(dist_best()->name, "scalar") != 0,
+		                 __ATOMIC_RELAXED);
+	if (use_avx2)
+		scan_avx2(q->lut, codes, dpad / 4, ip);
+	else
+		scan_scalar(q->lut, codes, dpad / 4, ip);
+}

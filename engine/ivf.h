@@ -180,6 +180,13 @@ void ivf_query_prepare(const ivf_index *ix, const float *qr, uint64_t seed, ivf_
 void ivf_scan_block(const ivf_query *q, const unsigned char *codes, uint32_t dpad,
                     uint16_t ip[IVF_BLOCK]);
 
+/* The two kernels behind ivf_scan_block (groups = dpad / 4), for tests: the scalar reference
+ * and the AVX2 one (only where the CPU has AVX2). */
+void ivf_scan_scalar(const uint8_t *lut, const unsigned char *codes, uint32_t groups,
+                     uint16_t ip[IVF_BLOCK]);
+void ivf_scan_avx2(const uint8_t *lut, const unsigned char *codes, uint32_t groups,
+                   uint16_t ip[IVF_BLOCK]);
+
 /* ---- the random rotation and k-means (ivf_train.c) ---- */
 
 /* Fills rot (dim x dim) with a random orthogonal matrix drawn from seed (Gaussian entries,

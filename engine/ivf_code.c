@@ -127,8 +127,8 @@ void ivf_query_prepare(const ivf_index *ix, const float *qr, uint64_t seed, ivf_
 
 /* ---- FastScan ---- */
 
-static void scan_scalar(const uint8_t *lut, const unsigned char *codes, uint32_t groups,
-                        uint16_t ip[IVF_BLOCK])
+void ivf_scan_scalar(const uint8_t *lut, const unsigned char *codes, uint32_t groups,
+                     uint16_t ip[IVF_BLOCK])
 {
 	for (uint32_t j = 0; j < IVF_BLOCK; j++) {
 		uint32_t sum = 0;
@@ -143,8 +143,8 @@ static void scan_scalar(const uint8_t *lut, const unsigned char *codes, uint32_t
 /* Two groups per 32-byte load: the low lane holds group g's 16 bytes and table, the high lane
  * group g + 1's. Sums are kept in 16-bit lanes, even and odd codes apart, and the two halves
  * added at the end. */
-__attribute__((target("avx2"))) static void
-scan_avx2(const uint8_t *lut, const unsigned char *codes, uint32_t groups, uint16_t ip[IVF_BLOCK])
+__attribute__((target("avx2"))) void ivf_scan_avx2(const uint8_t *lut, const unsigned char *codes,
+                                                   uint32_t groups, uint16_t ip[IVF_BLOCK])
 {
 	const __m256i low4 = _mm256_set1_epi8(0x0f), low8 = _mm256_set1_epi16(0x00ff);
 	__m256i lo_even = _mm256_setzero_si256(), lo_odd = lo_even, hi_even = lo_even,
@@ -185,7 +185,7 @@ void ivf_scan_block(const ivf_query *q, const unsigned char *codes, uint32_t dpa
 		                     strcmp(dist_best()->name, "scalar") != 0,
 		                 __ATOMIC_RELAXED);
 	if (use_avx2)
-		scan_avx2(q->lut, codes, dpad / 4, ip);
+		ivf_scan_avx2(q->lut, codes, dpad / 4, ip);
 	else
-		scan_scalar(q->lut, codes, dpad / 4, ip);
+		ivf_scan_scalar(q->lut, codes, dpad / 4, ip);
 }

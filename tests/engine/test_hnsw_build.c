@@ -3,7 +3,7 @@
  * after it, the background indexer doing so by itself, a close cancelling a build, the
  * automatic choice of index and the parameter checks. Recall is measured against exact search.
  */
-#include "hnsw_fixture.h"
+#include "index_fixture.h"
 
 /* A build with the same parameters extends the graph over the rows written after it. */
 static void test_extend(void **state)

@@ -4,7 +4,7 @@
  * directly are reported (OMEN_ECORRUPT, naming the problem) while searches neither crash nor
  * return rows outside the collection.
  */
-#include "hnsw_fixture.h"
+#include "index_fixture.h"
 
 /* Fails unless omen_check answers want with a report that contains says. */
 static void check_says(omen_collection *c, int want, const char *says)

@@ -4,7 +4,7 @@
  * same graph, a graph written with 4-byte ids read alike at any size, and headers this version
  * does not know refused with OMEN_EVERSION rather than misread.
  */
-#include "hnsw_fixture.h"
+#include "index_fixture.h"
 
 /* Asserts the layout of a graph of at most 65,536 nodes: the header gives 2-byte ids, and every
  * level-0 record is OMH0, its offsets starting at 0 and ending at its length. The header (key

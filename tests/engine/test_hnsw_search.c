@@ -4,7 +4,7 @@
  * build, deleted points, filtered search at several selectivities, and the two SEARCH-LAYER
  * loops (sorted array, two heaps) agreeing.
  */
-#include "hnsw_fixture.h"
+#include "index_fixture.h"
 
 static void test_recall(void **state)
 {

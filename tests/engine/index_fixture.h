@@ -1,11 +1,11 @@
 /*
- * Fixtures shared by the HNSW tests (test_hnsw_build.c, _search.c, _persist.c, _check.c):
- * Fashion-MNIST loaded once per program (Debian's dataset-fashion-mnist, converted by
- * bench/data.py; ops/test prepares it), collections of its first rows, recall against exact
- * search, and a way to rewrite a closed database's graph records through LMDB directly.
+ * Fixtures shared by the index tests (test_hnsw_*.c, test_ivf_*.c): Fashion-MNIST loaded once
+ * per program (Debian's dataset-fashion-mnist, converted by bench/data.py; ops/test prepares
+ * it), collections of its first rows, recall against exact search, and ways to rewrite a
+ * closed database's index records through LMDB directly.
  */
-#ifndef OMEN_TEST_HNSW_FIXTURE_H
-#define OMEN_TEST_HNSW_FIXTURE_H
+#ifndef OMEN_TEST_INDEX_FIXTURE_H
+#define OMEN_TEST_INDEX_FIXTURE_H
 
 #include <lmdb.h>
 #include <math.h>
@@ -56,7 +56,7 @@ static inline void fx_open(fixture *f, const char *name, int no_bg)
 /* A collection of the first n base vectors (ids = rows), metadata {"sel": i % 100}. */
 static inline void fx_make(fixture *f, const char *name, size_t n, omen_metric m)
 {
-	tmp_dir(f->dir, sizeof f->dir, "hnsw");
+	tmp_dir(f->dir, sizeof f->dir, "index");
 	omen_open_options o;
 	omen_open_options_init(&o);
 	o.durability = OMEN_DURABLE_RELAXED;
@@ -204,6 +204,47 @@ static inline void edit_graph(const char *dir, graph_edit *fn, void *ctx)
 	}
 	assert_int_equal(mdb_txn_commit(txn), 0);
 	mdb_env_close(env);
+}
+
+/* Opens collection 1's index sub-database of the closed database in dir for writing. */
+static inline void index_dbi_open(const char *dir, MDB_env **env, MDB_txn **txn, MDB_dbi *dbi)
+{
+	assert_int_equal(mdb_env_create(env), 0);
+	mdb_env_set_maxdbs(*env, 16);
+	assert_int_equal(mdb_env_open(*env, dir, 0, 0644), 0);
+	assert_int_equal(mdb_txn_begin(*env, NULL, 0, txn), 0);
+	assert_int_equal(mdb_dbi_open(*txn, "c1.g", 0, dbi), 0);
+}
+
+static inline void index_dbi_close(MDB_env *env, MDB_txn *txn)
+{
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/* Edits one index record (key of klen bytes) of the closed database in dir: fn changes a copy
+ * of its value in place (same size), or, with fn NULL, the record is deleted. */
+typedef void record_edit(MDB_val *val, void *ctx);
+
+static inline void edit_record(const char *dir, const void *key, size_t klen, record_edit *fn,
+                               void *ctx)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	index_dbi_open(dir, &env, &txn, &dbi);
+	MDB_val k = {klen, (void *)key}, v;
+	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+	if (fn) {
+		MDB_val copy = {v.mv_size, malloc(v.mv_size)};
+		memcpy(copy.mv_data, v.mv_data, v.mv_size);
+		fn(&copy, ctx);
+		assert_int_equal(mdb_put(txn, dbi, &k, &copy, 0), 0);
+		free(copy.mv_data);
+	} else {
+		assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
+	}
+	index_dbi_close(env, txn);
 }
 
 #endif

@@ -2,9 +2,9 @@
  * IVF builds and appends. A build samples the live points, trains the coarse quantizer
  * (ivf_train.c), draws the rotation, assigns and encodes every live point in batches, and
  * writes the whole index in one write transaction, which also takes the rows written while it
- * ran; then it calibrates the default nprobe on a sample of the collection's own points
- * (docs/IVF.md). Points written after a build are assigned to their lists in the write's own
- * transaction (ivf_append), so the index always covers every row.
+ * ran, and the default nprobe calibrated on a sample of the collection's own points against
+ * their exact neighbours (docs/IVF.md). Points written after a build are assigned to their lists in
+ * the write's own transaction (ivf_append), so the index always covers every row.
  */
 #include <cblas.h>
 #include <math.h>
@@ -187,11 +187,124 @@ static int train(built *b, const snapshot *s, const uint32_t *live, size_t n, iv
 	return st;
 }
 
+/* ---- calibration of the default nprobe ---- */
+
+/* The calibration's queries (collection points) and their exact neighbours, drawn from the
+ * build's snapshot; the searches run in the publishing transaction. */
+typedef struct calib {
+	float *queries;
+	uint64_t *self, *exact, *ids;
+	float *dists;
+	size_t nq;
+	int threads;
+} calib;
+
+static void calib_free(calib *k)
+{
+	mem_free(k->queries), mem_free(k->self), mem_free(k->exact), mem_free(k->ids);
+	mem_free(k->dists);
+}
+
+/* Draws the queries from the live rows and computes their exact CALIB_K + 1 neighbours. */
+static int calib_prepare(const snapshot *s, const uint32_t *live, size_t n, uint64_t seed, calib *k)
+{
+	k->nq = n < CALIB_QUERIES ? n : CALIB_QUERIES;
+	size_t rk = k->nq * (CALIB_K + 1), dim = s->c->dim;
+	uint32_t *pick = sample_rows(live, n, k->nq, seed ^ 0xca11b);
+	k->queries = mem_alloc(k->nq * dim * sizeof *k->queries);
+	k->self = mem_alloc(k->nq * sizeof *k->self);
+	k->exact = mem_alloc(rk * sizeof *k->exact);
+	k->ids = mem_alloc(rk * sizeof *k->ids);
+	k->dists = mem_alloc(rk * sizeof *k->dists);
+	int st = pick && k->queries && k->self && k->exact && k->ids && k->dists
+	             ? OMEN_OK
+	             : status_set(OMEN_ENOMEM, "out of memory");
+	if (st == OMEN_OK) {
+		gather(s, pick, k->nq, k->queries);
+		for (size_t q = 0; q < k->nq; q++)
+			k->self[q] = snap_id(s, pick[q]);
+		search_req ex = {.queries = k->queries,
+		                 .nq = k->nq,
+		                 .k = CALIB_K + 1,
+		                 .threads = k->threads,
+		                 .ids_out = k->exact,
+		                 .dists_out = k->dists,
+		                 .device = OMEN_DEVICE_CPU};
+		st = flat_search(s, &ex);
+	}
+	mem_free(pick);
+	return st;
+}
+
+/* Recall@CALIB_K of ids (nq x (k + 1), the query's own id left out) against exact. */
+static double recall_of(const calib *k)
+{
+	size_t hit = 0, total = 0;
+	for (size_t q = 0; q < k->nq; q++) {
+		const uint64_t *e = k->exact + q * (CALIB_K + 1), *g = k->ids + q * (CALIB_K + 1);
+		for (size_t i = 0, taken = 0; i <= CALIB_K && taken < CALIB_K; i++) {
+			if (e[i] == k->self[q] || e[i] == OMEN_NO_ID)
+				continue;
+			taken++;
+			total++;
+			for (size_t j = 0; j <= CALIB_K; j++)
+				hit += g[j] == e[i];
+		}
+	}
+	return total ? (double)hit / (double)total : 1;
+}
+
+/* Recall of an IVF search of the calibration queries at nprobe, in s. */
+static int try_nprobe(calib *k, const snapshot *s, MDB_txn *txn, uint32_t nprobe, double *recall)
+{
+	search_req req = {.queries = k->queries,
+	                  .nq = k->nq,
+	                  .k = CALIB_K + 1,
+	                  .threads = k->threads,
+	                  .ids_out = k->ids,
+	                  .dists_out = k->dists,
+	                  .nprobe = nprobe};
+	int st = ivf_search(s, txn, &req);
+	if (st == OMEN_OK)
+		*recall = recall_of(k);
+	return st;
+}
+
+/* The smallest nprobe (a power of two, then refined by bisection) whose recall reaches the
+ * target; the index's nlist when none does. Searches the index as written in txn. */
+static int calibrate(eng_coll *c, MDB_txn *txn, calib *k, uint32_t nlist, uint32_t *best, float *at)
+{
+	snapshot s;
+	int st = snap_open(c, txn, NULL, &s);
+	if (st != OMEN_OK)
+		return st;
+	uint32_t lo = 0, hi = 1;
+	double r = 0;
+	while ((st = try_nprobe(k, &s, txn, hi, &r)) == OMEN_OK && r < CALIB_TARGET && hi < nlist) {
+		lo = hi;
+		hi = hi * 2 < nlist ? hi * 2 : nlist;
+	}
+	*at = (float)r;
+	while (st == OMEN_OK && hi - lo > 1 && r >= CALIB_TARGET) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		double rm;
+		st = try_nprobe(k, &s, txn, mid, &rm);
+		if (st == OMEN_OK && rm >= CALIB_TARGET)
+			hi = mid, *at = (float)rm;
+		else
+			lo = mid;
+	}
+	*best = hi;
+	snap_close(&s);
+	return st;
+}
+
 /* ---- persistence, with the rows written meanwhile ---- */
 
 typedef struct persist_ctx {
 	eng_coll *c;
 	built *b;
+	calib *k;
 	uint64_t rows; /* rows the build covered */
 } persist_ctx;
 
@@ -220,6 +333,8 @@ static int encode_tail(eng_coll *c, MDB_txn *txn, built *b, uint64_t from)
 	return st;
 }
 
+/* Writes the index, the rows written meanwhile and the calibrated nprobe in one transaction:
+ * a failure anywhere publishes nothing. */
 static int persist_fn(MDB_txn *txn, void *arg)
 {
 	persist_ctx *x = arg;
@@ -231,147 +346,19 @@ static int persist_fn(MDB_txn *txn, void *arg)
 		st = ivf_write_codes(x->c, txn, &x->b->ix, x->b->codes, x->b->bits, x->b->n);
 	if (st == OMEN_OK && r.rows > x->rows)
 		st = encode_tail(x->c, txn, x->b, x->rows);
-	return st;
-}
-
-/* ---- calibration of the default nprobe ---- */
-
-/* Recall@CALIB_K of ids (nq x (k + 1), the query's own id left out) against exact. */
-static double recall_of(const uint64_t *ids, const uint64_t *exact, const uint64_t *self, size_t nq)
-{
-	size_t hit = 0, total = 0;
-	for (size_t q = 0; q < nq; q++) {
-		const uint64_t *e = exact + q * (CALIB_K + 1), *g = ids + q * (CALIB_K + 1);
-		for (size_t i = 0, taken = 0; i <= CALIB_K && taken < CALIB_K; i++) {
-			if (e[i] == self[q] || e[i] == OMEN_NO_ID)
-				continue;
-			taken++;
-			total++;
-			for (size_t j = 0; j <= CALIB_K; j++)
-				hit += g[j] == e[i];
-		}
-	}
-	return total ? (double)hit / (double)total : 1;
-}
-
-typedef struct calib {
-	const snapshot *s;
-	MDB_txn *txn;
-	float *queries;
-	uint64_t *self, *exact, *ids;
-	float *dists;
-	size_t nq;
-	int threads;
-} calib;
-
-/* Recall of an IVF search of the calibration queries at nprobe. */
-static int try_nprobe(calib *k, uint32_t nprobe, double *recall)
-{
-	search_req req = {.queries = k->queries,
-	                  .nq = k->nq,
-	                  .k = CALIB_K + 1,
-	                  .threads = k->threads,
-	                  .ids_out = k->ids,
-	                  .dists_out = k->dists,
-	                  .nprobe = nprobe};
-	int st = ivf_search(k->s, k->txn, &req);
+	uint32_t nprobe = 0;
+	float recall = 0;
 	if (st == OMEN_OK)
-		*recall = recall_of(k->ids, k->exact, k->self, k->nq);
-	return st;
-}
-
-/* The smallest nprobe (a power of two, then refined by bisection) whose recall reaches the
- * target; the index's nlist when none does. */
-static int search_nprobe(calib *k, uint32_t nlist, uint32_t *best, double *at)
-{
-	uint32_t lo = 0, hi = 1;
-	double r = 0;
-	int st;
-	while ((st = try_nprobe(k, hi, &r)) == OMEN_OK && r < CALIB_TARGET && hi < nlist) {
-		lo = hi;
-		hi = hi * 2 < nlist ? hi * 2 : nlist;
-	}
-	*at = r;
-	while (st == OMEN_OK && hi - lo > 1 && r >= CALIB_TARGET) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		double rm;
-		st = try_nprobe(k, mid, &rm);
-		if (st == OMEN_OK && rm >= CALIB_TARGET)
-			hi = mid, *at = rm;
-		else
-			lo = mid;
-	}
-	*best = hi;
-	return st;
-}
-
-static int calibrate(eng_coll *c, int threads, uint32_t *nprobe, float *recall)
-{
-	MDB_txn *txn;
-	snapshot s;
-	int st = store_read_begin(c->db->st, &txn);
-	if (st != OMEN_OK)
-		return st;
-	ivf_index ix;
-	st = snap_open(c, txn, NULL, &s);
-	if (st == OMEN_OK && (st = ivf_map(c, txn, &ix)) == OMEN_OK)
-		ivf_unmap(&ix);
-	uint32_t *live = NULL;
-	size_t n = 0;
+		st = calibrate(x->c, txn, x->k, x->b->ix.nlist, &nprobe, &recall);
 	if (st == OMEN_OK)
-		st = live_rows(&s, &live, &n);
-	calib k = {.s = &s, .txn = txn, .threads = threads};
-	k.nq = n < CALIB_QUERIES ? n : CALIB_QUERIES;
-	uint32_t *pick = st == OMEN_OK ? sample_rows(live, n, k.nq, ix.seed ^ 0xca11b) : NULL;
-	size_t rk = k.nq * (CALIB_K + 1);
-	k.queries = mem_alloc(k.nq * c->dim * sizeof *k.queries);
-	k.self = mem_alloc(k.nq * sizeof *k.self);
-	k.exact = mem_alloc(rk * sizeof *k.exact);
-	k.ids = mem_alloc(rk * sizeof *k.ids);
-	k.dists = mem_alloc(rk * sizeof *k.dists);
-	if (st == OMEN_OK && !(pick && k.queries && k.self && k.exact && k.ids && k.dists))
-		st = status_set(OMEN_ENOMEM, "out of memory");
-	if (st == OMEN_OK) {
-		gather(&s, pick, k.nq, k.queries);
-		for (size_t q = 0; q < k.nq; q++)
-			k.self[q] = snap_id(&s, pick[q]);
-		search_req ex = {.queries = k.queries,
-		                 .nq = k.nq,
-		                 .k = CALIB_K + 1,
-		                 .threads = threads,
-		                 .ids_out = k.exact,
-		                 .dists_out = k.dists,
-		                 .device = OMEN_DEVICE_CPU};
-		st = flat_search(&s, &ex);
-	}
-	double r = 0;
-	if (st == OMEN_OK)
-		st = search_nprobe(&k, ix.nlist, nprobe, &r);
-	*recall = (float)r;
-	mem_free(pick), mem_free(live), mem_free(k.queries), mem_free(k.self);
-	mem_free(k.exact), mem_free(k.ids), mem_free(k.dists);
-	if (s.c)
-		snap_close(&s);
-	store_read_end(c->db->st, txn);
+		st = ivf_write_nprobe(x->c, txn, nprobe, recall);
 	return st;
-}
-
-typedef struct nprobe_ctx {
-	eng_coll *c;
-	uint32_t nprobe;
-	float recall;
-} nprobe_ctx;
-
-static int nprobe_fn(MDB_txn *txn, void *arg)
-{
-	nprobe_ctx *x = arg;
-	return ivf_write_nprobe(x->c, txn, x->nprobe, x->recall);
 }
 
 /* ---- omen_build_index for IVF ---- */
 
-/* Trains and encodes from one snapshot; the caller persists. */
-static int build_from(eng_coll *c, const omen_index_params *p, built *b, uint64_t *rows)
+/* Trains, encodes and prepares the calibration from one snapshot; the caller persists. */
+static int build_from(eng_coll *c, const omen_index_params *p, built *b, calib *k, uint64_t *rows)
 {
 	MDB_txn *txn;
 	snapshot s;
@@ -402,6 +389,8 @@ static int build_from(eng_coll *c, const omen_index_params *p, built *b, uint64_
 		st = status_set(OMEN_ENOMEM, "out of memory for %zu codes", b->n);
 	if (st == OMEN_OK)
 		st = encode_rows(b, &s, live, NULL, b->n, b->codes, b->bits, &pr);
+	if (st == OMEN_OK)
+		st = calib_prepare(&s, live, b->n, b->ix.seed, k);
 	*rows = s.rec.rows;
 	mem_free(live);
 	if (s.c)
@@ -413,16 +402,13 @@ static int build_from(eng_coll *c, const omen_index_params *p, built *b, uint64_
 int ivf_build(eng_coll *c, const omen_index_params *p)
 {
 	built b = {.threads = p->threads > 0 ? p->threads : omp_get_max_threads()};
-	persist_ctx x = {c, &b, 0};
-	int st = build_from(c, p, &b, &x.rows);
+	calib k = {.threads = b.threads};
+	persist_ctx x = {c, &b, &k, 0};
+	int st = build_from(c, p, &b, &k, &x.rows);
 	if (st == OMEN_OK)
 		st = store_write(c->db->st, persist_fn, &x, (uint64_t)b.n * 64);
 	built_free(&b);
-	nprobe_ctx np = {c, 0, 0};
-	if (st == OMEN_OK)
-		st = calibrate(c, b.threads, &np.nprobe, &np.recall);
-	if (st == OMEN_OK)
-		st = store_write(c->db->st, nprobe_fn, &np, 4096);
+	calib_free(&k);
 	return st;
 }
 

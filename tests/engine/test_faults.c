@@ -1,8 +1,8 @@
 /*
  * Allocation failures in the engine's paths (after canonical/raft's test/lib/fault.h): a load
  * (an upsert that replaces points and adds new ones with metadata) and searches (exact with a
- * filter, and through the HNSW index) and an index build are run once for every allocation
- * they make, with that
+ * filter, and through the HNSW and IVF indexes), index builds of both kinds and writes assigned
+ * to an IVF index's lists are run once for every allocation they make, with that
  * allocation failing (base's mem_fault_after). Each run gives OMEN_ENOMEM with a message and
  * leaves the database as it was (the same points, vectors and metadata; a search answers as
  * before), or, where a path can do without the memory it was refused, succeeds with the
@@ -198,18 +198,13 @@ static void check_search(fx *f, int st, bool failed)
 	assert_true(strlen(omen_errmsg(NULL)) > 0);
 }
 
-static void test_search(void **state)
+/* Every search case through an index of the given type, with rows written after it. */
+static void search_through(const omen_index_params *ip, const char *name)
 {
-	(void)state;
 	fx f;
 	fx_open(&f);
-	omen_index_params ip;
-	omen_index_params_init(&ip);
-	ip.type = OMEN_INDEX_HNSW;
-	ip.m = 8;
-	ip.ef_construction = 32;
-	assert_omen_ok(omen_build_index(f.c, &ip));
-	assert_omen_ok(do_load(&f)); /* rows past the index: the tail is searched exactly */
+	assert_omen_ok(omen_build_index(f.c, ip));
+	assert_omen_ok(do_load(&f)); /* HNSW: past the index, searched exactly; IVF: in its lists */
 	static const search_case cases[] = {
 	    {1, NULL}, {1, "{\"g\": 1}"}, {0, NULL}, {0, "{\"g\": {\"$in\": [1, 3]}}"}};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -218,10 +213,25 @@ static void test_search(void **state)
 		memcpy(want, got, sizeof want);
 		long n = each_allocation(&f, do_search, check_search);
 		print_message("search %s%s: %ld allocations, each failed in turn\n",
-		              scase.exact ? "exact" : "hnsw", scase.filter ? " filtered" : "", n);
+		              scase.exact ? "exact" : name, scase.filter ? " filtered" : "", n);
 		assert_true(n > 0);
 	}
 	fx_close(&f);
+}
+
+static void test_search(void **state)
+{
+	(void)state;
+	omen_index_params ip;
+	omen_index_params_init(&ip);
+	ip.type = OMEN_INDEX_HNSW;
+	ip.m = 8;
+	ip.ef_construction = 32;
+	search_through(&ip, "hnsw");
+	omen_index_params_init(&ip);
+	ip.type = OMEN_INDEX_IVF;
+	ip.nlist = 16;
+	search_through(&ip, "ivf");
 }
 
 static omen_index_params build_params;
@@ -236,7 +246,7 @@ static void check_build(fx *f, int st, bool failed)
 	omen_collection_stats s;
 	assert_omen_ok(omen_collection_stats_get(f->c, &s));
 	if (st == OMEN_OK) {
-		assert_string_equal(s.index, "hnsw");
+		assert_string_equal(s.index, omen_index_type_name(build_params.type));
 		assert_omen_ok(omen_check(f->c, NULL));
 		omen_index_params flat = build_params;
 		flat.type = OMEN_INDEX_FLAT; /* the next run builds from nothing again */
@@ -249,20 +259,50 @@ static void check_build(fx *f, int st, bool failed)
 	assert_string_equal(s.index, "flat"); /* no index was published */
 }
 
-/* An index build on one thread (so that the allocations come in one order), each allocation
+/* Index builds on one thread (so that the allocations come in one order), each allocation
  * failing in turn: no index, or a whole one that passes the check. */
 static void test_build(void **state)
 {
 	(void)state;
+	for (int kind = 0; kind < 2; kind++) {
+		fx f;
+		fx_open(&f);
+		omen_index_params_init(&build_params);
+		build_params.type = kind ? OMEN_INDEX_IVF : OMEN_INDEX_HNSW;
+		build_params.m = 8;
+		build_params.ef_construction = 32;
+		build_params.nlist = 16;
+		build_params.threads = 1;
+		long n = each_allocation(&f, do_build, check_build);
+		print_message("%s build: %ld allocations, each failed in turn\n",
+		              omen_index_type_name(build_params.type), n);
+		assert_true(n > 3);
+		fx_close(&f);
+	}
+}
+
+static void check_load_ivf(fx *f, int st, bool failed)
+{
+	check_load(f, st, failed);
+	assert_omen_ok(omen_check(f->c, NULL)); /* every live row in exactly one list */
+}
+
+/* The load written into an IVF index's lists: each allocation failing in turn leaves the
+ * collection and its index as they were. */
+static void test_ivf_append(void **state)
+{
+	(void)state;
 	fx f;
 	fx_open(&f);
-	omen_index_params_init(&build_params);
-	build_params.type = OMEN_INDEX_HNSW;
-	build_params.m = 8;
-	build_params.ef_construction = 32;
-	build_params.threads = 1;
-	long n = each_allocation(&f, do_build, check_build);
-	print_message("build: %ld allocations, each failed in turn\n", n);
+	omen_index_params ip;
+	omen_index_params_init(&ip);
+	ip.type = OMEN_INDEX_IVF;
+	ip.nlist = 16;
+	assert_omen_ok(omen_build_index(f.c, &ip));
+	look(&f, &before_load);
+	loaded_count = before_load.count + LOAD / 2;
+	long n = each_allocation(&f, do_load, check_load_ivf);
+	print_message("load into IVF lists: %ld allocations, each failed in turn\n", n);
 	assert_true(n > 3);
 	fx_close(&f);
 }
@@ -273,6 +313,7 @@ int main(void)
 	    cmocka_unit_test(test_load),
 	    cmocka_unit_test(test_search),
 	    cmocka_unit_test(test_build),
+	    cmocka_unit_test(test_ivf_append),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,7 +19,7 @@
  *       0    8 record header
  *       8    4 dim
  *      12    4 nlist
- *      16    4 bits per dimension (1)
+ *      16    4 bits per dimension of the codes (1..OMEN_IVF_BITS_MAX)
  *      20    4 nprobe: the default, calibrated by the build (docs/IVF.md)
  *      24    4 padded dimensions: dim rounded up to a multiple of 8 (two 4-dim groups)
  *      28    4 flags (0; any bit set: OMEN_EVERSION)
@@ -35,21 +35,27 @@
  *   (dim x dim f32, orthogonal, row-major: a rotated vector is R x), then the rotated centroids
  *   R c (nlist x dim f32).
  *
- *   key "L" + list + block, magic OMIL: one block of at most 32 codes of a list:
+ *   key "L" + list + block, magic OMIL: one block of at most 32 codes of a list, B bits per
+ *   dimension (the header's bits), G = padded dim / 4:
  *     off                 size        field
  *       0                 16          record header; count of codes at 8 (u32, 1..32); 12..15
  *                                     zero
- *      16                 16 G        codes, FastScan layout: for each group g of 4 rotated
- *                                     dimensions (G = padded dim / 4), 16 bytes; byte j holds
- *                                     the 4 sign bits of code j in its low nibble and those of
- *                                     code j + 16 in its high nibble (bit i of a nibble:
+ *      16                 16 G B      B planes of codes, FastScan layout: plane p holds bit
+ *                                     B - 1 - p of each dimension's code u (plane 0: the sign);
+ *                                     for each group g of 4 rotated dimensions, 16 bytes; byte
+ *                                     j holds the 4 bits of code j in its low nibble and those
+ *                                     of code j + 16 in its high nibble (bit i of a nibble:
  *                                     dimension 4 g + i)
- *      16 + 16 G          4 x 32      fa: |r|^2, f32 (r: the point's residual to its centroid)
+ *      16 + 16 G B        4 x 32      fa: |r|^2, f32 (r: the point's residual to its centroid)
  *         ...             4 x 32      fb: -2 |r| / x0, f32 (x0 = <o-bar, o>: the cosine of the
- *                                     point's direction and its code's)
+ *                                     point's direction and its 1-bit code's)
  *         ...             4 x 32      fe: 2 |r| sqrt(1 - x0^2) / x0 * eps0 / sqrt(dim - 1), f32
  *         ...             2 x 32      pc: the number of sign bits set, u16
  *         ...             4 x 32      rows, u32
+ *     and for B > 1 (extended RaBitQ: u in 0 .. 2^B - 1 reconstructs y = u - (2^B - 1) / 2):
+ *         ...             4 x 32      fb2: -2 |r| / (x0' |y|), f32 (x0': the cosine of the
+ *                                     point's direction and y)
+ *         ...             4 x 32      fe2: 2 |r| sqrt(1 - x0'^2) / x0' * eps0 / sqrt(dim - 1)
  *     Unused slots of a block hold zeros.
  */
 #ifndef OMEN_IVF_H
@@ -68,6 +74,7 @@
 #define IVF_EPS0                                                                                   \
 	1.9f                  /* RaBitQ's confidence parameter: the bound holds with               \
 	                         probability about 1 - 2 exp(-c eps0^2) */
+#define IVF_EX_GRID        64 /* values of the scale t tried per multi-bit code */
 #define IVF_TRAIN_PER_LIST 64 /* k-means sample: this many points per list (at most all) */
 #define IVF_SEED_PER_LIST  16 /* k-means++ seeding: over this many points per list */
 #define IVF_KMEANS_ITERS   10 /* Lloyd's iterations after the seeding */
@@ -90,38 +97,52 @@ typedef struct ivf_index {
 	                           were not aligned for float (ivf_unmap frees them) */
 } ivf_index;
 
-/* Byte sizes of a block's parts, for padded dimension dpad. */
-static inline size_t ivf_codes_bytes(uint32_t dpad)
+/* Byte sizes of a block's parts, for padded dimension dpad and bits planes of codes. */
+static inline size_t ivf_codes_bytes(uint32_t dpad) /* one plane of 32 codes */
 {
 	return (size_t)dpad / 4 * 16;
 }
-static inline size_t ivf_block_bytes(uint32_t dpad)
+static inline size_t ivf_block_bytes(uint32_t dpad, uint32_t bits)
 {
-	return IVF_BLOCK_HEAD + ivf_codes_bytes(dpad) + IVF_BLOCK * (4 + 4 + 4 + 2 + 4);
+	return IVF_BLOCK_HEAD + bits * ivf_codes_bytes(dpad) + IVF_BLOCK * (4 + 4 + 4 + 2 + 4) +
+	       (bits > 1 ? IVF_BLOCK * (4 + 4) : 0);
 }
 
 /* A view of one block record (pointers into the map, or into a builder's buffer). Floats and
- * u16s may be unaligned: read them with memcpy or unaligned loads. */
+ * u16s may be unaligned: read them with memcpy or unaligned loads. codes is the sign plane;
+ * ex the bits - 1 further planes (each ivf_codes_bytes), fb2 and fe2 their factors (NULL for
+ * 1-bit codes). */
 typedef struct ivf_block {
 	uint32_t count;
-	const unsigned char *codes, *fa, *fb, *fe, *pc, *rows;
+	const unsigned char *codes, *fa, *fb, *fe, *pc, *rows, *ex, *fb2, *fe2;
 } ivf_block;
 
-/* Validates a block record of padded dimension dpad into *b: false when it is malformed. */
-bool ivf_block_view(const void *bytes, size_t len, uint32_t dpad, ivf_block *b);
+/* Validates a block record into *b: false when it is malformed. */
+bool ivf_block_view(const void *bytes, size_t len, uint32_t dpad, uint32_t bits, ivf_block *b);
 
-/* The factors of one encoded point; its sign bits are kept apart (ivf_code_bits). */
+/* The parts of the block image at p, unchecked (for a block being written). */
+void ivf_block_at(const unsigned char *p, uint32_t dpad, uint32_t bits, ivf_block *b);
+
+/* The factors of one encoded point; its bits are kept apart (ivf_code_size). fb2 and fe2 are
+ * the multi-bit code's (extended RaBitQ), zero for 1-bit codes. */
 typedef struct ivf_code {
-	float fa, fb, fe;
+	float fa, fb, fe, fb2, fe2;
 	uint16_t pc;
 	uint32_t row, list;
 } ivf_code;
 
-/* Bytes of one point's sign bits: bit d % 8 of byte d / 8 is rotated dimension d's sign
+/* Bytes of one plane of one point's code: bit d % 8 of byte d / 8 is rotated dimension d's
  * (padded dimensions zero). */
 static inline size_t ivf_code_bits(uint32_t dpad)
 {
 	return (size_t)dpad / 8;
+}
+
+/* Bytes of one point's whole code: its bits planes, the sign plane first, then the lower bits
+ * of the multi-bit code from the highest. */
+static inline size_t ivf_code_size(const struct ivf_index *ix)
+{
+	return ix->bits * ivf_code_bits(ix->dpad);
 }
 
 /* ---- persistence (ivf_persist.c) ---- */
@@ -137,7 +158,7 @@ void ivf_unmap(ivf_index *ix);
 /* Key of a list block. */
 void ivf_block_key(unsigned char kb[9], uint32_t list, uint32_t block);
 
-/* Appends n encoded points (codes[i] with sign bits bits + i * ivf_code_bits) to their lists
+/* Appends n encoded points (codes[i] with bits + i * ivf_code_size) to their lists
  * in txn: the last block of a list is filled first, then new blocks are added. */
 int ivf_write_codes(eng_coll *c, MDB_txn *txn, const ivf_index *ix, const ivf_code *codes,
                     const uint8_t *bits, size_t n);
@@ -153,8 +174,8 @@ int ivf_write_nprobe(eng_coll *c, MDB_txn *txn, uint32_t nprobe, float recall);
 /* ---- RaBitQ codes (ivf_code.c) ---- */
 
 /* Encodes the points vecs (n x dim) whose lists and rows codes[i].list and .row already hold:
- * the residual to the list's centroid, rotated by R (SGEMM), gives the sign bits (bits, n x
- * ivf_code_bits) and the factors. tmp holds 2 n x dim floats. */
+ * the residual to the list's centroid, rotated by R (SGEMM), gives the code's planes (bits,
+ * n x ivf_code_size) and the factors. tmp holds 2 n x dim floats. */
 void ivf_encode(const ivf_index *ix, const float *vecs, size_t n, ivf_code *codes, uint8_t *bits,
                 float *tmp);
 
@@ -169,11 +190,19 @@ typedef struct ivf_query {
 	 *   cosine: the same halved (1 - cos = |q - o|^2 / 2 between unit vectors)
 	 *   ip:     base -<c, q>,   sa 0,   sb 1/2, se |q| / 2  (q' is the rotated query) */
 	float base, sa, sb, se;
+	/* multi-bit codes: per group of 4 dimensions, the float sums of the rotated residual over
+	 * each subset (dpad / 4 x 16), and the residual's sum */
+	float *ftab;
+	float qsum;
 } ivf_query;
 
 /* Prepares rotated residual qr (dim floats, the rest of dpad zero) into *q (lut holds
  * dpad / 4 x 16 bytes). seed makes the randomized rounding repeatable. */
 void ivf_query_prepare(const ivf_index *ix, const float *qr, uint64_t seed, ivf_query *q);
+
+/* <y, q_r> for code j of block b: y the multi-bit code's reconstruction (levels centred on
+ * zero), q_r the residual q->ftab was prepared from. */
+float ivf_ex_dot(const ivf_index *ix, const ivf_query *q, const ivf_block *b, uint32_t j);
 
 /* ip[j] = sum over set sign bits of code j of the query's 4-bit value, for the 32 codes of a
  * block (unused slots: anything). */

@@ -130,7 +130,7 @@ static int encode_rows(built *b, const snapshot *s, const uint32_t *rows, const 
                        size_t n, ivf_code *codes, uint8_t *bits, ivf_progress *pr)
 {
 	uint32_t dim = b->ix.dim;
-	size_t batch = n < ENCODE_BATCH ? n : ENCODE_BATCH, cb = ivf_code_bits(b->ix.dpad);
+	size_t batch = n < ENCODE_BATCH ? n : ENCODE_BATCH, cb = ivf_code_size(&b->ix);
 	float *x = mem_alloc((batch ? batch : 1) * dim * sizeof *x);
 	float *tmp = mem_alloc((batch ? batch : 1) * 2 * dim * sizeof *tmp);
 	uint32_t *lists = mem_alloc((batch ? batch : 1) * sizeof *lists);
@@ -315,7 +315,7 @@ static int encode_tail(eng_coll *c, MDB_txn *txn, built *b, uint64_t from)
 	int st = snap_open(c, txn, NULL, &s);
 	if (st != OMEN_OK)
 		return st;
-	size_t n = (size_t)(s.rec.rows - from), cb = ivf_code_bits(b->ix.dpad);
+	size_t n = (size_t)(s.rec.rows - from), cb = ivf_code_size(&b->ix);
 	uint32_t *rows = mem_alloc((n ? n : 1) * sizeof *rows);
 	ivf_code *codes = mem_alloc((n ? n : 1) * sizeof *codes);
 	uint8_t *bits = mem_alloc((n ? n : 1) * cb);
@@ -383,7 +383,7 @@ static int build_from(eng_coll *c, const omen_index_params *p, built *b, calib *
 		b->ix.rows_built = s.rec.rows;
 		st = train(b, &s, live, b->n, &pr);
 	}
-	size_t cb = ivf_code_bits(b->ix.dpad);
+	size_t cb = ivf_code_size(&b->ix);
 	if (st == OMEN_OK &&
 	    (!(b->codes = mem_alloc(b->n * sizeof *b->codes)) || !(b->bits = mem_alloc(b->n * cb))))
 		st = status_set(OMEN_ENOMEM, "out of memory for %zu codes", b->n);
@@ -418,7 +418,7 @@ int ivf_append(eng_coll *c, MDB_txn *txn, uint64_t first_row, const float *vecs,
 	int st = ivf_map(c, txn, &b.ix);
 	if (st == OMEN_ENOTFOUND)
 		return OMEN_OK; /* no IVF index */
-	size_t cb = ivf_code_bits(b.ix.dpad);
+	size_t cb = ivf_code_size(&b.ix);
 	uint32_t *rows = mem_alloc((n ? n : 1) * sizeof *rows);
 	b.codes = mem_alloc((n ? n : 1) * sizeof *b.codes);
 	b.bits = mem_alloc((n ? n : 1) * cb);

@@ -2,7 +2,9 @@
  * The IVF index's integrity check (omen_check, omendb check): centroids and rotation finite,
  * the rotation orthonormal, every block well formed and numbered in order, every live point in
  * exactly one list, and every code equal to the one its float vector encodes to now (so that
- * its estimate and error bound are the ones the search relies on). It reports the first
+ * its estimate and error bound are the ones the search relies on; a multi-bit code's lower
+ * planes must reconstruct its vector as closely as a new encoding's, and its factors must be
+ * those of its planes). It reports the first
  * problems in words and answers OMEN_ECORRUPT when it finds any.
  */
 #include <math.h>
@@ -67,11 +69,51 @@ static bool same_bits(const ivf_index *ix, const uint8_t *a, const uint8_t *b, c
 	return true;
 }
 
+/* The cosine between the multi-bit code in planes (ivf_code_size bytes) and rotated residual
+ * rr of norm |r| = norm, and the reconstruction's norm in *yn. */
+static double ex_cosine(const ivf_index *ix, const uint8_t *planes, const float *rr, double norm,
+                        double *yn)
+{
+	size_t cb = ivf_code_bits(ix->dpad);
+	double ip = 0, n2 = 0, mid = 0.5 * (double)((1u << ix->bits) - 1);
+	for (uint32_t d = 0; d < ix->dim; d++) {
+		uint32_t u = 0;
+		for (uint32_t p = 0; p < ix->bits; p++)
+			u = u << 1 | (planes[p * cb + d / 8] >> (d % 8) & 1);
+		double y = u - mid;
+		ip += y * rr[d];
+		n2 += y * y;
+	}
+	*yn = sqrt(n2);
+	return ip / (*yn * norm);
+}
+
+static bool near(float a, float b)
+{
+	return fabsf(a - b) <= 1e-3f * (1 + fabsf(b)) || (isinf(a) && isinf(b));
+}
+
+/* A multi-bit code w (planes a) against a new encoding g (planes b) of rotated residual rr. */
+static bool same_ex(const ivf_index *ix, const ivf_code *w, const uint8_t *a, const ivf_code *g,
+                    const uint8_t *b, const float *rr)
+{
+	double norm = sqrt(g->fa), yw, yg;
+	if (ix->bits == 1 || g->fb2 == 0)
+		return w->fb2 == 0 && w->fe2 == 0;
+	double xw = ex_cosine(ix, a, rr, norm, &yw), xg = ex_cosine(ix, b, rr, norm, &yg);
+	xw = xw > 1 ? 1 : xw;
+	double fe2 = ix->dim > 1
+	                 ? 2 * norm * sqrt(1 - xw * xw) / xw * IVF_EPS0 / sqrt((double)ix->dim - 1)
+	                 : INFINITY;
+	return xw >= xg - 1e-3 && near(w->fb2, (float)(-2 * norm / (xw * yw))) &&
+	       near(w->fe2, (float)fe2);
+}
+
 /* Re-encodes the pending codes from their float vectors and compares. */
 static void compare_pending(check_ctx *x)
 {
 	const ivf_index *ix = x->ix;
-	size_t n = x->pending, cb = ivf_code_bits(ix->dpad);
+	size_t n = x->pending, cb = ivf_code_size(ix);
 	ivf_code *got = mem_alloc(n * sizeof *got);
 	uint8_t *bits = mem_alloc(n * cb);
 	float *v = mem_alloc(n * ix->dim * sizeof *v), *tmp = mem_alloc(2 * n * ix->dim * 4);
@@ -89,10 +131,9 @@ static void compare_pending(check_ctx *x)
 		const ivf_code *w = &x->want[i], *g = &got[i];
 		bool same = same_bits(ix, bits + i * cb, x->want_bits + i * cb,
 		                      tmp + (n + i) * ix->dim, g->fa) &&
-		            fabsf(w->fa - g->fa) <= 1e-3f * (1 + fabsf(g->fa)) &&
-		            fabsf(w->fb - g->fb) <= 1e-3f * (1 + fabsf(g->fb)) &&
-		            (fabsf(w->fe - g->fe) <= 1e-3f * (1 + fabsf(g->fe)) ||
-		             (isinf(w->fe) && isinf(g->fe)));
+		            near(w->fa, g->fa) && near(w->fb, g->fb) && near(w->fe, g->fe) &&
+		            same_ex(ix, w, x->want_bits + i * cb, g, bits + i * cb,
+		                    tmp + (n + i) * ix->dim);
 		if (!same && report_problem(&x->r))
 			report_say(&x->r, "row %u in list %u: its code differs from its vector's\n",
 			           w->row, w->list);
@@ -107,12 +148,20 @@ static void take_code(check_ctx *x, uint32_t list, const ivf_block *b, uint32_t 
 	const ivf_index *ix = x->ix;
 	size_t cb = ivf_code_bits(ix->dpad);
 	ivf_code *w = &x->want[x->pending];
-	uint8_t *bits = x->want_bits + x->pending * cb;
-	memset(bits, 0, cb);
-	for (uint32_t g = 0; g < ix->dpad / 4; g++) {
-		unsigned char byte = b->codes[16 * g + (i & 15)];
-		unsigned nib = i < 16 ? byte & 15 : byte >> 4;
-		bits[g / 2] |= (uint8_t)(nib << (4 * (g % 2)));
+	uint8_t *bits = x->want_bits + x->pending * ivf_code_size(ix);
+	memset(bits, 0, ivf_code_size(ix));
+	for (uint32_t p = 0; p < ix->bits; p++)
+		for (uint32_t g = 0; g < ix->dpad / 4; g++) {
+			const unsigned char *plane =
+			    p ? b->ex + (p - 1) * ivf_codes_bytes(ix->dpad) : b->codes;
+			unsigned char byte = plane[16 * g + (i & 15)];
+			unsigned nib = i < 16 ? byte & 15 : byte >> 4;
+			bits[p * cb + g / 2] |= (uint8_t)(nib << (4 * (g % 2)));
+		}
+	w->fb2 = w->fe2 = 0;
+	if (b->fb2) {
+		memcpy(&w->fb2, b->fb2 + 4 * i, 4);
+		memcpy(&w->fe2, b->fe2 + 4 * i, 4);
 	}
 	memcpy(&w->fa, b->fa + 4 * i, 4);
 	memcpy(&w->fb, b->fb + 4 * i, 4);
@@ -168,7 +217,8 @@ static int check_lists(eng_coll *c, MDB_txn *txn, check_ctx *x)
 		if (k.mv_size != 9 || kp[0] != IVF_TAG_LIST)
 			break;
 		uint32_t l = be32_get(kp + 1), number = be32_get(kp + 5);
-		if (l >= x->ix->nlist || !ivf_block_view(v.mv_data, v.mv_size, x->ix->dpad, &b)) {
+		if (l >= x->ix->nlist ||
+		    !ivf_block_view(v.mv_data, v.mv_size, x->ix->dpad, x->ix->bits, &b)) {
 			if (report_problem(&x->r))
 				report_say(&x->r, "list %u block %u: malformed\n", l, number);
 			continue;
@@ -198,7 +248,7 @@ static int check_in(eng_coll *c, MDB_txn *txn, check_ctx *x)
 	}
 	x->s = &s;
 	x->ix = &ix;
-	size_t cb = ivf_code_bits(ix.dpad);
+	size_t cb = ivf_code_size(&ix);
 	x->seen = mem_calloc(s.rec.rows ? s.rec.rows : 1, 1);
 	x->want = mem_alloc(CHECK_BATCH * sizeof *x->want);
 	x->want_bits = mem_alloc(CHECK_BATCH * cb);

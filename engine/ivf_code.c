@@ -12,6 +12,17 @@
  * (its Theorem 3.2). The query's rotated residual is quantized to 4 bits per dimension with
  * randomized rounding (its Section 3.3.1), so that <x-bar, q'> is an integer sum read from
  * tables.
+ *
+ * Codes of B > 1 bits per dimension follow the extended RaBitQ (J. Gao, Y. Gou, Y. Xu, Y. Yang,
+ * C. Long and R. C.-W. Wong, "Practical and Asymptotically Optimal Quantization of
+ * High-Dimensional Vectors in Euclidean Space for Approximate Nearest Neighbor Search",
+ * SIGMOD 2025): each rotated dimension of the unit residual gets a level k in 0 .. 2^(B-1) - 1
+ * of its magnitude, scaled by the t that maximises the cosine x0' between the reconstruction y
+ * (sign times k + 1/2) and the residual (a grid of IVF_EX_GRID values of t, where the paper
+ * enumerates the critical values exactly), stored as u = 2^(B-1) + k for a positive sign and
+ * 2^(B-1) - 1 - k otherwise, so that the top bit of u is the 1-bit code's sign bit. The
+ * estimator and its bound are the 1-bit one's with x0' for x0; the search uses them as a second
+ * stage, on the candidates the 1-bit bound keeps, with the query's residual in float.
  */
 #include <cblas.h>
 #include <immintrin.h>
@@ -20,21 +31,28 @@
 
 #include "engine/ivf.h"
 
-bool ivf_block_view(const void *bytes, size_t len, uint32_t dpad, ivf_block *b)
+bool ivf_block_view(const void *bytes, size_t len, uint32_t dpad, uint32_t bits, ivf_block *b)
 {
 	const unsigned char *p = bytes;
-	if (len != ivf_block_bytes(dpad) || !rec_check(p, len, IVF_MAGIC_BLOCK, IVF_BLOCK_HEAD))
+	if (len != ivf_block_bytes(dpad, bits) ||
+	    !rec_check(p, len, IVF_MAGIC_BLOCK, IVF_BLOCK_HEAD))
 		return false;
+	ivf_block_at(p, dpad, bits, b);
+	return b->count >= 1 && b->count <= IVF_BLOCK;
+}
+
+void ivf_block_at(const unsigned char *p, uint32_t dpad, uint32_t bits, ivf_block *b)
+{
 	b->count = le32_get(p + 8);
-	if (b->count < 1 || b->count > IVF_BLOCK)
-		return false;
 	b->codes = p + IVF_BLOCK_HEAD;
-	b->fa = b->codes + ivf_codes_bytes(dpad);
+	b->ex = b->codes + ivf_codes_bytes(dpad);
+	b->fa = b->codes + bits * ivf_codes_bytes(dpad);
 	b->fb = b->fa + 4 * IVF_BLOCK;
 	b->fe = b->fb + 4 * IVF_BLOCK;
 	b->pc = b->fe + 4 * IVF_BLOCK;
 	b->rows = b->pc + 2 * IVF_BLOCK;
-	return true;
+	b->fb2 = bits > 1 ? b->rows + 4 * IVF_BLOCK : NULL;
+	b->fe2 = bits > 1 ? b->fb2 + 4 * IVF_BLOCK : NULL;
 }
 
 /* ---- encoding ---- */
@@ -67,11 +85,48 @@ static void factors(const float *r, uint32_t dim, float n2, ivf_code *out, uint8
 	            : INFINITY;
 }
 
+/* The multi-bit code of rotated residual r (dim floats, |r| = norm > 0): the planes 1..bits-1
+ * below the sign plane (planes, each cb bytes, zeroed) and fb2, fe2. */
+static void ex_factors(const float *r, uint32_t dim, uint32_t bits, size_t cb, double norm,
+                       ivf_code *out, uint8_t *planes)
+{
+	uint32_t levels = 1u << (bits - 1);
+	float maxabs = 0;
+	for (uint32_t d = 0; d < dim; d++)
+		maxabs = fabsf(r[d]) > maxabs ? fabsf(r[d]) : maxabs;
+	double best = -1, best_t = 0, best_n2 = 1;
+	for (uint32_t a = 1; a <= IVF_EX_GRID; a++) { /* t maps maxabs to levels a / grid ... 4 */
+		double t = 4.0 * levels * a / IVF_EX_GRID / maxabs, ip = 0, n2 = 0;
+		for (uint32_t d = 0; d < dim; d++) {
+			double k = floor(t * fabsf(r[d]));
+			k = k > levels - 1 ? levels - 1 : k;
+			ip += (k + 0.5) * fabsf(r[d]);
+			n2 += (k + 0.5) * (k + 0.5);
+		}
+		double cosine = ip / (sqrt(n2) * norm);
+		if (cosine > best)
+			best = cosine, best_t = t, best_n2 = n2;
+	}
+	for (uint32_t d = 0; d < dim; d++) {
+		double k = floor(best_t * fabsf(r[d]));
+		uint32_t kk = k > levels - 1 ? levels - 1 : (uint32_t)k;
+		uint32_t u = r[d] > 0 ? levels + kk : levels - 1 - kk;
+		for (uint32_t p = 1; p < bits; p++)
+			if (u >> (bits - 1 - p) & 1)
+				planes[(p - 1) * cb + d / 8] |= (uint8_t)(1u << (d % 8));
+	}
+	double x0 = best > 1 ? 1 : best;
+	out->fb2 = (float)(-2 * norm / (x0 * sqrt(best_n2)));
+	out->fe2 =
+	    dim > 1 ? (float)(2 * norm * sqrt(1 - x0 * x0) / x0 * IVF_EPS0 / sqrt((double)dim - 1))
+	            : INFINITY;
+}
+
 void ivf_encode(const ivf_index *ix, const float *vecs, size_t n, ivf_code *codes, uint8_t *bits,
                 float *tmp)
 {
 	uint32_t dim = ix->dim;
-	size_t cb = ivf_code_bits(ix->dpad);
+	size_t cb = ivf_code_bits(ix->dpad), cs = ivf_code_size(ix);
 	float *res = tmp, *rot = tmp + n * dim;
 	for (size_t i = 0; i < n; i++) {
 		const float *c = ix->centroids + (size_t)codes[i].list * dim;
@@ -81,12 +136,17 @@ void ivf_encode(const ivf_index *ix, const float *vecs, size_t n, ivf_code *code
 	if (n)
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)dim, (int)dim,
 		            1.0f, res, (int)dim, ix->rot, (int)dim, 0.0f, rot, (int)dim);
-	memset(bits, 0, n * cb);
+	memset(bits, 0, n * cs);
+#pragma omp parallel for schedule(static) if (n >= 1024)
 	for (size_t i = 0; i < n; i++) {
 		double n2 = 0;
 		for (uint32_t d = 0; d < dim; d++)
 			n2 += (double)res[i * dim + d] * res[i * dim + d];
-		factors(rot + i * dim, dim, (float)n2, &codes[i], bits + i * cb);
+		factors(rot + i * dim, dim, (float)n2, &codes[i], bits + i * cs);
+		codes[i].fb2 = codes[i].fe2 = 0;
+		if (ix->bits > 1 && codes[i].fb != 0)
+			ex_factors(rot + i * dim, dim, ix->bits, cb, sqrt(n2), &codes[i],
+			           bits + i * cs + cb);
 	}
 }
 
@@ -119,10 +179,35 @@ void ivf_query_prepare(const ivf_index *ix, const float *qr, uint64_t seed, ivf_
 		for (uint32_t nib = 1; nib < 16; nib++)
 			t[nib] = (uint8_t)(t[nib & (nib - 1)] + v[__builtin_ctz(nib)]);
 	}
+	if (ix->bits > 1) { /* the multi-bit stage's float tables */
+		for (uint32_t g = 0; g < groups; g++) {
+			float *t = q->ftab + 16 * g;
+			const float *v = qr + 4 * g;
+			t[0] = 0;
+			for (uint32_t nib = 1; nib < 16; nib++)
+				t[nib] = t[nib & (nib - 1)] + v[__builtin_ctz(nib)];
+		}
+		q->qsum = (float)sum;
+	}
 	float rs = 1.0f / sqrtf((float)dim);
 	q->k1 = 2 * delta * rs;
 	q->k2 = 2 * lo * rs;
 	q->k3 = (float)-sum * rs;
+}
+
+float ivf_ex_dot(const ivf_index *ix, const ivf_query *q, const ivf_block *b, uint32_t j)
+{
+	uint32_t groups = ix->dpad / 4, shift = j < 16 ? 0 : 4;
+	size_t plane = ivf_codes_bytes(ix->dpad);
+	float dot = 0;
+	for (uint32_t p = 0; p < ix->bits; p++) {
+		const unsigned char *c = (p ? b->ex + (p - 1) * plane : b->codes) + (j & 15);
+		float s = 0;
+		for (uint32_t g = 0; g < groups; g++)
+			s += q->ftab[16 * g + (c[16 * g] >> shift & 15)];
+		dot += s * (float)(1u << (ix->bits - 1 - p));
+	}
+	return dot - 0.5f * (float)((1u << ix->bits) - 1) * q->qsum;
 }
 
 /* ---- FastScan ---- */

@@ -39,7 +39,7 @@ static int header_parse(eng_coll *c, const MDB_val *v, ivf_index *ix)
 	ix->seed = le64_get(p + 32);
 	ix->rows_built = le64_get(p + 40);
 	memcpy(&ix->recall, p + 48, 4);
-	if (flags != 0 || ix->bits != 1)
+	if (flags != 0 || ix->bits < 1 || ix->bits > OMEN_IVF_BITS_MAX)
 		return status_set(OMEN_EVERSION,
 		                  "collection '%s': its IVF index was written by a newer OmenDB "
 		                  "(flags %u, %u bits)",
@@ -177,25 +177,32 @@ int ivf_write_nprobe(eng_coll *c, MDB_txn *txn, uint32_t nprobe, float recall)
 
 /* ---- list blocks ---- */
 
-/* Writes code i (factors f, sign bits b) into slot j of the block image at p. */
-static void slot_put(unsigned char *p, uint32_t dpad, uint32_t j, const ivf_code *f,
+/* Writes code i (factors f, planes b) into slot j of the block image at p. */
+static void slot_put(unsigned char *p, const ivf_index *ix, uint32_t j, const ivf_code *f,
                      const uint8_t *b)
 {
-	unsigned char *codes = p + IVF_BLOCK_HEAD;
-	for (uint32_t g = 0; g < dpad / 4; g++) {
-		unsigned nib = (b[g / 2] >> (4 * (g % 2))) & 15;
-		unsigned char *byte = codes + 16 * g + (j & 15);
-		*byte = j < 16 ? (unsigned char)((*byte & 0xf0) | nib)
-		               : (unsigned char)((*byte & 0x0f) | nib << 4);
+	uint32_t dpad = ix->dpad;
+	for (uint32_t plane = 0; plane < ix->bits; plane++) {
+		unsigned char *codes = p + IVF_BLOCK_HEAD + plane * ivf_codes_bytes(dpad);
+		const uint8_t *pb = b + plane * ivf_code_bits(dpad);
+		for (uint32_t g = 0; g < dpad / 4; g++) {
+			unsigned nib = (pb[g / 2] >> (4 * (g % 2))) & 15;
+			unsigned char *byte = codes + 16 * g + (j & 15);
+			*byte = j < 16 ? (unsigned char)((*byte & 0xf0) | nib)
+			               : (unsigned char)((*byte & 0x0f) | nib << 4);
+		}
 	}
-	unsigned char *fa = codes + ivf_codes_bytes(dpad), *fb = fa + 4 * IVF_BLOCK,
-	              *fe = fb + 4 * IVF_BLOCK, *pc = fe + 4 * IVF_BLOCK,
-	              *rows = pc + 2 * IVF_BLOCK;
-	memcpy(fa + 4 * j, &f->fa, 4);
-	memcpy(fb + 4 * j, &f->fb, 4);
-	memcpy(fe + 4 * j, &f->fe, 4);
-	le16_put(pc + 2 * j, f->pc);
-	le32_put(rows + 4 * j, f->row);
+	ivf_block v;
+	ivf_block_at(p, dpad, ix->bits, &v); /* its offsets, written through p */
+	memcpy(p + (v.fa - p) + 4 * j, &f->fa, 4);
+	memcpy(p + (v.fb - p) + 4 * j, &f->fb, 4);
+	memcpy(p + (v.fe - p) + 4 * j, &f->fe, 4);
+	le16_put(p + (v.pc - p) + 2 * j, f->pc);
+	le32_put(p + (v.rows - p) + 4 * j, f->row);
+	if (ix->bits > 1) {
+		memcpy(p + (v.fb2 - p) + 4 * j, &f->fb2, 4);
+		memcpy(p + (v.fe2 - p) + 4 * j, &f->fe2, 4);
+	}
 }
 
 /* The last block of list in txn: its number and count (count 0, number 0 when the list has
@@ -219,7 +226,7 @@ static int last_block(eng_coll *c, MDB_txn *txn, const ivf_index *ix, uint32_t l
 	const unsigned char *kp = k.mv_data;
 	if (rc == 0 && k.mv_size == 9 && kp[0] == IVF_TAG_LIST && be32_get(kp + 1) == list) {
 		ivf_block b;
-		if (!ivf_block_view(v.mv_data, v.mv_size, ix->dpad, &b))
+		if (!ivf_block_view(v.mv_data, v.mv_size, ix->dpad, ix->bits, &b))
 			st = status_set(OMEN_ECORRUPT, "collection '%s': IVF list %u is corrupt",
 			                c->name, list);
 		*number = be32_get(kp + 5);
@@ -239,7 +246,7 @@ static int list_append(eng_coll *c, MDB_txn *txn, const ivf_index *ix, uint32_t 
                        unsigned char *img)
 {
 	uint32_t number = 0, count = 0;
-	size_t len = ivf_block_bytes(ix->dpad), cb = ivf_code_bits(ix->dpad);
+	size_t len = ivf_block_bytes(ix->dpad, ix->bits), cs = ivf_code_size(ix);
 	int st = last_block(c, txn, ix, list, &number, &count, img);
 	if (st == OMEN_OK && count == IVF_BLOCK)
 		number++, count = 0;
@@ -249,7 +256,7 @@ static int list_append(eng_coll *c, MDB_txn *txn, const ivf_index *ix, uint32_t 
 			rec_stamp(img, IVF_MAGIC_BLOCK);
 		}
 		for (; i < n && count < IVF_BLOCK; i++, count++)
-			slot_put(img, ix->dpad, count, &codes[order[i]], bits + order[i] * cb);
+			slot_put(img, ix, count, &codes[order[i]], bits + order[i] * cs);
 		le32_put(img + 8, count);
 		unsigned char kb[9];
 		ivf_block_key(kb, list, number);
@@ -276,7 +283,7 @@ int ivf_write_codes(eng_coll *c, MDB_txn *txn, const ivf_index *ix, const ivf_co
                     const uint8_t *bits, size_t n)
 {
 	size_t *order = mem_alloc((n ? n : 1) * sizeof *order);
-	unsigned char *img = mem_alloc(ivf_block_bytes(ix->dpad));
+	unsigned char *img = mem_alloc(ivf_block_bytes(ix->dpad, ix->bits));
 	int st = order && img ? OMEN_OK : status_set(OMEN_ENOMEM, "out of memory");
 	for (size_t i = 0; st == OMEN_OK && i < n; i++)
 		order[i] = i;

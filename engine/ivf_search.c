@@ -1,9 +1,12 @@
 /*
  * IVF search (ivf.h): for each query, the nprobe lists whose centroids are nearest; in each,
- * the RaBitQ estimates of 32 codes at a time (FastScan), and an exact distance from the
- * collection's float vector only for the codes whose lower bound (estimate minus error
- * bound) could still beat the k-th exact distance so far, the re-ranking rule of Gao and Long
- * (SIGMOD 2024, Section 4). Tombstoned rows and rows a filter refuses are skipped in the scan.
+ * the RaBitQ estimates of 32 codes at a time (FastScan), each with its error bound. A code is a
+ * candidate while its lower bound (estimate minus bound) is below the k-th smallest upper bound
+ * seen so far (k codes are at least that close, with the bound's confidence); after the scan
+ * the candidates are read from the collection's float vectors in the order of their lower
+ * bounds, until the next lower bound cannot beat the k-th exact distance: the re-ranking rule
+ * of Gao and Long (SIGMOD 2024, Section 4), applied to the candidates best first so that few
+ * vectors are read. Tombstoned rows and rows a filter refuses are skipped in the scan.
  * The blocks of the lists a batch probes are looked up once, by the calling thread; the
  * queries then run on OpenMP threads reading only the map.
  */
@@ -49,7 +52,8 @@ static int dir_add(eng_coll *c, MDB_cursor *cur, const ivf_index *ix, uint32_t l
 			d->blocks = b;
 			d->cap = cap;
 		}
-		if (!ivf_block_view(v.mv_data, v.mv_size, ix->dpad, &d->blocks[d->nblocks]))
+		if (!ivf_block_view(v.mv_data, v.mv_size, ix->dpad, ix->bits,
+		                    &d->blocks[d->nblocks]))
 			return status_set(OMEN_ECORRUPT, "collection '%s': IVF list %u is corrupt",
 			                  c->name, list);
 		d->nblocks++;
@@ -92,7 +96,12 @@ typedef struct scratch {
 	float *rq;    /* dim: the rotated query */
 	float *qr;    /* dpad: a rotated residual */
 	uint8_t *lut; /* dpad / 4 x 16 */
+	float *ftab;  /* dpad / 4 x 16, for multi-bit codes */
 	topk_item *items;
+	topk_item *ub;   /* k: the smallest upper bounds */
+	topk_item *cand; /* candidates: lower bound and row */
+	size_t ncand, cap;
+	bool failed;
 	uint64_t read;
 } scratch;
 
@@ -139,6 +148,7 @@ static void prepare_list(const job *j, const float *qv, uint32_t l, scratch *x, 
 		n2 += (double)x->qr[d] * x->qr[d];
 	}
 	q->lut = x->lut;
+	q->ftab = x->ftab;
 	ivf_query_prepare(ix, x->qr, seed, q);
 	float half = m == OMEN_METRIC_COSINE ? 0.5f : 1.0f;
 	if (m == OMEN_METRIC_IP) {
@@ -161,9 +171,10 @@ static inline float ld_f32(const unsigned char *p)
 	return v;
 }
 
-/* Scans block b for the query: exact distances for the codes the bound cannot rule out. */
-static void scan_block(const job *j, const float *qv, const ivf_query *q, const ivf_block *b,
-                       topk *h, scratch *x)
+/* Scans block b for the query: the codes whose lower bound is below the k-th upper bound
+ * (ub) join the candidates; with multi-bit codes, those the 1-bit bound keeps are estimated
+ * again from all their bits first. */
+static void scan_block(const job *j, const ivf_query *q, const ivf_block *b, topk *ub, scratch *x)
 {
 	const snapshot *s = j->s;
 	uint16_t ip[IVF_BLOCK];
@@ -171,14 +182,49 @@ static void scan_block(const job *j, const float *qv, const ivf_query *q, const 
 	bool check = s->allow != NULL || s->rec.deleted != 0;
 	for (uint32_t i = 0; i < b->count; i++) {
 		float x1 = q->k1 * ip[i] + q->k2 * le16_get(b->pc + 2 * i) + q->k3;
-		float est =
-		    q->base + q->sa * ld_f32(b->fa + 4 * i) + q->sb * ld_f32(b->fb + 4 * i) * x1;
-		float lb = est - q->se * ld_f32(b->fe + 4 * i);
-		if (!topk_may_accept(h, lb))
+		float fa = q->base + q->sa * ld_f32(b->fa + 4 * i);
+		float est = fa + q->sb * ld_f32(b->fb + 4 * i) * x1;
+		float err = q->se * ld_f32(b->fe + 4 * i);
+		if (!topk_may_accept(ub, est - err))
 			continue;
+		if (b->fb2) {
+			est = fa + q->sb * ld_f32(b->fb2 + 4 * i) * ivf_ex_dot(j->ix, q, b, i);
+			err = q->se * ld_f32(b->fe2 + 4 * i);
+			if (!topk_may_accept(ub, est - err))
+				continue;
+		}
 		uint32_t row = le32_get(b->rows + 4 * i);
 		if (check && snap_excluded(s, row))
 			continue;
+		if (topk_may_accept(ub, est + err))
+			topk_push(ub, est + err, row, row);
+		if (x->ncand == x->cap) {
+			size_t cap = x->cap ? 2 * x->cap : 1024;
+			topk_item *c = mem_realloc(x->cand, cap * sizeof *c);
+			if (!c) {
+				x->failed = true;
+				return;
+			}
+			x->cand = c;
+			x->cap = cap;
+		}
+		x->cand[x->ncand++] = (topk_item){.dist = est - err, .row = row};
+	}
+}
+
+static int by_bound(const void *a, const void *b)
+{
+	float x = ((const topk_item *)a)->dist, y = ((const topk_item *)b)->dist;
+	return (x > y) - (x < y);
+}
+
+/* Reads the candidates, lowest lower bound first, into h until none left can beat its k-th. */
+static void rerank(const job *j, const float *qv, topk *h, scratch *x)
+{
+	const snapshot *s = j->s;
+	qsort(x->cand, x->ncand, sizeof *x->cand, by_bound);
+	for (size_t i = 0; i < x->ncand && topk_may_accept(h, x->cand[i].dist); i++) {
+		uint32_t row = x->cand[i].row;
 		x->read++;
 		topk_push(h, snap_dist(s, qv, row), snap_id(s, row), row);
 	}
@@ -193,14 +239,16 @@ static void one_query(const job *j, size_t qi, scratch *x)
 	const uint32_t *probes = j->probes + qi * j->nprobe;
 	j->s->dk->dot_many(qv, ix->rot, ix->dim, ix->dim, x->rq); /* R q */
 	memset(x->qr, 0, ix->dpad * sizeof *x->qr);
-	topk h = {x->items, 0, (uint32_t)req->k};
+	topk h = {x->items, 0, (uint32_t)req->k}, ub = {x->ub, 0, (uint32_t)req->k};
+	x->ncand = 0;
 	for (uint32_t p = 0; p < j->nprobe; p++) {
 		uint32_t l = probes[p];
 		ivf_query q;
 		prepare_list(j, qv, l, x, qi * 0x9E3779B97F4A7C15ull + l, &q);
 		for (uint32_t b = 0; b < j->dir->count[l]; b++)
-			scan_block(j, qv, &q, &j->dir->blocks[j->dir->first[l] + b], &h, x);
+			scan_block(j, &q, &j->dir->blocks[j->dir->first[l] + b], &ub, x);
 	}
+	rerank(j, qv, &h, x);
 	topk_sort(&h);
 	uint64_t *ids = req->ids_out + qi * req->k;
 	float *dists = req->dists_out + qi * req->k;
@@ -217,8 +265,11 @@ static bool scratch_init(scratch *x, const ivf_index *ix, size_t k, uint32_t npr
 	x->rq = mem_alloc(ix->dpad * sizeof *x->rq);
 	x->qr = mem_alloc(ix->dpad * sizeof *x->qr);
 	x->lut = mem_alloc((size_t)ix->dpad / 4 * 16 + 32);
+	x->ftab = ix->bits > 1 ? mem_alloc((size_t)ix->dpad / 4 * 16 * sizeof *x->ftab) : NULL;
 	x->items = mem_alloc((k > nprobe ? k : nprobe) * sizeof *x->items);
-	return x->cdist && x->rq && x->qr && x->lut && x->items;
+	x->ub = mem_alloc(k * sizeof *x->ub);
+	return x->cdist && x->rq && x->qr && x->lut && x->items && x->ub &&
+	       (ix->bits == 1 || x->ftab);
 }
 
 static void scratch_free(scratch *x)
@@ -227,7 +278,10 @@ static void scratch_free(scratch *x)
 	mem_free(x->rq);
 	mem_free(x->qr);
 	mem_free(x->lut);
+	mem_free(x->ftab);
 	mem_free(x->items);
+	mem_free(x->ub);
+	mem_free(x->cand);
 }
 
 /* Runs fn for every query of the job on threads threads, each with its scratch; the
@@ -242,7 +296,7 @@ static int each_query(const job *j, int threads, bool pick, uint64_t *read)
 		failed = !scratch_init(&x, j->ix, j->req->k, j->nprobe);
 #pragma omp for schedule(dynamic, 1)
 		for (size_t qi = 0; qi < j->req->nq; qi++) {
-			if (failed)
+			if (failed || x.failed)
 				continue;
 			if (pick)
 				pick_lists(j, j->req->queries + qi * j->ix->dim, &x, x.items,
@@ -251,6 +305,7 @@ static int each_query(const job *j, int threads, bool pick, uint64_t *read)
 				one_query(j, qi, &x);
 		}
 		total += x.read;
+		failed |= x.failed;
 		scratch_free(&x);
 	}
 	*read += total;

@@ -310,7 +310,7 @@ const char *omen_index_type_name(omen_index_type type);
 #define OMEN_IVF_NLIST_MAX    65536 /* inverted lists; and at most the collection's points */
 #define OMEN_IVF_MIN_POINTS   1000  /* live points an IVF build needs */
 #define OMEN_IVF_BITS_DEFAULT 1     /* bits per dimension of the codes */
-#define OMEN_IVF_BITS_MAX     1
+#define OMEN_IVF_BITS_MAX     4
 #define OMEN_IVF_MAX_DIM      4096 /* dimensions an IVF index supports */
 
 typedef struct omen_index_params {

@@ -40,7 +40,7 @@ static void test_bad_params(void **state)
 	} bad[] = {{3001, 1, "exceeds the live points"},
 	           {OMEN_IVF_NLIST_MAX + 1, 1, "nlist must be"},
 	           {16, 0, "bits must be"},
-	           {16, 3, "bits must be"}};
+	           {16, OMEN_IVF_BITS_MAX + 1, "bits must be"}};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		assert_omen_status(build_with(f.c, OMEN_INDEX_IVF, bad[i].nlist, bad[i].bits),
 		                   OMEN_EINVAL);

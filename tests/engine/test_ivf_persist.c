@@ -49,8 +49,9 @@ static void patch32(MDB_val *v, void *ctx)
 	put32((unsigned char *)v->mv_data + p->at, p->value);
 }
 
-/* Damages one record (key, patch) and expects status from a search and the statistics. */
-static void expect_refused(const char *key, patch p, int status, const char *what)
+/* Damages one record (key, patch) and expects status from a search and stats_status from the
+ * statistics (which read the header only). */
+static void expect_damage(const char *key, patch p, int status, int stats_status, const char *what)
 {
 	fixture f;
 	fx_make(&f, "ivf", 2000, OMEN_METRIC_L2);
@@ -67,17 +68,23 @@ static void expect_refused(const char *key, patch p, int status, const char *wha
 	if (!strstr(omen_errmsg(NULL), what))
 		fail_msg("'%s' lacks '%s'", omen_errmsg(NULL), what);
 	omen_collection_stats s;
-	assert_omen_status(omen_collection_stats_get(f.c, &s), status);
+	assert_omen_status(omen_collection_stats_get(f.c, &s), stats_status);
 	sp.exact = 1; /* exact search does not read the index */
 	assert_omen_ok(omen_search(f.c, queries, 1, dim, &sp, ids, d));
 	fx_close(&f);
+}
+
+static void expect_refused(const char *key, patch p, int status, const char *what)
+{
+	expect_damage(key, p, status, status, what);
 }
 
 static void test_damaged_or_newer(void **state)
 {
 	(void)state;
 	expect_refused("I", (patch){28, 1}, OMEN_EVERSION, "newer"); /* an unknown flag */
-	expect_refused("I", (patch){16, 2}, OMEN_EVERSION, "newer"); /* 2 bits a dimension */
+	expect_refused("I", (patch){16, OMEN_IVF_BITS_MAX + 1}, OMEN_EVERSION, "newer"); /* bits */
+	expect_damage("I", (patch){16, 2}, OMEN_ECORRUPT, OMEN_OK, "is corrupt"); /* 1-bit blocks */
 	expect_refused("I", (patch){12, 0}, OMEN_ECORRUPT, "header is inconsistent"); /* 0 lists */
 	expect_refused("I", (patch){0, 0x58585858}, OMEN_ECORRUPT, "header is corrupt");
 	expect_refused("C", (patch){4, 9}, OMEN_ECORRUPT, "centroids are corrupt"); /* version */

@@ -189,6 +189,11 @@ void search_params_default(omen_search_params *p);
 void index_params_default(omen_index_params *p);
 void connect_options_default(omen_connect_options *opt);
 
+/* Checks the ranges of omen_index_params that do not depend on a collection: OMEN_OK, or
+ * OMEN_EINVAL with the message that names the first field out of range. The engine checks
+ * the rest (dimensions, points) against the collection. */
+int index_params_check(const omen_index_params *p);
+
 /* ---- the order of search results ---- */
 
 /* True when a result (distance d1, id i1) comes before (d2, i2): the closer first, and of two

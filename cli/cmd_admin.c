@@ -88,22 +88,28 @@ static void print_stats(const omen_collection_stats *st)
 	if (st->hnsw_m != 0)
 		printf(", m %u, ef_construction %u%s", st->hnsw_m, st->hnsw_ef_construction,
 		       st->hnsw_int8 ? ", int8" : "");
+	if (st->ivf_nlist != 0)
+		printf(", nlist %u, nprobe %u, bits %u", st->ivf_nlist, st->ivf_nprobe,
+		       st->ivf_bits);
 	putchar('\n');
 }
 
 /* The JSON object describing one collection; NULL when out of memory. hnsw_m,
- * hnsw_ef_construction and hnsw_int8 are always present, 0 (false) without an HNSW index. */
+ * hnsw_ef_construction and hnsw_int8 are always present, 0 (false) without an HNSW index;
+ * ivf_nlist, ivf_nprobe and ivf_bits likewise, 0 without an IVF index. */
 static json_t *stats_json(const omen_collection_stats *st)
 {
 	return json_pack(
-	    "{s:s, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:o, s:o, s:I, s:I, s:b}", "name",
-	    st->name, "dim", (json_int_t)st->dim, "metric", omen_metric_name(st->metric), "points",
-	    cli_json_u64(st->points), "deleted", cli_json_u64(st->deleted), "next_id",
+	    "{s:s, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:o, s:o, s:I, s:I, s:b, s:I, s:I, "
+	    "s:I}",
+	    "name", st->name, "dim", (json_int_t)st->dim, "metric", omen_metric_name(st->metric),
+	    "points", cli_json_u64(st->points), "deleted", cli_json_u64(st->deleted), "next_id",
 	    cli_json_u64(st->next_id), "segments", cli_json_u64(st->segments), "vector_bytes",
 	    cli_json_u64(st->vector_bytes), "index", st->index ? st->index : "?", "indexed",
 	    cli_json_u64(st->indexed), "index_bytes", cli_json_u64(st->index_bytes), "hnsw_m",
 	    (json_int_t)st->hnsw_m, "hnsw_ef_construction", (json_int_t)st->hnsw_ef_construction,
-	    "hnsw_int8", st->hnsw_int8 != 0);
+	    "hnsw_int8", st->hnsw_int8 != 0, "ivf_nlist", (json_int_t)st->ivf_nlist, "ivf_nprobe",
+	    (json_int_t)st->ivf_nprobe, "ivf_bits", (json_int_t)st->ivf_bits);
 }
 
 /* info DB: every collection, in the library's (byte) order. */

@@ -17,17 +17,35 @@ typedef struct index_args {
 	omen_index_params params; /* from omen_index_params_init and the options */
 } index_args;
 
+/* Parses option opt's value s (when given) as a number that fits a uint32_t field into *out.
+ * Returns 0 or CLI_USAGE. */
+static int opt_u32(const char *opt, const char *s, uint32_t *out)
+{
+	uint64_t v;
+
+	if (s == NULL)
+		return 0;
+	if (cli_opt_u64("index", opt, s, 0, UINT32_MAX, &v) != 0)
+		return CLI_USAGE;
+	*out = (uint32_t)v;
+	return 0;
+}
+
 /* Parses the command line into *a. Only the syntax of the numbers is checked here (digits
- * that fit the field); whether m or ef_construction lies in its range is omen_build_index's
- * to say. Returns 0 or CLI_USAGE. */
+ * that fit the field); whether m, ef_construction, nlist or bits lies in its range is
+ * omen_build_index's to say. Returns 0 or CLI_USAGE. */
 static int index_parse(int argc, char **argv, index_args *a)
 {
-	const char *type_s = NULL, *m_s = NULL, *efc_s = NULL, *threads_s = NULL, *int8 = NULL;
+	const char *type_s = NULL, *m_s = NULL, *efc_s = NULL, *threads_s = NULL, *int8 = NULL,
+	           *nlist_s = NULL, *bits_s = NULL, *budget_s = NULL;
 	const cli_opt opts[] = {{"--type", 1, &type_s},
 	                        {"--m", 1, &m_s},
 	                        {"--ef-construction", 1, &efc_s},
 	                        {"--threads", 1, &threads_s},
-	                        {"--int8", 0, &int8}};
+	                        {"--int8", 0, &int8},
+	                        {"--nlist", 1, &nlist_s},
+	                        {"--bits", 1, &bits_s},
+	                        {"--ram-budget", 1, &budget_s}};
 	uint64_t v;
 	size_t npos;
 	int rc = cli_getopts("index", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), &npos);
@@ -41,16 +59,13 @@ static int index_parse(int argc, char **argv, index_args *a)
 	omen_index_params_init(&a->params);
 	if (type_s && omen_index_type_parse(type_s, &a->params.type) != OMEN_OK)
 		return cli_usage_err("index", "--type: %s", omen_errmsg(NULL));
-	if (m_s) {
-		if (cli_opt_u64("index", "--m", m_s, 0, UINT32_MAX, &v) != 0)
-			return CLI_USAGE;
-		a->params.m = (uint32_t)v;
-	}
-	if (efc_s) {
-		if (cli_opt_u64("index", "--ef-construction", efc_s, 0, UINT32_MAX, &v) != 0)
-			return CLI_USAGE;
-		a->params.ef_construction = (uint32_t)v;
-	}
+	if (opt_u32("--m", m_s, &a->params.m) || opt_u32("--nlist", nlist_s, &a->params.nlist) ||
+	    opt_u32("--ef-construction", efc_s, &a->params.ef_construction) ||
+	    opt_u32("--bits", bits_s, &a->params.bits))
+		return CLI_USAGE;
+	if (budget_s &&
+	    cli_opt_u64("index", "--ram-budget", budget_s, 0, UINT64_MAX, &a->params.ram_budget))
+		return CLI_USAGE;
 	a->params.int8 = int8 != NULL;
 	if (threads_s) {
 		if (cli_opt_u64("index", "--threads", threads_s, 0, INDEX_MAX_THREADS, &v) != 0)
@@ -71,21 +86,26 @@ static void index_progress(void *ctx, uint64_t done, uint64_t total)
 }
 
 /* Prints the summary line of a finished build from the collection's statistics after it. The
- * HNSW count is of the live points the index covers. The statistics give live points and
- * indexed rows; rows include deleted and replaced ones, and points may include ones written
- * while the index was built, which it does not cover. The smaller of the two is exact when
- * neither happened, and never more than the index covers. */
+ * HNSW and IVF count is of the live points the index covers. The statistics give live points
+ * and indexed rows; rows include deleted and replaced ones, and points may include ones
+ * written while the index was built, which it does not cover. The smaller of the two is exact
+ * when neither happened, and never more than the index covers. */
 static void index_summary(const char *coll, const omen_collection_stats *st, double secs)
 {
 	uint64_t covered = st->points < st->indexed ? st->points : st->indexed;
+	const char *kind = st->index ? st->index : "?";
 
-	if (st->index != NULL && strcmp(st->index, "hnsw") == 0)
+	if (strcmp(kind, "hnsw") == 0)
 		printf("indexed %s: hnsw m=%u ef_construction=%u over %llu points in %.3f s\n",
 		       coll, st->hnsw_m, st->hnsw_ef_construction, (unsigned long long)covered,
 		       secs);
+	else if (strcmp(kind, "ivf") == 0)
+		printf("indexed %s: ivf nlist=%u nprobe=%u bits=%u over %llu points in %.3f s\n",
+		       coll, st->ivf_nlist, st->ivf_nprobe, st->ivf_bits,
+		       (unsigned long long)covered, secs);
 	else
-		printf("indexed %s: %s over %llu points in %.3f s\n", coll,
-		       st->index ? st->index : "?", (unsigned long long)st->points, secs);
+		printf("indexed %s: %s over %llu points in %.3f s\n", coll, kind,
+		       (unsigned long long)st->points, secs);
 }
 
 int cmd_index(int argc, char **argv)

@@ -25,6 +25,7 @@ typedef struct search_args {
 	uint64_t k;                      /* --k */
 	uint64_t threads;                /* --threads, default 0 = all cores */
 	uint64_t ef;                     /* --ef, default 0 = the library's default */
+	uint64_t nprobe;                 /* --nprobe, default 0 = the index's default */
 } search_args;
 
 /* The results of one search call: nq x k ids and distances, and the time it took. */
@@ -40,11 +41,12 @@ typedef struct results {
 static int search_parse(int argc, char **argv, search_args *a)
 {
 	const char *k_s = NULL, *threads_s = NULL, *ef_s = NULL, *json = NULL, *exact = NULL,
-	           *partial = NULL, *device = NULL;
+	           *partial = NULL, *device = NULL, *nprobe_s = NULL;
 	const cli_opt opts[] = {
-	    {"--k", 1, &k_s},       {"--threads", 1, &threads_s}, {"--filter", 1, &a->filter},
-	    {"--out", 1, &a->out},  {"--json", 0, &json},         {"--ef", 1, &ef_s},
-	    {"--exact", 0, &exact}, {"--partial", 0, &partial},   {"--device", 1, &device}};
+	    {"--k", 1, &k_s},          {"--threads", 1, &threads_s}, {"--filter", 1, &a->filter},
+	    {"--out", 1, &a->out},     {"--json", 0, &json},         {"--ef", 1, &ef_s},
+	    {"--exact", 0, &exact},    {"--partial", 0, &partial},   {"--device", 1, &device},
+	    {"--nprobe", 1, &nprobe_s}};
 	size_t npos;
 	int rc = cli_getopts("search", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), &npos);
 
@@ -70,6 +72,9 @@ static int search_parse(int argc, char **argv, search_args *a)
 		return CLI_USAGE;
 	/* Any size_t parses; the library refuses an ef above OMEN_HNSW_EF_MAX with its message. */
 	if (ef_s && cli_opt_u64("search", "--ef", ef_s, 0, SIZE_MAX, &a->ef))
+		return CLI_USAGE;
+	/* Likewise an nprobe above the index's lists. */
+	if (nprobe_s && cli_opt_u64("search", "--nprobe", nprobe_s, 0, SIZE_MAX, &a->nprobe))
 		return CLI_USAGE;
 	return 0;
 }
@@ -132,16 +137,16 @@ static json_t *row_json(const results *r, size_t q)
 	return row;
 }
 
-/* Prints one JSON object: queries, k, seconds, qps, and results for at most
- * JSON_MAX_RESULTS_QUERIES queries. */
+/* Prints one JSON object: queries, k, seconds, qps, coverage, path, vectors_read, and results
+ * for at most JSON_MAX_RESULTS_QUERIES queries. */
 static int print_json(const results *r)
 {
-	json_t *obj =
-	    json_pack("{s:o, s:o, s:f, s:f, s:{s:i, s:i}, s:s}", "queries", cli_json_u64(r->nq),
-	              "k", cli_json_u64(r->k), "seconds", r->seconds, "qps",
-	              r->seconds > 0 ? (double)r->nq / r->seconds : 0.0, "coverage", "answered",
-	              (int)r->info.shards_answered, "total", (int)r->info.shards_total, "path",
-	              r->info.path ? r->info.path : "?");
+	json_t *obj = json_pack(
+	    "{s:o, s:o, s:f, s:f, s:{s:i, s:i}, s:s, s:o}", "queries", cli_json_u64(r->nq), "k",
+	    cli_json_u64(r->k), "seconds", r->seconds, "qps",
+	    r->seconds > 0 ? (double)r->nq / r->seconds : 0.0, "coverage", "answered",
+	    (int)r->info.shards_answered, "total", (int)r->info.shards_total, "path",
+	    r->info.path ? r->info.path : "?", "vectors_read", cli_json_u64(r->info.vectors_read));
 	json_t *all;
 
 	if (obj != NULL && r->nq <= JSON_MAX_RESULTS_QUERIES) {
@@ -193,6 +198,7 @@ static int run_search(const search_args *a, omen_collection *coll, const vecfile
 	params.filter = a->filter;
 	params.threads = (int)a->threads;
 	params.ef = (size_t)a->ef;
+	params.nprobe = (size_t)a->nprobe;
 	params.exact = a->exact;
 	params.partial = a->partial;
 	params.device = a->device;

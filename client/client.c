@@ -355,6 +355,7 @@ static int search_piece(rcoll *c, const float *queries, size_t at, size_t n,
 	q.vectors = (float *)(queries + at * c->dim);
 	q.k = (uint32_t)p->k;
 	q.ef = (uint32_t)p->ef;
+	q.nprobe = (uint32_t)p->nprobe;
 	q.exact = p->exact;
 	q.partial = p->partial;
 	q.filter = (char *)p->filter;
@@ -393,6 +394,9 @@ int client_search(rcoll *c, const float *queries, size_t nq, size_t dim,
 	if (p.ef > OMEN_HNSW_EF_MAX)
 		return status_set(OMEN_EINVAL, "ef must be at most %d, got %zu", OMEN_HNSW_EF_MAX,
 		                  p.ef);
+	if (p.nprobe > OMEN_IVF_NLIST_MAX) /* no index has more lists: every shard refuses it */
+		return status_set(OMEN_EINVAL, "nprobe %zu exceeds the most lists an index has, %d",
+		                  p.nprobe, OMEN_IVF_NLIST_MAX);
 	size_t row = dim * 4 + p.k * 12,
 	       per = CLIENT_PIECE_BYTES / row ? CLIENT_PIECE_BYTES / row : 1;
 	omen_search_info info = {0, 0, "cluster", 0}; /* no queries: no shard is asked */
@@ -410,14 +414,20 @@ int client_build_index(rcoll *c, const omen_index_params *params)
 	index_params_default(&p);
 	if (params)
 		p = *params;
+	int st = index_params_check(&p); /* the shards' messages, without a round trip */
+	if (st != OMEN_OK)
+		return st;
 	wire_req q;
 	name_req(&q, WIRE_BUILD, c->name);
 	q.index_type = p.type;
 	q.m = p.m;
 	q.ef_construction = p.ef_construction;
 	q.int8 = p.int8;
+	q.nlist = p.nlist;
+	q.bits = p.bits;
+	q.ram_budget = p.ram_budget;
 	wire_rep r;
-	int st = call_for(c->db, &q, &r, 0); /* a build takes as long as it takes */
+	st = call_for(c->db, &q, &r, 0); /* a build takes as long as it takes */
 	wire_rep_free(&r);
 	return st;
 }

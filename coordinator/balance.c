@@ -167,24 +167,27 @@ static int copy_ids(coord *c, peer *a, peer *b, const meta_coll *mc, uint32_t sh
 	}
 }
 
-/* Builds on b the index a has for the shard. */
+/* Builds on b the index a has for the shard, with the same parameters (IVF's nprobe is
+ * calibrated again on b, on the same points). */
 static int copy_index(coord *c, peer *a, peer *b, const meta_coll *mc, uint32_t shard)
 {
 	wire_req q;
 	wire_rep r;
 	req_for(&q, c, WIRE_STATS, mc->name, shard);
 	int st = call(a, &q, c->cfg.deadline_ms, &r);
-	int hnsw =
-	    st == OMEN_OK && r.has_stats && r.stats.index && strcmp(r.stats.index, "hnsw") == 0;
+	const char *kind = st == OMEN_OK && r.has_stats && r.stats.index ? r.stats.index : "flat";
+	int hnsw = strcmp(kind, "hnsw") == 0, ivf = strcmp(kind, "ivf") == 0;
 	omen_collection_stats s = r.stats;
 	wire_rep_free(&r);
-	if (st != OMEN_OK || !hnsw)
+	if (st != OMEN_OK || (!hnsw && !ivf))
 		return st;
 	req_for(&q, c, WIRE_BUILD, mc->name, shard);
-	q.index_type = OMEN_INDEX_HNSW;
+	q.index_type = hnsw ? OMEN_INDEX_HNSW : OMEN_INDEX_IVF;
 	q.m = s.hnsw_m;
 	q.ef_construction = s.hnsw_ef_construction;
 	q.int8 = s.hnsw_int8;
+	q.nlist = s.ivf_nlist;
+	q.bits = s.ivf_bits;
 	q.mode = WIRE_BUILD_BACKGROUND; /* half the target's cores: its other shards stay served */
 	st = call(b, &q, BUILD_TIMEOUT_MS, &r);
 	wire_rep_free(&r);

@@ -281,10 +281,16 @@ static int ask_all(coord *c, const wire_req *q, coll_info *ci, part **out)
 		p[s].req.m = q->m;
 		p[s].req.ef_construction = q->ef_construction;
 		p[s].req.int8 = q->int8;
+		p[s].req.nlist = q->nlist;
+		p[s].req.bits = q->bits;
+		p[s].req.ram_budget = q->ram_budget;
 	}
 	uint32_t timeout = q->op == WIRE_BUILD ? 0 : deadline(c, q);
 	if (scatter(c, p, ci->nshards, timeout) > 0) {
-		st = gather_status(c, p, ci->nshards, wire_op_name(q->op));
+		st = gather_status(c, p, ci->nshards,
+		                   q->op == WIRE_BUILD
+		                       ? "build (the shards not named have their new index)"
+		                       : wire_op_name(q->op));
 		parts_free(p, ci->nshards);
 		return st;
 	}
@@ -292,6 +298,13 @@ static int ask_all(coord *c, const wire_req *q, coll_info *ci, part **out)
 	return OMEN_OK;
 }
 
+/* Adds one shard's statistics to the collection's t: counts and sizes are summed. The index
+ * is "ivf" when any shard has IVF, else "hnsw" when any has HNSW. Each shard trains its own
+ * lists on its own points, so IVF's figures differ by shard (docs/CLUSTER.md): ivf_nlist is
+ * the smallest, the largest nprobe a search may pass (it goes to every shard as given, and a
+ * shard refuses one above its lists); ivf_nprobe the largest calibrated default (at most that
+ * ivf_nlist: do_stats clamps it), a value that reaches every shard's target recall when
+ * passed explicitly. */
 static void stats_add(omen_collection_stats *t, const omen_collection_stats *s)
 {
 	t->points += s->points;
@@ -302,10 +315,17 @@ static void stats_add(omen_collection_stats *t, const omen_collection_stats *s)
 	t->indexed += s->indexed;
 	t->index_bytes += s->index_bytes;
 	if (strcmp(s->index, "hnsw") == 0) {
-		t->index = "hnsw";
+		t->index = strcmp(t->index, "ivf") == 0 ? t->index : "hnsw";
 		t->hnsw_m = s->hnsw_m;
 		t->hnsw_ef_construction = s->hnsw_ef_construction;
 		t->hnsw_int8 = s->hnsw_int8;
+	} else if (strcmp(s->index, "ivf") == 0) {
+		t->index = "ivf";
+		if (t->ivf_nlist == 0 || s->ivf_nlist < t->ivf_nlist)
+			t->ivf_nlist = s->ivf_nlist;
+		if (s->ivf_nprobe > t->ivf_nprobe)
+			t->ivf_nprobe = s->ivf_nprobe;
+		t->ivf_bits = s->ivf_bits;
 	}
 }
 
@@ -352,6 +372,8 @@ static int do_stats(coord *c, const wire_req *q, wire_rep *r)
 			stats_add(&t, &p[s].rep.stats);
 		else
 			r->count += p[s].rep.count;
+	if (t.ivf_nprobe > t.ivf_nlist) /* stats_add: valid for every shard */
+		t.ivf_nprobe = t.ivf_nlist;
 	if (q->op == WIRE_STATS)
 		r->stats = t, r->has_stats = 1;
 	parts_free(p, ci.nshards);
@@ -397,11 +419,51 @@ static int do_ids(coord *c, const wire_req *q, wire_rep *r)
 	return st;
 }
 
+/* The limits of an IVF build that depend on a logical shard's points (OMEN_IVF_MIN_POINTS,
+ * nlist), checked on every shard before any builds, so that a build some shards would refuse
+ * changes nothing. The message names each short shard as a failed build would. Points
+ * deleted between the check and the build can still make a shard refuse; the build's
+ * message then names it. */
+static int ivf_points_check(coord *c, const wire_req *q)
+{
+	wire_req sq = *q;
+	sq.op = WIRE_STATS;
+	coll_info ci;
+	part *p = NULL;
+	int st = ask_all(c, &sq, &ci, &p);
+	char msg[1024] = "";
+	size_t len = 0;
+	uint64_t need = q->nlist > OMEN_IVF_MIN_POINTS ? q->nlist : OMEN_IVF_MIN_POINTS;
+	for (uint32_t s = 0; st == OMEN_OK && s < ci.nshards; s++) {
+		uint64_t live = p[s].rep.stats.points;
+		if (live >= need || len >= sizeof msg - 1)
+			continue;
+		char why[256];
+		if (live < OMEN_IVF_MIN_POINTS)
+			snprintf(why, sizeof why,
+			         "collection '%s': an IVF index needs at least %d live points, it "
+			         "has %llu",
+			         ci.name, OMEN_IVF_MIN_POINTS, (unsigned long long)live);
+		else
+			snprintf(why, sizeof why, "nlist %u exceeds the live points (%llu)",
+			         q->nlist, (unsigned long long)live);
+		len += (size_t)snprintf(msg + len, sizeof msg - len, "%sshard %u (%s): %s",
+		                        len ? "; " : "", s, peer_url(part_peer(c, &p[s])), why);
+	}
+	if (st == OMEN_OK)
+		parts_free(p, ci.nshards);
+	if (st == OMEN_OK && len)
+		return status_set(OMEN_EINVAL, "build (no shard was changed): %s", msg);
+	return st;
+}
+
 static int do_build(coord *c, const wire_req *q)
 {
 	coll_info ci;
 	part *p = NULL;
-	int st = ask_all(c, q, &ci, &p);
+	int st = q->index_type == OMEN_INDEX_IVF ? ivf_points_check(c, q) : OMEN_OK;
+	if (st == OMEN_OK)
+		st = ask_all(c, q, &ci, &p);
 	if (st == OMEN_OK)
 		parts_free(p, ci.nshards);
 	return st;
@@ -764,7 +826,7 @@ static int do_search(coord *c, const wire_req *q, wire_rep *r)
 	for (uint32_t s = 0; s < ci.nshards; s++) {
 		wire_req *x = &p[s].req;
 		x->n = q->n, x->vectors = q->vectors, x->k = q->k, x->ef = q->ef;
-		x->exact = q->exact, x->filter = q->filter;
+		x->nprobe = q->nprobe, x->exact = q->exact, x->filter = q->filter;
 	}
 	uint32_t failed = scatter(c, p, ci.nshards, deadline(c, q));
 	/* A shard that refused the request itself (bad filter, bad k) fails the search even

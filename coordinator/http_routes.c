@@ -277,13 +277,15 @@ static void put_stats(http_call *call, const wire_req *req, const wire_rep *rep)
 	}
 	http_out_json(
 	    call->out, 200,
-	    json_pack("{s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:b}", "name", s->name,
-	              "dim", (json_int_t)s->dim, "metric", metric_name(s->metric), "points",
-	              ji(s->points), "deleted", ji(s->deleted), "next_id", ji(s->next_id),
+	    json_pack("{s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:b,s:I,s:I,s:I}",
+	              "name", s->name, "dim", (json_int_t)s->dim, "metric", metric_name(s->metric),
+	              "points", ji(s->points), "deleted", ji(s->deleted), "next_id", ji(s->next_id),
 	              "segments", ji(s->segments), "vector_bytes", ji(s->vector_bytes), "index",
 	              s->index ? s->index : "flat", "indexed", ji(s->indexed), "index_bytes",
 	              ji(s->index_bytes), "hnsw_m", (json_int_t)s->hnsw_m, "hnsw_ef_construction",
-	              (json_int_t)s->hnsw_ef_construction, "hnsw_int8", s->hnsw_int8 != 0));
+	              (json_int_t)s->hnsw_ef_construction, "hnsw_int8", s->hnsw_int8 != 0,
+	              "ivf_nlist", (json_int_t)s->ivf_nlist, "ivf_nprobe",
+	              (json_int_t)s->ivf_nprobe, "ivf_bits", (json_int_t)s->ivf_bits));
 }
 
 static void do_stats(http_call *call)
@@ -300,6 +302,50 @@ static void put_dropped(http_call *call, const wire_req *req, const wire_rep *re
 static void do_drop(http_call *call)
 {
 	serve(call, WIRE_DROP, no_fields, put_dropped);
+}
+
+/* POST /collections/NAME/build {"type", "m", "ef_construction", "int8", "nlist", "bits",
+ * "ram_budget"}: builds (or extends) the index on every logical shard, with no deadline. The
+ * ranges are omen_index_params's; what depends on the points (nlist at most a shard's live
+ * points, IVF's 1,000 points per shard) is checked against every shard's points. */
+static bool build_fields(http_call *call, wire_req *req)
+{
+	static const char *const keys[] = {"type",  "m",    "ef_construction", "int8",
+	                                   "nlist", "bits", "ram_budget",      NULL};
+	const jf *in = &call->in;
+	const char *type = "auto";
+	uint64_t m = OMEN_HNSW_M_DEFAULT, efc = OMEN_HNSW_EFC_DEFAULT, nlist = 0,
+	         bits = OMEN_IVF_BITS_DEFAULT, budget = 0;
+	if (jf_keys(in, keys) || jf_str(in, "type", &type) ||
+	    jf_uint(in, "m", OMEN_HNSW_M_MIN, OMEN_HNSW_M_MAX, &m) ||
+	    jf_uint(in, "ef_construction", OMEN_HNSW_EFC_MIN, OMEN_HNSW_EFC_MAX, &efc) ||
+	    jf_bool(in, "int8", &req->int8) ||
+	    jf_uint(in, "nlist", 0, OMEN_IVF_NLIST_MAX, &nlist) ||
+	    jf_uint(in, "bits", 1, OMEN_IVF_BITS_MAX, &bits) ||
+	    jf_uint(in, "ram_budget", 0, UINT64_MAX, &budget))
+		return http_in_fail(call);
+	if (index_type_parse(type, &req->index_type) != OMEN_OK)
+		return http_fail_invalid(
+		    call, "'type' must be \"auto\", \"flat\", \"hnsw\" or \"ivf\", got \"%.40s\"",
+		    type);
+	req->m = (uint32_t)m;
+	req->ef_construction = (uint32_t)efc;
+	req->nlist = (uint32_t)nlist;
+	req->bits = (uint32_t)bits;
+	req->ram_budget = budget;
+	return true;
+}
+
+static void put_built(http_call *call, const wire_req *req, const wire_rep *rep)
+{
+	http_out_json(
+	    call->out, 200,
+	    json_pack("{s:s,s:s}", "built", call->name, "type", index_type_name(req->index_type)));
+}
+
+static void do_build(http_call *call)
+{
+	serve(call, WIRE_BUILD, build_fields, put_built);
 }
 
 /* ---- Points ------------------------------------------------------------------------------- */
@@ -380,17 +426,19 @@ static void put_results(http_call *call, const wire_req *req, const wire_rep *re
 	http_ms_finish(&ms, call->out, 200, CT_JSON);
 }
 
-/* The search options of the body: k, ef, exact, partial, deadline_ms, filter. */
+/* The search options of the body: k, ef, nprobe, exact, partial, deadline_ms, filter. */
 static bool search_options(http_call *call, wire_req *req)
 {
 	const jf *in = &call->in;
-	uint64_t k = 10, ef = 0, deadline = 0;
+	uint64_t k = 10, ef = 0, nprobe = 0, deadline = 0;
 	if (jf_uint(in, "k", 1, OMEN_MAX_K, &k) || jf_uint(in, "ef", 0, OMEN_HNSW_EF_MAX, &ef) ||
+	    jf_uint(in, "nprobe", 0, OMEN_IVF_NLIST_MAX, &nprobe) ||
 	    jf_uint(in, "deadline_ms", 0, 3600000, &deadline) ||
 	    jf_bool(in, "exact", &req->exact) || jf_bool(in, "partial", &req->partial))
 		return http_in_fail(call);
 	req->k = (uint32_t)k;
 	req->ef = (uint32_t)ef;
+	req->nprobe = (uint32_t)nprobe;
 	req->deadline_ms = (uint32_t)deadline;
 	json_t *filter = jf_get(in, "filter");
 	if (filter && !json_is_object(filter))
@@ -405,8 +453,8 @@ static bool search_options(http_call *call, wire_req *req)
 /* The queries of a search, "vector" (one) or "vectors" (many), and its options. */
 static bool search_fields(http_call *call, wire_req *req)
 {
-	static const char *const keys[] = {"vector", "vectors", "k",           "filter", "ef",
-	                                   "exact",  "partial", "deadline_ms", NULL};
+	static const char *const keys[] = {"vector", "vectors", "k",       "filter",      "ef",
+	                                   "nprobe", "exact",   "partial", "deadline_ms", NULL};
 	if (jf_keys(&call->in, keys))
 		return http_in_fail(call);
 	bool one = jf_get(&call->in, "vector") != NULL;
@@ -418,7 +466,7 @@ static bool search_fields(http_call *call, wire_req *req)
 	       search_options(call, req);
 }
 
-/* POST /collections/NAME/search {"vector" | "vectors", "k", "filter", "ef", "exact",
+/* POST /collections/NAME/search {"vector" | "vectors", "k", "filter", "ef", "nprobe", "exact",
  * "partial", "deadline_ms"} */
 static void do_search(http_call *call)
 {
@@ -501,6 +549,7 @@ static const http_route routes[] = {
     {"/collections", "POST", WIRE_CREATE, do_create, true},
     {"/collections/*", "GET", WIRE_STATS, do_stats, false},
     {"/collections/*", "DELETE", WIRE_DROP, do_drop, false},
+    {"/collections/*/build", "POST", WIRE_BUILD, do_build, true},
     {"/collections/*/upsert", "POST", WIRE_UPSERT, do_upsert, true},
     {"/collections/*/search", "POST", WIRE_SEARCH, do_search, true},
     {"/collections/*/get", "POST", WIRE_GET, do_get, true},

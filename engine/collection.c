@@ -332,28 +332,6 @@ int eng_count(eng_coll *c, uint64_t *out)
 
 /* ---- indexes ---- */
 
-static int index_params_check(const omen_index_params *p)
-{
-	if (p->type != OMEN_INDEX_AUTO && p->type != OMEN_INDEX_FLAT &&
-	    p->type != OMEN_INDEX_HNSW && p->type != OMEN_INDEX_IVF)
-		return status_set(OMEN_EINVAL, "unknown index type %d", (int)p->type);
-	if (p->m < OMEN_HNSW_M_MIN || p->m > OMEN_HNSW_M_MAX)
-		return status_set(OMEN_EINVAL, "m must be %d to %d, got %u", OMEN_HNSW_M_MIN,
-		                  OMEN_HNSW_M_MAX, p->m);
-	if (p->ef_construction < OMEN_HNSW_EFC_MIN || p->ef_construction > OMEN_HNSW_EFC_MAX)
-		return status_set(OMEN_EINVAL, "ef_construction must be %d to %d, got %u",
-		                  OMEN_HNSW_EFC_MIN, OMEN_HNSW_EFC_MAX, p->ef_construction);
-	if (p->threads < 0 || p->threads > 1024)
-		return status_set(OMEN_EINVAL, "threads must be 0 to 1024, got %d", p->threads);
-	if (p->bits < 1 || p->bits > OMEN_IVF_BITS_MAX)
-		return status_set(OMEN_EINVAL, "bits must be 1 to %d, got %u", OMEN_IVF_BITS_MAX,
-		                  p->bits);
-	if (p->nlist > OMEN_IVF_NLIST_MAX)
-		return status_set(OMEN_EINVAL, "nlist must be 0 (from the points) to %d, got %u",
-		                  OMEN_IVF_NLIST_MAX, p->nlist);
-	return OMEN_OK;
-}
-
 /* The automatic choice (docs/IVF.md): flat below OMEN_INDEX_AUTO_HNSW_MIN points; IVF from
  * OMEN_INDEX_AUTO_IVF_MIN points, or earlier when the float vectors exceed the RAM budget
  * (HNSW is fast only with its vectors in memory); HNSW between. */

@@ -422,33 +422,38 @@ static PyObject *search_result(PyObject *ids, PyObject *dists, int single,
 		ids = i1, dists = d1;
 	}
 	if (info)
-		return Py_BuildValue("(NN{s:s,s:I,s:I})", ids, dists, "path",
+		return Py_BuildValue("(NN{s:s,s:I,s:I,s:K})", ids, dists, "path",
 		                     info->path ? info->path : "?", "shards_answered",
-		                     info->shards_answered, "shards_total", info->shards_total);
+		                     info->shards_answered, "shards_total", info->shards_total,
+		                     "vectors_read", (unsigned long long)info->vectors_read);
 	return Py_BuildValue("(NN)", ids, dists);
 }
 
 static PyObject *Collection_search(CollectionObject *self, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {"queries", "k",       "filter", "ef",          "exact",
+	static char *kwlist[] = {"queries", "k",       "filter", "ef",          "nprobe", "exact",
 	                         "threads", "partial", "device", "return_info", NULL};
 	PyObject *qobj, *fobj = Py_None, *ftext = NULL, *ids = NULL, *dists = NULL;
-	Py_ssize_t k = 10, ef = 0;
+	Py_ssize_t k = 10, ef = 0, nprobe = 0;
 	int exact = 0, threads = 0, partial = 0, want_info = 0, single;
 	const char *device = "auto";
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|n$Onpipsp:search", kwlist, &qobj, &k, &fobj,
-	                                 &ef, &exact, &threads, &partial, &device, &want_info))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|n$Onnpipsp:search", kwlist, &qobj, &k, &fobj,
+	                                 &ef, &nprobe, &exact, &threads, &partial, &device,
+	                                 &want_info))
 		return overflow_as_value();
 	omen_device dev;
 	if (omen_device_parse(device, &dev) != OMEN_OK)
 		return PyErr_Format(PyExc_ValueError, "device: %s", omen_errmsg(NULL));
 	if (!open_coll(self))
 		return NULL;
-	if (k < 1 || ef < 0) {
+	if (k < 1 || ef < 0 || nprobe < 0) {
 		PyErr_Format(PyExc_ValueError,
-		             k < 1 ? "k must be at least 1, got %zd"
-		                   : "ef must not be negative, got %zd",
-		             k < 1 ? k : ef);
+		             k < 1    ? "k must be at least 1, got %zd"
+		             : ef < 0 ? "ef must not be negative, got %zd"
+		                      : "nprobe must not be negative, got %zd",
+		             k < 1    ? k
+		             : ef < 0 ? ef
+		                      : nprobe);
 		return NULL;
 	}
 	PyArrayObject *q = as_vectors(qobj, &single);
@@ -468,11 +473,12 @@ static PyObject *Collection_search(CollectionObject *self, PyObject *args, PyObj
 	p.k = (size_t)k;
 	p.filter = ftext ? PyUnicode_AsUTF8(ftext) : NULL;
 	p.ef = (size_t)ef;
+	p.nprobe = (size_t)nprobe;
 	p.exact = exact;
 	p.threads = threads;
 	p.partial = partial;
 	p.device = dev;
-	omen_search_info info = {0, 0, NULL}; /* filled by the library, for no queries too */
+	omen_search_info info = {0, 0, NULL, 0}; /* filled by the library, for no queries too */
 	p.info = &info;
 	int st;
 	CALL_UNLOCKED(self, st,
@@ -616,29 +622,65 @@ static PyObject *Collection_ids(CollectionObject *self, PyObject *args, PyObject
 	return out;
 }
 
+/* True when v fits a uint32_t field of omen_index_params. */
+static bool fits_u32(long long v)
+{
+	return v >= 0 && v <= UINT32_MAX;
+}
+
+/* Reads build_index's arguments into *p. Each number must fit its field; its range is the
+ * engine's to check, so that the messages are the engine's. 0, or -1 with ValueError set. */
+static int index_params_parse(PyObject *args, PyObject *kw, omen_index_params *p)
+{
+	static char *kwlist[] = {"type",  "m",    "ef_construction", "threads", "int8",
+	                         "nlist", "bits", "ram_budget",      NULL};
+	const char *type = "auto";
+	long long m = OMEN_HNSW_M_DEFAULT, efc = OMEN_HNSW_EFC_DEFAULT, nlist = 0,
+	          bits = OMEN_IVF_BITS_DEFAULT;
+	PyObject *budget = NULL;
+	int threads = 0, int8 = 0;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|s$LLipLLO:build_index", kwlist, &type, &m,
+	                                 &efc, &threads, &int8, &nlist, &bits, &budget))
+		return overflow_as_value(), -1;
+	omen_index_params_init(p);
+	/* checked: a negative budget is an error, not wrapped around to a huge one */
+	PyObject *ix = budget ? PyNumber_Index(budget) : NULL;
+	if (ix)
+		p->ram_budget = PyLong_AsUnsignedLongLong(ix);
+	Py_XDECREF(ix);
+	if (budget && PyErr_Occurred()) {
+		if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+			return -1;
+		PyErr_Clear();
+		return PyErr_Format(PyExc_ValueError, "ram_budget must be 0 to 2**64 - 1 bytes"),
+		       -1;
+	}
+	if (omen_index_type_parse(type, &p->type) != OMEN_OK)
+		return PyErr_Format(PyExc_ValueError, "type: %s", omen_errmsg(NULL)), -1;
+	if (!fits_u32(m) || !fits_u32(efc))
+		return PyErr_Format(
+		           PyExc_ValueError, "m must be %d to %d and ef_construction %d to %d",
+		           OMEN_HNSW_M_MIN, OMEN_HNSW_M_MAX, OMEN_HNSW_EFC_MIN, OMEN_HNSW_EFC_MAX),
+		       -1;
+	if (!fits_u32(nlist) || !fits_u32(bits))
+		return PyErr_Format(PyExc_ValueError,
+		                    "nlist must be 0 (from the points) to %d and bits 1 to %d",
+		                    OMEN_IVF_NLIST_MAX, OMEN_IVF_BITS_MAX),
+		       -1;
+	p->m = (uint32_t)m;
+	p->ef_construction = (uint32_t)efc;
+	p->threads = threads;
+	p->int8 = int8;
+	p->nlist = (uint32_t)nlist;
+	p->bits = (uint32_t)bits;
+	return 0;
+}
+
 static PyObject *Collection_build_index(CollectionObject *self, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {"type", "m", "ef_construction", "threads", "int8", NULL};
-	const char *type = "auto";
-	long long m = OMEN_HNSW_M_DEFAULT, efc = OMEN_HNSW_EFC_DEFAULT;
-	int threads = 0, int8 = 0;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|s$LLip:build_index", kwlist, &type, &m, &efc,
-	                                 &threads, &int8))
-		return overflow_as_value();
-	if (!open_coll(self))
-		return NULL;
-	if (m < 0 || m > UINT32_MAX || efc < 0 || efc > UINT32_MAX)
-		return PyErr_Format(
-		    PyExc_ValueError, "m must be %d to %d and ef_construction %d to %d",
-		    OMEN_HNSW_M_MIN, OMEN_HNSW_M_MAX, OMEN_HNSW_EFC_MIN, OMEN_HNSW_EFC_MAX);
 	omen_index_params p;
-	omen_index_params_init(&p);
-	if (omen_index_type_parse(type, &p.type) != OMEN_OK)
-		return PyErr_Format(PyExc_ValueError, "type: %s", omen_errmsg(NULL));
-	p.m = (uint32_t)m;
-	p.ef_construction = (uint32_t)efc;
-	p.threads = threads;
-	p.int8 = int8;
+	if (index_params_parse(args, kw, &p) != 0 || !open_coll(self))
+		return NULL;
 	int st;
 	CALL_UNLOCKED(self, st, omen_build_index(self->coll, &p));
 	if (st != OMEN_OK)
@@ -673,14 +715,15 @@ static PyObject *Collection_stats(CollectionObject *self, PyObject *unused)
 	if (st != OMEN_OK)
 		return st < 0 ? closed_error("collection") : raise_status(st);
 	return Py_BuildValue(
-	    "{s:s,s:I,s:s,s:K,s:K,s:K,s:K,s:K,s:s,s:K,s:K,s:I,s:I,s:O}", "name", s.name, "dim",
-	    s.dim, "metric", omen_metric_name(s.metric), "points", (unsigned long long)s.points,
-	    "deleted", (unsigned long long)s.deleted, "next_id", (unsigned long long)s.next_id,
-	    "segments", (unsigned long long)s.segments, "vector_bytes",
-	    (unsigned long long)s.vector_bytes, "index", s.index, "indexed",
+	    "{s:s,s:I,s:s,s:K,s:K,s:K,s:K,s:K,s:s,s:K,s:K,s:I,s:I,s:O,s:I,s:I,s:I}", "name", s.name,
+	    "dim", s.dim, "metric", omen_metric_name(s.metric), "points",
+	    (unsigned long long)s.points, "deleted", (unsigned long long)s.deleted, "next_id",
+	    (unsigned long long)s.next_id, "segments", (unsigned long long)s.segments,
+	    "vector_bytes", (unsigned long long)s.vector_bytes, "index", s.index, "indexed",
 	    (unsigned long long)s.indexed, "index_bytes", (unsigned long long)s.index_bytes,
 	    "hnsw_m", s.hnsw_m, "hnsw_ef_construction", s.hnsw_ef_construction, "hnsw_int8",
-	    s.hnsw_int8 ? Py_True : Py_False);
+	    s.hnsw_int8 ? Py_True : Py_False, "ivf_nlist", s.ivf_nlist, "ivf_nprobe", s.ivf_nprobe,
+	    "ivf_bits", s.ivf_bits);
 }
 
 static Py_ssize_t Collection_len(CollectionObject *self)
@@ -755,17 +798,19 @@ static PyMethodDef Collection_methods[] = {
     {"upsert", (PyCFunction)(void (*)(void))Collection_add, METH_VARARGS | METH_KEYWORDS,
      "upsert(vectors, ids=None, metadata=None) -> ids\n\nThe same as add()."},
     {"search", (PyCFunction)(void (*)(void))Collection_search, METH_VARARGS | METH_KEYWORDS,
-     "search(queries, k=10, *, filter=None, ef=0, exact=False, threads=0, partial=False,\n"
-     "       device='auto', return_info=False) -> (ids, distances[, info])\n\n"
+     "search(queries, k=10, *, filter=None, ef=0, nprobe=0, exact=False, threads=0,\n"
+     "       partial=False, device='auto', return_info=False) -> (ids, distances[, info])\n\n"
      "The k nearest points of each query: ids (uint64) and distances (float32) of shape\n"
      "(nq, k) for (nq, dim) queries, (k,) for one (dim,) query; closest first, ties by the\n"
      "smaller id. filter: a dict or JSON string (docs/FILTERS.md); rows with fewer than k\n"
-     "matches are padded with NO_ID and inf. ef: HNSW candidate list (0 = 64); exact: skip\n"
+     "matches are padded with NO_ID and inf. ef: HNSW candidate list (0 = 64); nprobe: IVF\n"
+     "lists probed (0 = the index's calibrated default, at most its nlist); exact: skip\n"
      "the index; threads: 0 = all cores; partial: on a cluster, accept the shards that\n"
      "answered. device: where exact searches run: 'cpu', 'gpu' (the CPU when no GPU is\n"
      "usable) or 'auto'. return_info: also return a dict with the path that served the\n"
-     "search ('cpu-exact', 'gpu-exact', 'cpu-hnsw', 'cluster') and the shards' coverage.\n"
-     "The GIL is released while searching."},
+     "search ('cpu-exact', 'gpu-exact', 'cpu-hnsw', 'cpu-ivf', 'cluster'), the shards'\n"
+     "coverage and vectors_read (float vectors read for exact distances; 0 for HNSW and\n"
+     "clusters). The GIL is released while searching."},
     {"get", (PyCFunction)Collection_get, METH_O,
      "get(ids) -> (vectors, metadata, found)\n\n"
      "Reads points by id: vectors (n, dim) float32 (zeros where not found), a list of\n"
@@ -774,9 +819,12 @@ static PyMethodDef Collection_methods[] = {
      "delete(ids) -> int\n\nDeletes points by id, atomically; returns how many existed."},
     {"build_index", (PyCFunction)(void (*)(void))Collection_build_index,
      METH_VARARGS | METH_KEYWORDS,
-     "build_index(type='auto', *, m=16, ef_construction=200, threads=0, int8=False)\n\n"
-     "Builds or extends the approximate index: 'auto' (flat below 10,000 points, else\n"
-     "HNSW), 'hnsw', or 'flat' (drops it). The GIL is released while building."},
+     "build_index(type='auto', *, m=16, ef_construction=200, threads=0, int8=False,\n"
+     "            nlist=0, bits=1, ram_budget=0)\n\n"
+     "Builds or extends the approximate index: 'auto' (flat below 10,000 points, HNSW below\n"
+     "1,000,000, else IVF; IVF earlier when the vectors exceed ram_budget bytes), 'hnsw',\n"
+     "'ivf' (nlist lists, 0 = from the points; bits per dimension; at least 1,000 points)\n"
+     "or 'flat' (drops it). The GIL is released while building."},
     {"check", (PyCFunction)Collection_check, METH_NOARGS,
      "check() -> (ok, report)\n\nVerifies the index; ok is False when it is damaged."},
     {"stats", (PyCFunction)Collection_stats, METH_NOARGS,

@@ -238,6 +238,7 @@ static int do_search(unit *u, const wire_req *q, wire_rep *r)
 	omen_search_params_init(&p);
 	p.filter = q->filter;
 	p.ef = q->ef;
+	p.nprobe = q->nprobe;
 	p.exact = q->exact;
 	p.threads = n == 1 ? 1 : 0;
 	p.k = k;
@@ -523,6 +524,10 @@ static int do_build(unit *u, const wire_req *q)
 	if (q->ef_construction)
 		p.ef_construction = q->ef_construction;
 	p.int8 = q->int8;
+	p.nlist = q->nlist;
+	if (q->bits) /* absent: the default */
+		p.bits = q->bits;
+	p.ram_budget = q->ram_budget;
 	if (q->mode == WIRE_BUILD_BACKGROUND) {
 		long cores = sysconf(_SC_NPROCESSORS_ONLN);
 		p.threads = cores > 1 ? (int)(cores / 2) : 1;

@@ -58,6 +58,10 @@ enum {
 	RQ_M,
 	RQ_EFC,
 	RQ_INT8,
+	RQ_NLIST,
+	RQ_BITS,
+	RQ_RAM,
+	RQ_NPROBE,
 	RQ_START,
 	RQ_MODE,
 	RQ_NODE,
@@ -88,6 +92,10 @@ static const char *const req_keys[RQ_NKEYS] = {
     [RQ_M] = "m",
     [RQ_EFC] = "efc",
     [RQ_INT8] = "int8",
+    [RQ_NLIST] = "nlist",
+    [RQ_BITS] = "bits",
+    [RQ_RAM] = "ram",
+    [RQ_NPROBE] = "nprobe",
     [RQ_START] = "start",
     [RQ_MODE] = "mode",
     [RQ_NODE] = "node",
@@ -138,6 +146,9 @@ enum {
 	CS_M,
 	CS_EFC,
 	CS_INT8,
+	CS_NLIST,
+	CS_NPROBE,
+	CS_BITS,
 	CS_NKEYS
 };
 static const char *const stats_keys[CS_NKEYS] = {
@@ -145,7 +156,8 @@ static const char *const stats_keys[CS_NKEYS] = {
     [CS_POINTS] = "points",     [CS_DELETED] = "deleted",  [CS_NEXT_ID] = "next_id",
     [CS_SEGMENTS] = "segments", [CS_VBYTES] = "vec_bytes", [CS_INDEX] = "index",
     [CS_INDEXED] = "indexed",   [CS_IBYTES] = "idx_bytes", [CS_M] = "m",
-    [CS_EFC] = "efc",           [CS_INT8] = "int8",
+    [CS_EFC] = "efc",           [CS_INT8] = "int8",        [CS_NLIST] = "nlist",
+    [CS_NPROBE] = "nprobe",     [CS_BITS] = "bits",
 };
 
 enum { DS_COLLS, DS_FBYTES, DS_MBYTES, DS_NKEYS };
@@ -182,7 +194,7 @@ static const unsigned op_needs[WIRE_OP_COUNT] = {
 };
 
 /* Index kinds a stats reply may name; anything else decodes as "?". */
-static const char *const index_names[] = {"flat", "hnsw"};
+static const char *const index_names[] = {"flat", "hnsw", "ivf"};
 
 const char *wire_op_name(wire_op op)
 {
@@ -307,8 +319,11 @@ static int req_check(const wire_req *r, char *err)
 		return fail(err, OMEN_EPROTO, "'addr' is longer than %d bytes", WIRE_MAX_ADDR);
 	if (too_long(r->token) || too_long(r->filter) || strs_too_long(r->meta, r->n))
 		return fail(err, OMEN_EPROTO, "a string is longer than %u bytes", WIRE_MAX_STRING);
-	if ((unsigned)r->metric > OMEN_METRIC_COSINE || (unsigned)r->index_type > OMEN_INDEX_HNSW)
+	if ((unsigned)r->metric > OMEN_METRIC_COSINE || (unsigned)r->index_type > OMEN_INDEX_IVF)
 		return fail(err, OMEN_EPROTO, "'metric' or 'itype' out of range");
+	if (r->nlist > OMEN_IVF_NLIST_MAX || r->nprobe > OMEN_IVF_NLIST_MAX ||
+	    r->bits > OMEN_IVF_BITS_MAX)
+		return fail(err, OMEN_EPROTO, "'nlist', 'nprobe' or 'bits' beyond its limit");
 	if (!bin_fits(r->n * r->dim, 4))
 		return fail(err, OMEN_EPROTO, "'vec' exceeds 4 GiB");
 	return req_check_needs(r, err);
@@ -321,6 +336,9 @@ static int stats_check(const omen_collection_stats *s, char *err)
 		return fail(err, OMEN_EPROTO, "'stats': bad name, dim or metric");
 	if (s->index && strnlen(s->index, MAX_INDEX_NAME + 1) > MAX_INDEX_NAME)
 		return fail(err, OMEN_EPROTO, "'stats': index name too long");
+	if (s->ivf_nlist > OMEN_IVF_NLIST_MAX || s->ivf_nprobe > OMEN_IVF_NLIST_MAX ||
+	    s->ivf_bits > OMEN_IVF_BITS_MAX)
+		return fail(err, OMEN_EPROTO, "'stats': nlist, nprobe or bits beyond its limit");
 	return OMEN_OK;
 }
 
@@ -496,6 +514,10 @@ static void emit_req(enc *e, const void *msg)
 	put_uint(e, K[RQ_M], r->m);
 	put_uint(e, K[RQ_EFC], r->ef_construction);
 	put_bool(e, K[RQ_INT8], r->int8);
+	put_uint(e, K[RQ_NLIST], r->nlist);
+	put_uint(e, K[RQ_BITS], r->bits);
+	put_uint(e, K[RQ_RAM], r->ram_budget);
+	put_uint(e, K[RQ_NPROBE], r->nprobe);
 	put_uint(e, K[RQ_START], r->start);
 	put_uint(e, K[RQ_MODE], r->mode);
 	put_uint(e, K[RQ_NODE], r->node);
@@ -520,6 +542,9 @@ static void emit_stats(enc *e, const void *msg)
 	put_uint(e, K[CS_M], s->hnsw_m);
 	put_uint(e, K[CS_EFC], s->hnsw_ef_construction);
 	put_bool(e, K[CS_INT8], s->hnsw_int8);
+	put_uint(e, K[CS_NLIST], s->ivf_nlist);
+	put_uint(e, K[CS_NPROBE], s->ivf_nprobe);
+	put_uint(e, K[CS_BITS], s->ivf_bits);
 }
 
 static void emit_dbstats(enc *e, const void *msg)
@@ -870,10 +895,14 @@ static int req_scalars(const msgpack_object **f, wire_req *r, char *err)
 	TRY(get_bool(f[RQ_PARTIAL], K[RQ_PARTIAL], &r->partial, err));
 	TRY(get_u32(f[RQ_DEADLINE], K[RQ_DEADLINE], UINT32_MAX, &r->deadline_ms, err));
 	TRY(get_str(f[RQ_FILTER], K[RQ_FILTER], &r->filter, err));
-	TRY(get_u32(f[RQ_ITYPE], K[RQ_ITYPE], OMEN_INDEX_HNSW, &itype, err));
+	TRY(get_u32(f[RQ_ITYPE], K[RQ_ITYPE], OMEN_INDEX_IVF, &itype, err));
 	TRY(get_u32(f[RQ_M], K[RQ_M], UINT32_MAX, &r->m, err));
 	TRY(get_u32(f[RQ_EFC], K[RQ_EFC], UINT32_MAX, &r->ef_construction, err));
 	TRY(get_bool(f[RQ_INT8], K[RQ_INT8], &r->int8, err));
+	TRY(get_u32(f[RQ_NLIST], K[RQ_NLIST], OMEN_IVF_NLIST_MAX, &r->nlist, err));
+	TRY(get_u32(f[RQ_BITS], K[RQ_BITS], OMEN_IVF_BITS_MAX, &r->bits, err));
+	TRY(get_u64(f[RQ_RAM], K[RQ_RAM], UINT64_MAX, &r->ram_budget, err));
+	TRY(get_u32(f[RQ_NPROBE], K[RQ_NPROBE], OMEN_IVF_NLIST_MAX, &r->nprobe, err));
 	TRY(get_u64(f[RQ_START], K[RQ_START], UINT64_MAX, &r->start, err));
 	TRY(get_u32(f[RQ_MODE], K[RQ_MODE], FENCE_MODES - 1, &r->mode, err));
 	TRY(get_u64(f[RQ_NODE], K[RQ_NODE], UINT64_MAX, &r->node, err));
@@ -952,6 +981,9 @@ static int get_stats(const msgpack_object *o, omen_collection_stats *s, char *er
 	TRY(get_u32(f[CS_M], "stats.m", UINT32_MAX, &s->hnsw_m, err));
 	TRY(get_u32(f[CS_EFC], "stats.efc", UINT32_MAX, &s->hnsw_ef_construction, err));
 	TRY(get_bool(f[CS_INT8], "stats.int8", &s->hnsw_int8, err));
+	TRY(get_u32(f[CS_NLIST], "stats.nlist", OMEN_IVF_NLIST_MAX, &s->ivf_nlist, err));
+	TRY(get_u32(f[CS_NPROBE], "stats.nprobe", OMEN_IVF_NLIST_MAX, &s->ivf_nprobe, err));
+	TRY(get_u32(f[CS_BITS], "stats.bits", OMEN_IVF_BITS_MAX, &s->ivf_bits, err));
 	if (f[CS_INDEX]) {
 		if (f[CS_INDEX]->type != MSGPACK_OBJECT_STR)
 			return fail(err, OMEN_EPROTO, "'stats.index' is not a string");

@@ -36,9 +36,10 @@ typedef enum {
 	WIRE_GET,        /* name, n, ids; reply: found, vectors, meta */
 	WIRE_DELETE,     /* name, n, ids; reply: count = points deleted */
 	WIRE_COUNT,      /* name; reply: count */
-	WIRE_SEARCH,     /* name, nq, dim, vectors, k, ef, exact, filter, partial, deadline_ms;
-	                    reply: nq, k, ids, dists, count = points searched, shards_* */
-	WIRE_BUILD,      /* name, index_type, m, ef_construction, int8 */
+	WIRE_SEARCH,     /* name, nq, dim, vectors, k, ef, nprobe, exact, filter, partial,
+	                    deadline_ms; reply: nq, k, ids, dists, count = points searched,
+	                    shards_* */
+	WIRE_BUILD,      /* name, index_type, m, ef_construction, int8, nlist, bits, ram_budget */
 	WIRE_CHECK,      /* name; reply: report (status OMEN_ECORRUPT when unhealthy) */
 	WIRE_FLUSH,      /* make acknowledged writes durable */
 	WIRE_IDS,        /* name, n = most ids, start; reply: n ids >= start, ascending. On a shard
@@ -101,11 +102,15 @@ typedef struct wire_req {
 	omen_index_type index_type; /* BUILD */
 	uint32_t m, ef_construction;
 	int int8;
-	uint64_t start; /* IDS: the smallest id wanted */
-	uint32_t mode;  /* FENCE: wire_fence_mode; IDS: 0 or WIRE_IDS_TRACKED; BUILD: 0 or
-	                   WIRE_BUILD_BACKGROUND */
-	uint64_t node;  /* JOIN: the shard node's id */
-	char *addr;     /* JOIN: the URL other nodes reach it at */
+	uint32_t nlist; /* BUILD, IVF: lists, 0..OMEN_IVF_NLIST_MAX (0 = from the points) */
+	uint32_t bits;  /* BUILD, IVF: bits per dimension, 0..OMEN_IVF_BITS_MAX (0 = default) */
+	uint64_t ram_budget; /* BUILD, auto: bytes the float vectors may take in RAM (0 = none) */
+	uint32_t nprobe;     /* SEARCH, IVF: lists probed, 0..OMEN_IVF_NLIST_MAX (0 = default) */
+	uint64_t start;      /* IDS: the smallest id wanted */
+	uint32_t mode;       /* FENCE: wire_fence_mode; IDS: 0 or WIRE_IDS_TRACKED; BUILD: 0 or
+	                        WIRE_BUILD_BACKGROUND */
+	uint64_t node;       /* JOIN: the shard node's id */
+	char *addr;          /* JOIN: the URL other nodes reach it at */
 } wire_req;
 
 /* A reply. status is an OMEN_* code; message the engine's detail message (may be NULL when

@@ -166,9 +166,10 @@ def test_help_and_version():
     for c in COMMANDS:
         r = run(c, "--help")
         assert r.returncode == 0 and r.stdout.startswith("usage: omendb " + c), r.stdout
-    for opt in ["--ef", "--exact"]:
+    for opt in ["--ef", "--nprobe", "--exact"]:
         assert opt in ok("search", "--help")
-    for opt in ["--type", "--m", "--ef-construction", "--threads"]:
+    for opt in ["--type", "--m", "--ef-construction", "--threads", "--nlist", "--bits",
+                "--ram-budget", "ivf"]:
         assert opt in ok("index", "--help")
     r = run("--version")
     assert r.returncode == 0 and re.fullmatch(r"omendb \d+\.\d+\.\d+\n", r.stdout)
@@ -198,6 +199,8 @@ def test_help_and_version():
     ["search", "{db}", "c", "q.fvecs", "--k", "5", "--ef", "abc"],
     ["search", "{db}", "c", "q.fvecs", "--k", "5", "--ef", "-1"],
     ["search", "{db}", "c", "q.fvecs", "--k", "5", "--exact=1"],
+    ["search", "{db}", "c", "q.fvecs", "--k", "5", "--nprobe", "abc"],
+    ["search", "{db}", "c", "q.fvecs", "--k", "5", "--nprobe", "-1"],
     ["get", "{db}", "c"],
     ["get", "{db}", "c", "1x"],
     ["get", "{db}", "c", "18446744073709551615"],
@@ -211,6 +214,13 @@ def test_help_and_version():
     ["index", "{db}", "c", "--ef-construction", "1.5"],
     ["index", "{db}", "c", "--threads", "x"],
     ["index", "{db}", "c", "--ef", "64"],
+    ["index", "{db}", "c", "--type", "ivf", "--nlist", "x"],
+    ["index", "{db}", "c", "--type", "ivf", "--nlist", "-1"],
+    ["index", "{db}", "c", "--type", "ivf", "--nlist", "4294967296"],
+    ["index", "{db}", "c", "--type", "ivf", "--bits", "1.0"],
+    ["index", "{db}", "c", "--ram-budget", "1G"],
+    ["index", "{db}", "c", "--ram-budget", "-1"],
+    ["index", "{db}", "c", "--nprobe", "4"],
     ["check", "{db}"],
     ["check", "{db}", "c", "--m", "4"],
     ["info"],
@@ -502,19 +512,22 @@ def test_delete(tmp_path, db):
 # ---- indexes: index, search --ef / --exact, check, info ----
 
 
-INDEXED = re.compile(r"indexed (\S+): (?:hnsw m=(\d+) ef_construction=(\d+)|(flat)) "
-                     r"over (\d+) points in [\d.]+ s\n")
+INDEXED = re.compile(r"indexed (\S+): (?:hnsw m=(\d+) ef_construction=(\d+)|(flat)|"
+                     r"ivf nlist=(\d+) nprobe=(\d+) bits=(\d+)) over (\d+) points in [\d.]+ s\n")
 BIG_N, BIG_DIM = 12_000, 16
 
 
 def index(*args):
-    """Runs `index`; returns (kind, m, ef_construction, points) from its summary line."""
+    """Runs `index`; returns (kind, m, ef_construction, points) from its summary line, for IVF
+    (kind, nlist, nprobe, bits, points)."""
     out = ok("index", *args)
     m = INDEXED.fullmatch(out)
     assert m, out
     if m[4]:
-        return "flat", None, None, int(m[5])
-    return "hnsw", int(m[2]), int(m[3]), int(m[5])
+        return "flat", None, None, int(m[8])
+    if m[5]:
+        return "ivf", int(m[5]), int(m[6]), int(m[7]), int(m[8])
+    return "hnsw", int(m[2]), int(m[3]), int(m[8])
 
 
 def l2_knn(data, queries, k):
@@ -585,6 +598,11 @@ def test_index_auto_picks_hnsw_at_the_threshold(tmp_path):
     info = info_json(dbp, "c")
     assert info["index"] == "hnsw" and info["indexed"] == 10_000
     assert (info["hnsw_m"], info["hnsw_ef_construction"]) == (4, 8)
+    # a RAM budget below the float vectors' 10,000 x 4 x 4 bytes picks IVF; at it, HNSW
+    assert index(dbp, "c", *cheap, "--ram-budget", 160_000) == ("hnsw", 4, 8, 10_000)
+    kind, *_, points = index(dbp, "c", *cheap, "--ram-budget", 159_999)
+    assert (kind, points) == ("ivf", 10_000)
+    assert info_json(dbp, "c")["index"] == "ivf"
 
 
 def test_index_default_is_auto_hnsw_with_default_parameters(big):
@@ -625,6 +643,7 @@ def test_info_of_an_unindexed_collection(db):
     info = info_json(db, "c")
     assert (info["index"], info["indexed"], info["index_bytes"]) == ("flat", 0, 0)
     assert (info["hnsw_m"], info["hnsw_ef_construction"]) == (0, 0)
+    assert (info["ivf_nlist"], info["ivf_nprobe"], info["ivf_bits"]) == (0, 0, 0)
 
 
 def test_search_ef_recall(big):
@@ -727,6 +746,139 @@ def test_bad_index_input_leaves_db_unchanged(tmp_path, small_hnsw, case):
     err = fail(cmd, small_hnsw, "c", *extra, status=status)
     assert len(err.splitlines()) == 1 or "usage:" in err
     assert snapshot(small_hnsw, tmp_path) == before
+
+
+# ---- IVF: index --type ivf, search --nprobe, info ----
+
+
+IVF_N, IVF_DIM, IVF_NQ = 4_000, 16, 100
+
+
+def clustered(n, dim, seed, clusters=32):
+    """A Gaussian mixture: centres spread 4 apart per dimension, points at unit variance
+    around them."""
+    rng = np.random.default_rng(RNG_SEED + seed)
+    centres = rng.normal(0, 4, (clusters, dim))
+    pick = rng.integers(0, clusters, n)
+    return (centres[pick] + rng.normal(0, 1, (n, dim))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def ivf(tmp_path_factory):
+    """4,000 clustered 16-d points in collection 'c' with an IVF index of the defaults, and
+    100 queries from the same mixture. Shared by the tests that only read it."""
+    t = tmp_path_factory.mktemp("ivf")
+    x = clustered(IVF_N + IVF_NQ, IVF_DIM, 30)
+    data, queries = x[:IVF_N], x[IVF_N:]
+    dbp = t / "db"
+    ok("create", dbp, "c", "--dim", IVF_DIM)
+    ok("load", dbp, "c", write_npy(t / "d.npy", data))
+    built = index(dbp, "c", "--type", "ivf")
+    return {"db": dbp, "data": data, "queries": queries, "built": built, "tmp": t,
+            "npy": t / "d.npy", "qf": write_fvecs(t / "q.fvecs", queries)}
+
+
+def ivf_search(ivf, *extra):
+    """search --json of the module's queries, k 10: (the JSON object, the ids)."""
+    out = json.loads(ok("search", ivf["db"], "c", ivf["qf"], "--k", 10, "--json", *extra))
+    return out, np.array([[e["id"] for e in row] for row in out["results"]])
+
+
+def test_index_ivf_shown_by_info(ivf):
+    kind, nlist, nprobe, bits, points = ivf["built"]
+    assert (kind, bits, points) == ("ivf", 1, IVF_N)
+    assert 1 <= nprobe <= nlist
+    info = info_json(ivf["db"], "c")
+    assert info["index"] == "ivf" and info["indexed"] == IVF_N and info["index_bytes"] > 0
+    assert (info["ivf_nlist"], info["ivf_nprobe"], info["ivf_bits"]) == (nlist, nprobe, 1)
+    assert (info["hnsw_m"], info["hnsw_ef_construction"], info["hnsw_int8"]) == (0, 0, False)
+    assert info_json(ivf["db"])["collections"][0] == info
+    text = ok("info", ivf["db"], "c")
+    assert text.endswith(f"index ivf, indexed {IVF_N}, index bytes {info['index_bytes']}, "
+                         f"nlist {nlist}, nprobe {nprobe}, bits 1\n"), text
+    r = run("check", ivf["db"], "c")
+    assert r.returncode == 0 and r.stdout.strip(), r.stderr
+
+
+def test_search_ivf_recall_and_nprobe(ivf):
+    want, _ = l2_knn(ivf["data"], ivf["queries"], 10)
+    _, nlist, nprobe, _, _ = ivf["built"]
+    base, ids = ivf_search(ivf)
+    assert base["path"] == "cpu-ivf"
+    assert recall(ids, want) >= 0.95, recall(ids, want)
+    # the candidates re-ranked: some for every query, far fewer than an exact scan reads
+    assert IVF_NQ * 10 <= base["vectors_read"] < IVF_NQ * IVF_N // 2
+    for given in (0, nprobe):  # 0, or the calibrated default given, is the default
+        out, same = ivf_search(ivf, "--nprobe", given)
+        assert np.array_equal(same, ids) and out["vectors_read"] == base["vectors_read"]
+    # --nprobe reaches the library: all lists re-rank more candidates and find no fewer true
+    # neighbours than one list
+    one_out, one = ivf_search(ivf, "--nprobe", 1)
+    all_out, every = ivf_search(ivf, "--nprobe", nlist)
+    assert one_out["vectors_read"] < all_out["vectors_read"]
+    assert recall(every, want) >= 0.99
+    assert recall(one, want) < recall(every, want)
+    exact, got = ivf_search(ivf, "--exact")
+    assert exact["path"] == "cpu-exact" and exact["vectors_read"] == IVF_NQ * IVF_N
+    assert recall(got, want) == 1.0
+
+
+def test_index_ivf_nlist_zero_is_the_default_and_nlist_given(ivf, tmp_path):
+    dbp = tmp_path / "db"
+    ok("create", dbp, "c", "--dim", IVF_DIM)
+    ok("load", dbp, "c", ivf["npy"])
+    assert index(dbp, "c", "--type", "ivf", "--nlist", 0)[1] == ivf["built"][1]
+    kind, nlist, nprobe, bits, points = index(dbp, "c", "--type", "ivf", "--nlist", 20,
+                                              "--bits", 1)
+    assert (kind, nlist, bits, points) == ("ivf", 20, 1, IVF_N) and 1 <= nprobe <= 20
+    info = info_json(dbp, "c")
+    assert (info["index"], info["ivf_nlist"], info["ivf_nprobe"]) == ("ivf", 20, nprobe)
+    # the progress bar: k-means passes, then the assignment of every point
+    status, out, err = run_on_terminal("index", dbp, "c", "--type", "ivf", "--nlist", 16)
+    assert status == 0 and INDEXED.fullmatch(out), out
+    assert b"100.0%" in err and b"ETA" in err, err
+    assert info_json(dbp, "c")["ivf_nlist"] == 16
+    r = run("index", dbp, "c", "--type", "ivf", "--nlist", 16)
+    assert r.returncode == 0 and r.stderr == ""  # not a terminal: no bar
+
+
+def ivf_snapshot(ivf):
+    """What must not change when a command fails: info, and a search through the index."""
+    return info_json(ivf["db"], "c"), ivf_search(ivf)[1].tolist()
+
+
+IVF_BAD = {
+    "nlist_above_points": (["index", "--type", "ivf", "--nlist", IVF_N + 1], 1,
+                           f"nlist {IVF_N + 1} exceeds the live points \\({IVF_N}\\)"),
+    "nlist_above_max": (["index", "--type", "ivf", "--nlist", 65537], 1, "nlist"),
+    "bits_3": (["index", "--type", "ivf", "--bits", 3], 1, "bits must be 1 to 1, got 3"),
+    "bits_0": (["index", "--type", "ivf", "--bits", 0], 1, "bits must be 1 to 1, got 0"),
+    "nprobe_above_nlist": (["search", "Q", "--k", 10, "--nprobe", "NLIST+1"], 1,
+                           "nprobe \\d+ exceeds the index's \\d+ lists"),
+    "nlist_not_a_number": (["index", "--type", "ivf", "--nlist", "8x"], 2, "--nlist"),
+}
+
+
+@pytest.mark.parametrize("case", IVF_BAD, ids=list(IVF_BAD))
+def test_bad_ivf_input_leaves_the_index(ivf, case):
+    (cmd, *extra), status, match = IVF_BAD[case]
+    extra = [ivf["qf"] if a == "Q" else ivf["built"][1] + 1 if a == "NLIST+1" else a
+             for a in extra]
+    before = ivf_snapshot(ivf)
+    fail(cmd, ivf["db"], "c", *extra, status=status, match=match)
+    assert ivf_snapshot(ivf) == before
+
+
+def test_ivf_on_too_few_points_leaves_the_index(tmp_path):
+    dbp = tmp_path / "db"
+    ok("create", dbp, "c", "--dim", IVF_DIM)
+    ok("load", dbp, "c", write_npy(tmp_path / "d.npy", clustered(500, IVF_DIM, 31)))
+    assert index(dbp, "c", "--type", "hnsw", "--m", 8, "--ef-construction", 40) == \
+        ("hnsw", 8, 40, 500)
+    before = info_json(dbp, "c")
+    fail("index", dbp, "c", "--type", "ivf", status=1,
+         match="an IVF index needs at least 1000 live points, it has 500")
+    assert info_json(dbp, "c") == before
 
 
 # ---- bad input leaves the database unchanged ----

@@ -436,6 +436,83 @@ def test_empty_id_lists(plain):
     assert call(plain, "POST", f"/collections/{name}/delete", {"ids": []})[2] == {"deleted": 0}
 
 
+# ---- Index builds: POST /collections/NAME/build, search's nprobe ---------------------------
+
+def mixture(n, dim, seed):
+    """n points of a Gaussian mixture (16 centres spread 10 apart per dimension, unit noise),
+    from the standard library's generator."""
+    import random
+    rnd = random.Random(seed)
+    centres = [[rnd.gauss(0, 10) for _ in range(dim)] for _ in range(16)]
+    return [[c + rnd.gauss(0, 1) for c in rnd.choice(centres)] for _ in range(n)]
+
+
+def ivf_collection(cluster, n, shards=2, dim=8):
+    name = "ivf_" + uuid.uuid4().hex[:8]
+    status, _, out = call(cluster, "POST", "/collections",
+                          {"name": name, "dim": dim, "shards": shards})
+    assert status == 201, out
+    vecs = mixture(n, dim, n)
+    for at in range(0, n, 2000):
+        upsert(cluster, name, vecs[at:at + 2000], ids=list(range(at, min(n, at + 2000))))
+    return name, vecs
+
+
+def build(cluster, name, **body):
+    return call(cluster, "POST", f"/collections/{name}/build", body)
+
+
+def test_build_ivf_and_search_with_nprobe(plain):
+    """IVF on both logical shards (3,000 points, about 1,500 a shard) with the parameters of the
+    body; the statistics show them; nprobe reaches the shards; bad values are 400 and change
+    nothing."""
+    name, vecs = ivf_collection(plain, 3000)
+    status, _, out = build(plain, name, type="ivf", nlist=16, bits=1)
+    assert status == 200 and out == {"built": name, "type": "ivf"}, out
+    st = call(plain, "GET", f"/collections/{name}")[2]
+    assert (st["index"], st["indexed"], st["ivf_nlist"], st["ivf_bits"]) == ("ivf", 3000, 16, 1)
+    assert 1 <= st["ivf_nprobe"] <= 16
+    assert (st["hnsw_m"], st["hnsw_ef_construction"], st["hnsw_int8"]) == (0, 0, False)
+    queries = [[x + 0.05 for x in vecs[i]] for i in range(0, 3000, 150)]
+    exact = search(plain, name, vectors=queries, k=10, exact=True)["results"]
+    every = search(plain, name, vectors=queries, k=10, nprobe=16)["results"]
+    hits = sum(len({r["id"] for r in e} & {r["id"] for r in a}) for e, a in zip(exact, every))
+    assert hits >= 0.99 * 10 * len(queries)
+    assert len(search(plain, name, vectors=queries, k=10)["results"]) == len(queries)
+    path = f"/collections/{name}/search"
+    expect_error(call(plain, "POST", path, {"vector": queries[0], "nprobe": 17}), 400, "EINVAL",
+                 "nprobe 17 exceeds the index's 16 lists")
+    for bad in (-1, 65537, "4"):
+        expect_error(call(plain, "POST", path, {"vector": queries[0], "nprobe": bad}), 400,
+                     "EINVAL", "'nprobe'")
+    for body, message in [({"type": "ivf", "nlist": 2000}, "no shard was changed"),
+                          ({"type": "ivf", "nlist": 65537}, "'nlist'"),
+                          ({"type": "ivf", "nlist": -1}, "'nlist'"),
+                          ({"type": "ivf", "bits": 2}, "'bits'"),
+                          ({"type": "ivf", "bits": 0}, "'bits'"),
+                          ({"type": "ivf", "ram_budget": -1}, "'ram_budget'"),
+                          ({"type": "btree"}, "'type'"),
+                          ({"type": "hnsw", "m": 2}, "'m'"),
+                          ({"type": "ivf", "nprobe": 4}, "unknown field 'nprobe'")]:
+        expect_error(build(plain, name, **body), 400, "EINVAL", message)
+    assert call(plain, "GET", f"/collections/{name}")[2] == st
+    expect_error(build(plain, "nope_" + uuid.uuid4().hex[:6], type="ivf"), 404, "ENOTFOUND")
+
+
+def test_build_ivf_on_too_few_points_changes_nothing(plain):
+    """1,500 points on 2 logical shards: neither has the 1,000 an IVF index needs; both are
+    named, and the HNSW index they have stays."""
+    name, _ = ivf_collection(plain, 1500)
+    status, _, out = build(plain, name, type="hnsw", m=8, ef_construction=40)
+    assert status == 200 and out["type"] == "hnsw", out
+    before = call(plain, "GET", f"/collections/{name}")[2]
+    message = expect_error(build(plain, name, type="ivf"), 400, "EINVAL", "no shard was changed")
+    assert message.count("an IVF index needs at least 1000 live points") == 2, message
+    assert call(plain, "GET", f"/collections/{name}")[2] == before
+    status, _, out = build(plain, name, type="flat")
+    assert status == 200 and call(plain, "GET", f"/collections/{name}")[2]["index"] == "flat"
+
+
 # ---- Routing, methods, limits -----------------------------------------------------------------
 
 @pytest.mark.parametrize("method,path", [
@@ -454,6 +531,7 @@ def test_unknown_route_is_404_json(plain, method, path):
     ("POST", "/collections/abc", "GET, DELETE"),
     ("GET", "/collections/abc/search", "POST"),
     ("DELETE", "/collections/abc/upsert", "POST"),
+    ("GET", "/collections/abc/build", "POST"),
 ])
 def test_wrong_method_is_405_json(plain, method, path, allow):
     resp = call(plain, method, path)

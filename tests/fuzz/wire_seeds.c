@@ -54,6 +54,7 @@ static int seed_req(const char *dir, wire_op op)
 	if (op == WIRE_SEARCH) {
 		r.k = 2;
 		r.ef = 64;
+		r.nprobe = 8;
 		r.exact = 1;
 		r.partial = 1;
 		r.deadline_ms = 500;
@@ -69,10 +70,13 @@ static int seed_req(const char *dir, wire_op op)
 		r.addr = "tcp://10.0.0.4:7701";
 	}
 	if (op == WIRE_BUILD) {
-		r.index_type = OMEN_INDEX_HNSW;
+		r.index_type = OMEN_INDEX_IVF;
 		r.m = 16;
 		r.ef_construction = 200;
 		r.int8 = 1;
+		r.nlist = 256;
+		r.bits = 1;
+		r.ram_budget = 1ull << 30;
 	}
 	int rc = wire_req_encode(&r, &p, &len);
 	if (rc != OMEN_OK)
@@ -108,7 +112,10 @@ static int seed_rep(const char *dir, int i)
 	                                  .next_id = 3,
 	                                  .index = "hnsw",
 	                                  .hnsw_m = 16,
-	                                  .hnsw_ef_construction = 200};
+	                                  .hnsw_ef_construction = 200,
+	                                  .ivf_nlist = 64,
+	                                  .ivf_nprobe = 8,
+	                                  .ivf_bits = 1};
 	strcpy(r.stats.name, "docs");
 	r.has_dbstats = i == 4;
 	r.dbstats = (omen_db_stats){2, 1 << 20, 1 << 24};

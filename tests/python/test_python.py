@@ -8,7 +8,8 @@ Run from the repository root:
         /usr/bin/python3 -m pytest -q tests/python/test_python.py
 
 Data: 2,000 clustered 32-d points (Gaussian mixture, fixed seed), small enough for ASan; the
-HNSW recall test uses 2,000 Fashion-MNIST images instead (recall is measured on real data).
+HNSW and IVF recall tests use 2,000 Fashion-MNIST images instead (recall is measured on real
+data; 10,000 through the cluster, whose 8 logical shards each need 1,000 for IVF).
 """
 import array
 import gc
@@ -322,6 +323,65 @@ def test_build_index_hnsw_recall(db):
     assert np.array_equal(col.search(q, k=K)[0], exact)
 
 
+def recall(got, want):
+    return sum(len(set(w.tolist()) & set(g.tolist())) for w, g in zip(want, got)) / want.size
+
+
+def test_build_index_ivf_recall(db):
+    """IVF at the calibrated default nprobe against exact search on real data; nprobe reaches
+    the search; statistics, info and check."""
+    x, q = fashion(N, NQ)
+    col = db.create_collection("fashion", x.shape[1])
+    col.add(x)
+    exact, _ = col.search(q, k=K, exact=True)
+    col.build_index("ivf")
+    st = col.stats()
+    assert st["index"] == "ivf" and st["indexed"] == N and st["index_bytes"] > 0
+    nlist, nprobe = st["ivf_nlist"], st["ivf_nprobe"]
+    assert st["ivf_bits"] == 1 and 1 <= nprobe <= nlist
+    assert (st["hnsw_m"], st["hnsw_ef_construction"], st["hnsw_int8"]) == (0, 0, False)
+    ok, report = col.check()
+    assert ok is True and report
+    approx, dists, info = col.search(q, k=K, return_info=True)
+    assert recall(approx, exact) >= 0.95, recall(approx, exact)
+    assert (dists[:, 1:] >= dists[:, :-1]).all()
+    assert info["path"] == "cpu-ivf" and NQ * K <= info["vectors_read"] < NQ * N // 2
+    same, _, same_info = col.search(q, k=K, nprobe=nprobe, return_info=True)
+    assert np.array_equal(same, approx) and same_info == info
+    one, _, one_info = col.search(q, k=K, nprobe=1, return_info=True)
+    every, _, every_info = col.search(q, k=K, nprobe=nlist, return_info=True)
+    assert one_info["vectors_read"] < every_info["vectors_read"]
+    assert recall(one, exact) < recall(every, exact)
+    _, _, exact_info = col.search(q, k=K, exact=True, return_info=True)
+    assert exact_info == {"path": "cpu-exact", "shards_answered": 1, "shards_total": 1,
+                          "vectors_read": NQ * N}
+    for bad in (nlist + 1, 2**20):
+        with pytest.raises(ValueError, match=f"nprobe {bad} exceeds the index's {nlist} lists"):
+            col.search(q, k=K, nprobe=bad)
+    with pytest.raises(ValueError, match="nprobe must not be negative"):
+        col.search(q, k=K, nprobe=-1)
+    col.build_index("ivf", nlist=0)  # 0: chosen from the points, as by default
+    assert col.stats()["ivf_nlist"] == nlist
+    col.build_index("ivf", nlist=20, bits=1, threads=1)
+    assert col.stats()["ivf_nlist"] == 20
+    col.build_index("flat")
+    assert col.stats()["index"] == "flat" and col.stats()["ivf_nlist"] == 0
+
+
+def test_build_index_auto_ivf_above_the_ram_budget(db, data):
+    """auto picks IVF from 10,000 points on when the float vectors exceed ram_budget bytes,
+    HNSW when they fit."""
+    x, _ = clustered(10_000, DIM, 9)
+    c = db.create_collection("budget", DIM)
+    c.add(x)
+    size = 10_000 * DIM * 4
+    c.build_index("auto", m=4, ef_construction=8, ram_budget=size)
+    assert c.stats()["index"] == "hnsw"
+    c.build_index("auto", ram_budget=size - 1)
+    st = c.stats()
+    assert st["index"] == "ivf" and st["ivf_nlist"] > 0
+
+
 def test_build_index_bad_arguments(col):
     with pytest.raises(ValueError):
         col.build_index("btree")
@@ -333,7 +393,27 @@ def test_build_index_bad_arguments(col):
         col.build_index("hnsw", m=2**32 + 16)  # not m=16 after truncation to 32 bits
     with pytest.raises(ValueError):
         col.build_index("hnsw", ef_construction=2**32 + 100)
+    ivf_cases = [(dict(bits=3), "bits must be 1 to 1, got 3"),
+                 (dict(bits=0), "bits must be 1 to 1, got 0"),
+                 (dict(bits=2**32 + 1), "bits"),
+                 (dict(nlist=N + 1), rf"nlist {N + 1} exceeds the live points \({N}\)"),
+                 (dict(nlist=65537), "nlist"),
+                 (dict(nlist=-1), "nlist"),
+                 (dict(ram_budget=-1), "ram_budget"),
+                 (dict(ram_budget=2**64), "ram_budget")]
+    for kw, msg in ivf_cases:
+        with pytest.raises(ValueError, match=msg):
+            col.build_index("ivf", **kw)
+    with pytest.raises(TypeError):
+        col.build_index("ivf", ram_budget="1G")
     assert col.stats()["index"] == "flat"
+    col.build_index("hnsw", m=4, ef_construction=8)
+    small = col.ids()[:500]
+    col.delete(np.setdiff1d(col.ids(), small))
+    with pytest.raises(ValueError, match="at least 1000 live points, it has 500"):
+        col.build_index("ivf")
+    st = col.stats()
+    assert st["index"] == "hnsw" and st["hnsw_m"] == 4  # the index as it was
 
 
 # ---- delete, count, stats ----
@@ -357,7 +437,7 @@ def test_stats_and_check(db, col):
     st = col.stats()
     for key in ("name", "dim", "metric", "points", "deleted", "next_id", "segments",
                 "vector_bytes", "index", "indexed", "index_bytes", "hnsw_m",
-                "hnsw_ef_construction", "hnsw_int8"):
+                "hnsw_ef_construction", "hnsw_int8", "ivf_nlist", "ivf_nprobe", "ivf_bits"):
         assert key in st, key
     assert st["name"] == "pts" and st["dim"] == DIM and st["metric"] == "l2"
     assert st["points"] == N and st["next_id"] == N and st["vector_bytes"] >= N * DIM * 4
@@ -825,7 +905,8 @@ def test_empty_batch_info(rdb, db, data):
     e.add(x)
     ids, dists, info = e.search(q[:0], k=K, return_info=True)
     assert ids.shape == (0, K) and dists.shape == (0, K)
-    assert info == {"path": "cpu-exact", "shards_answered": 1, "shards_total": 1}
+    assert info == {"path": "cpu-exact", "shards_answered": 1, "shards_total": 1,
+                    "vectors_read": 0}
     r = remote_collection(rdb, "empty", data)
     ids, dists, info = r.search(q[:0], k=K, return_info=True)
     assert ids.shape == (0, K)
@@ -848,6 +929,48 @@ def test_remote_delete_and_index(rdb, data):
     assert st["index"] == "hnsw" and st["indexed"] >= st["points"]
     ok, report = c.check()
     assert ok is True and "shard" in report
+
+
+def test_remote_ivf(rdb, data):
+    """IVF through the cluster: each of the 8 logical shards builds its own index over its own
+    points (10,000 Fashion-MNIST images, about 1,250 a shard). Recall at the default nprobe
+    against exact search through the same cluster; nprobe reaches every shard; bad values
+    raise ValueError; a build on shards of fewer than 1,000 points names them."""
+    x, q = fashion(10_000, NQ)
+    if "ivf" in rdb:
+        rdb.drop_collection("ivf")
+    c = rdb.create_collection("ivf", x.shape[1])
+    c.add(x)
+    exact, _ = c.search(q, k=K, exact=True)
+    c.build_index("ivf")
+    st = c.stats()
+    assert st["index"] == "ivf" and st["indexed"] == 10_000 and st["ivf_bits"] == 1
+    nlist = st["ivf_nlist"]
+    assert 1 <= st["ivf_nprobe"] <= nlist
+    approx, dists, info = c.search(q, k=K, return_info=True)
+    assert recall(approx, exact) >= 0.95, recall(approx, exact)
+    assert (dists[:, 1:] >= dists[:, :-1]).all()
+    assert info == {"path": "cluster", "shards_answered": 8, "shards_total": 8,
+                    "vectors_read": 0}
+    # the smallest shard's lists: every shard accepts it, and probes them all
+    every, _ = c.search(q, k=K, nprobe=nlist)
+    one, _ = c.search(q, k=K, nprobe=1)
+    assert recall(one, exact) < recall(every, exact)
+    with pytest.raises(ValueError, match=r"shard \d+ \(tcp://[^)]+\): nprobe 65536 exceeds"):
+        c.search(q, k=K, nprobe=65536)  # more than any shard's lists
+    with pytest.raises(ValueError, match="nprobe 65537 exceeds the most lists"):
+        c.search(q, k=K, nprobe=65537)  # more than any index has: refused by the client
+    with pytest.raises(ValueError, match="bits must be 1 to 1, got 0"):
+        c.build_index("ivf", bits=0)
+    with pytest.raises(ValueError, match=r"nlist 2000 exceeds the live points"):
+        c.build_index("ivf", nlist=2000)
+    assert c.stats()["ivf_nlist"] == nlist  # the index as it was
+    few = remote_collection(rdb, "few", data)  # 2,000 points: about 250 a shard
+    with pytest.raises(ValueError,
+                       match=r"shard \d+ \(tcp://[^)]+\): collection 'few': an IVF index "
+                             r"needs at least 1000 live points"):
+        few.build_index("ivf")
+    assert few.stats()["index"] == "flat"
 
 
 @pytest.mark.parametrize("what,kw,exc,msg", BAD_ADDS, ids=[b[0] for b in BAD_ADDS])

@@ -93,11 +93,18 @@ static int upsert(fixture *f, int32_t shard, uint64_t first, uint64_t n)
 	return status_of(f, &q);
 }
 
-static uint64_t count(fixture *f, int32_t shard)
+/* The reply to op on shard, which must succeed (free with wire_rep_free). */
+static wire_rep reply_to(fixture *f, wire_op op, int32_t shard)
 {
-	wire_req q = req(WIRE_COUNT, shard);
+	wire_req q = req(op, shard);
 	wire_rep r;
 	assert_omen_ok(handle(f, &q, &r));
+	return r;
+}
+
+static uint64_t count(fixture *f, int32_t shard)
+{
+	wire_rep r = reply_to(f, WIRE_COUNT, shard);
 	uint64_t n = r.count;
 	wire_rep_free(&r);
 	return n;
@@ -200,6 +207,115 @@ static void test_list_stats_drop(void **state)
 	q = req(WIRE_COUNT, 1);
 	assert_omen_status(status_of(f, &q), OMEN_ENOTFOUND);
 	assert_int_equal(count(f, 0), 0);
+}
+
+/* ---- IVF through the shard service ---- */
+
+#define IVF_NQ 40
+#define IVF_K  10
+
+/* Point (or query) i of a fixed pseudo-random set in [0, 1)^DIM: seed tells sets apart. */
+static void pseudo_point(uint64_t i, uint64_t seed, float *v)
+{
+	uint64_t x = (i + 1) * 0x9E3779B97F4A7C15ull ^ seed;
+	for (int d = 0; d < DIM; d++) {
+		x ^= x >> 31, x *= 0xBF58476D1CE4E5B9ull, x ^= x >> 29;
+		v[d] = (float)(x >> 40) / (float)(1 << 24);
+	}
+}
+
+/* Upserts n pseudo-random points with ids first.. in one batch. */
+static int upsert_many(fixture *f, int32_t shard, uint64_t first, uint64_t n)
+{
+	wire_req q = req(WIRE_UPSERT, shard);
+	uint64_t *ids = malloc(n * sizeof *ids);
+	float *v = malloc(n * DIM * sizeof *v);
+	for (uint64_t i = 0; i < n; i++)
+		ids[i] = first + i, pseudo_point(first + i, 1, v + i * DIM);
+	q.n = n, q.ids = ids, q.vectors = v;
+	int st = status_of(f, &q);
+	free(ids);
+	free(v);
+	return st;
+}
+
+/* Searches IVF_NQ queries on shard 0 with nprobe (exact when exact is set) into ids; returns
+ * the status, with the message in msg (256 bytes). */
+static int search_nprobe(fixture *f, uint32_t nprobe, int exact, uint64_t *ids, char *msg)
+{
+	float qv[IVF_NQ * DIM];
+	for (int i = 0; i < IVF_NQ; i++)
+		pseudo_point((uint64_t)i, 2, qv + i * DIM);
+	wire_req q = req(WIRE_SEARCH, 0);
+	q.n = IVF_NQ, q.k = IVF_K, q.vectors = qv, q.nprobe = nprobe, q.exact = exact;
+	wire_rep r;
+	int st = handle(f, &q, &r);
+	if (st == OMEN_OK)
+		memcpy(ids, r.ids, sizeof(uint64_t) * IVF_NQ * IVF_K);
+	snprintf(msg, 256, "%s", r.message ? r.message : "");
+	wire_rep_free(&r);
+	return st;
+}
+
+static double recall(const uint64_t *got, const uint64_t *want)
+{
+	int hits = 0;
+	for (int q = 0; q < IVF_NQ; q++)
+		for (int i = 0; i < IVF_K; i++)
+			for (int j = 0; j < IVF_K; j++)
+				hits += got[q * IVF_K + i] == want[q * IVF_K + j];
+	return (double)hits / (IVF_NQ * IVF_K);
+}
+
+static omen_collection_stats stats_of(fixture *f, int32_t shard)
+{
+	wire_rep r = reply_to(f, WIRE_STATS, shard);
+	omen_collection_stats s = r.stats;
+	wire_rep_free(&r);
+	return s;
+}
+
+/* BUILD and SEARCH carry IVF's parameters to the engine: the statistics show them, bits 0 (a
+ * request without it) is the default, nprobe reaches the search (all lists find more than
+ * one), one above the lists and a shard of fewer than 1,000 points are refused with the
+ * engine's messages, and a refused build leaves the index as it was. */
+static void test_ivf_build_and_search(void **state)
+{
+	fixture *f = *state;
+	create_two(f);
+	assert_omen_ok(upsert_many(f, 0, 0, 2000));
+	assert_omen_ok(upsert_many(f, 1, 10000, 999));
+	wire_req q = req(WIRE_BUILD, 0);
+	q.index_type = OMEN_INDEX_IVF, q.nlist = 32;
+	assert_omen_ok(status_of(f, &q));
+	omen_collection_stats s = stats_of(f, 0);
+	assert_string_equal(s.index, "ivf");
+	assert_int_equal(s.ivf_nlist, 32);
+	assert_int_equal(s.ivf_bits, OMEN_IVF_BITS_DEFAULT);
+	assert_true(s.ivf_nprobe >= 1 && s.ivf_nprobe <= 32);
+
+	uint64_t exact[IVF_NQ * IVF_K], all[IVF_NQ * IVF_K], one[IVF_NQ * IVF_K];
+	char msg[256];
+	assert_omen_ok(search_nprobe(f, 0, 1, exact, msg));
+	assert_omen_ok(search_nprobe(f, 32, 0, all, msg));
+	assert_omen_ok(search_nprobe(f, 1, 0, one, msg));
+	assert_true(recall(all, exact) >= 0.99);
+	assert_true(recall(one, exact) < recall(all, exact) - 0.05);
+	assert_omen_status(search_nprobe(f, 33, 0, one, msg), OMEN_EINVAL);
+	assert_non_null(strstr(msg, "nprobe 33 exceeds the index's 32 lists"));
+
+	q.nlist = 2001; /* more lists than points: refused, the index stays */
+	assert_omen_status(status_of(f, &q), OMEN_EINVAL);
+	s = stats_of(f, 0);
+	assert_string_equal(s.index, "ivf");
+	assert_int_equal(s.ivf_nlist, 32);
+	q = req(WIRE_BUILD, 1);
+	q.index_type = OMEN_INDEX_IVF;
+	wire_rep r;
+	assert_omen_status(handle(f, &q, &r), OMEN_EINVAL);
+	assert_non_null(strstr(r.message, "at least 1000 live points, it has 999"));
+	wire_rep_free(&r);
+	assert_string_equal(stats_of(f, 1).index, "flat");
 }
 
 /* CREATE again with the same settings succeeds (a retry); with others it is EEXIST. */
@@ -421,6 +537,7 @@ int main(void)
 	    T(test_writes_and_reads_reach_their_shard),
 	    T(test_search_pads_a_small_shard),
 	    T(test_list_stats_drop),
+	    T(test_ivf_build_and_search),
 	    T(test_create_is_idempotent),
 	    T(test_unknown_collection),
 	    T(test_stale_epoch_is_refused),

@@ -67,10 +67,14 @@ static void req_full(wire_req *r, wire_op op)
 	r->partial = 1;
 	r->deadline_ms = 250;
 	r->filter = g_filter;
-	r->index_type = OMEN_INDEX_HNSW;
+	r->index_type = OMEN_INDEX_IVF;
 	r->m = 32;
 	r->ef_construction = 400;
 	r->int8 = 1;
+	r->nlist = OMEN_IVF_NLIST_MAX;
+	r->bits = OMEN_IVF_BITS_MAX;
+	r->ram_budget = UINT64_MAX - 5;
+	r->nprobe = OMEN_IVF_NLIST_MAX - 1;
 	r->start = UINT64_MAX - 7;
 	r->mode = WIRE_IDS_TRACKED;
 	r->node = UINT64_MAX - 3;
@@ -162,6 +166,9 @@ static void rep_make(wire_rep *r, int kind)
 		s->hnsw_m = 16;
 		s->hnsw_ef_construction = 200;
 		s->hnsw_int8 = 1;
+		s->ivf_nlist = OMEN_IVF_NLIST_MAX;
+		s->ivf_nprobe = 300;
+		s->ivf_bits = OMEN_IVF_BITS_MAX;
 	}
 	if (all || kind == REP_DB) {
 		r->has_dbstats = 1;
@@ -237,6 +244,10 @@ static void assert_req_eq(const wire_req *a, const wire_req *b)
 	assert_int_equal(a->m, b->m);
 	assert_int_equal(a->ef_construction, b->ef_construction);
 	assert_int_equal(!!a->int8, !!b->int8);
+	assert_int_equal(a->nlist, b->nlist);
+	assert_int_equal(a->bits, b->bits);
+	assert_true(a->ram_budget == b->ram_budget);
+	assert_int_equal(a->nprobe, b->nprobe);
 	assert_true(a->start == b->start && a->node == b->node);
 	assert_int_equal(a->mode, b->mode);
 	assert_str_eq(a->addr, b->addr);
@@ -255,6 +266,9 @@ static void assert_stats_eq(const omen_collection_stats *a, const omen_collectio
 	assert_int_equal(a->hnsw_m, b->hnsw_m);
 	assert_int_equal(a->hnsw_ef_construction, b->hnsw_ef_construction);
 	assert_int_equal(!!a->hnsw_int8, !!b->hnsw_int8);
+	assert_int_equal(a->ivf_nlist, b->ivf_nlist);
+	assert_int_equal(a->ivf_nprobe, b->ivf_nprobe);
+	assert_int_equal(a->ivf_bits, b->ivf_bits);
 }
 
 static void assert_rep_eq(const wire_rep *a, const wire_rep *b)
@@ -554,18 +568,59 @@ static void test_rep_roundtrip(void **state)
 	}
 }
 
-/* Decoded replies name the index through a static string; unknown kinds read "?". */
+/* Decoded replies name the index through a static string: "flat", "hnsw" and "ivf" read as
+ * themselves, unknown kinds as "?". */
 static void test_stats_index(void **state)
 {
 	(void)state;
-	wire_rep r, out;
+	const char *sent[] = {"flat", "hnsw", "ivf", "pq", "ivf2", ""};
+	const char *want[] = {"flat", "hnsw", "ivf", "?", "?", "?"};
+	for (size_t i = 0; i < sizeof sent / sizeof *sent; i++) {
+		wire_rep r, out;
+		char err[WIRE_ERRLEN];
+		rep_make(&r, REP_STATS);
+		r.stats.index = sent[i];
+		msg m = enc_rep(&r);
+		assert_int_equal(wire_rep_decode(m.p, m.len, m.len, &out, err), OMEN_OK);
+		assert_string_equal(out.stats.index, want[i]);
+		wire_rep_free(&out);
+		free(m.p);
+	}
+}
+
+/* IVF's fields are optional: a build, a search or statistics from a peer that predates them
+ * decode with 0 (the defaults), everything else intact. */
+static void test_ivf_fields_optional(void **state)
+{
+	(void)state;
+	const char *req_ivf[] = {"nlist", "bits", "ram", "nprobe"};
+	wire_req r, out;
 	char err[WIRE_ERRLEN];
-	rep_make(&r, REP_STATS);
-	r.stats.index = "ivf";
-	msg m = enc_rep(&r);
-	assert_int_equal(wire_rep_decode(m.p, m.len, m.len, &out, err), OMEN_OK);
-	assert_string_equal(out.stats.index, "?");
-	wire_rep_free(&out);
+	for (int op = WIRE_SEARCH; op <= WIRE_BUILD; op++) {
+		req_full(&r, (wire_op)op);
+		msg m = enc_req(&r);
+		for (size_t i = 0; i < sizeof req_ivf / sizeof *req_ivf; i++) {
+			msg e = edit_raw(m, req_ivf[i], NULL, 0, REPLACE);
+			free(m.p);
+			m = e;
+		}
+		assert_int_equal(wire_req_decode(m.p, m.len, m.len, &out, err), OMEN_OK);
+		assert_true(out.nlist == 0 && out.bits == 0 && out.ram_budget == 0 &&
+		            out.nprobe == 0);
+		r.nlist = r.bits = r.nprobe = 0, r.ram_budget = 0;
+		assert_req_eq(&r, &out);
+		wire_req_free(&out);
+		free(m.p);
+	}
+	wire_rep p, pout;
+	rep_make(&p, REP_STATS);
+	p.stats.ivf_nlist = p.stats.ivf_nprobe = p.stats.ivf_bits = 0;
+	msg m = enc_rep(&p); /* zeros are omitted: what an older shard sends */
+	assert_null(memmem(m.p, m.len, "nlist", 5));
+	assert_null(memmem(m.p, m.len, "bits", 4));
+	assert_int_equal(wire_rep_decode(m.p, m.len, m.len, &pout, err), OMEN_OK);
+	assert_rep_eq(&p, &pout);
+	wire_rep_free(&pout);
 	free(m.p);
 }
 
@@ -595,7 +650,10 @@ static void test_encode_refuses(void **state)
 	REQ_BAD(r.shard = -2);
 	REQ_BAD(r.shard = WIRE_MAX_SHARDS);
 	REQ_BAD(r.metric = (omen_metric)3);
-	REQ_BAD(r.index_type = (omen_index_type)3);
+	REQ_BAD(r.index_type = (omen_index_type)(OMEN_INDEX_IVF + 1));
+	REQ_BAD(r.nlist = OMEN_IVF_NLIST_MAX + 1);
+	REQ_BAD(r.nprobe = OMEN_IVF_NLIST_MAX + 1);
+	REQ_BAD(r.bits = OMEN_IVF_BITS_MAX + 1);
 	REQ_BAD(r.nshards = WIRE_MAX_SHARDS + 1);
 	REQ_BAD((r.op = WIRE_GET, r.ids = NULL));
 	assert_int_equal(wire_req_encode(NULL, &buf, &len), OMEN_EINVAL);
@@ -614,6 +672,9 @@ static void test_encode_refuses(void **state)
 	uint8_t bad_found[N] = {1, 2, 0};
 	REP_BAD(p.found = bad_found);
 	REP_BAD(p.stats.metric = (omen_metric)5);
+	REP_BAD(p.stats.ivf_nlist = OMEN_IVF_NLIST_MAX + 1);
+	REP_BAD(p.stats.ivf_nprobe = OMEN_IVF_NLIST_MAX + 1);
+	REP_BAD(p.stats.ivf_bits = OMEN_IVF_BITS_MAX + 1);
 	REP_BAD(p.k = OMEN_MAX_K + 1);
 	char *big = malloc(WIRE_MAX_STRING + 2);
 	memset(big, 'x', WIRE_MAX_STRING + 1);
@@ -736,6 +797,10 @@ static const keytype req_types[] = {
     {"m", MSGPACK_OBJECT_POSITIVE_INTEGER},
     {"efc", MSGPACK_OBJECT_POSITIVE_INTEGER},
     {"int8", MSGPACK_OBJECT_BOOLEAN},
+    {"nlist", MSGPACK_OBJECT_POSITIVE_INTEGER},
+    {"bits", MSGPACK_OBJECT_POSITIVE_INTEGER},
+    {"ram", MSGPACK_OBJECT_POSITIVE_INTEGER},
+    {"nprobe", MSGPACK_OBJECT_POSITIVE_INTEGER},
     {"start", MSGPACK_OBJECT_POSITIVE_INTEGER},
     {"mode", MSGPACK_OBJECT_POSITIVE_INTEGER},
     {"node", MSGPACK_OBJECT_POSITIVE_INTEGER},
@@ -793,6 +858,10 @@ static void test_wrong_types(void **state)
 	want_edit(m, false, "stats", smap, OMEN_EPROTO);
 	kv[0] = (msgpack_object_kv){o_str("name"), o_str("no/slash")};
 	want_edit(m, false, "stats", smap, OMEN_EPROTO);
+	kv[0] = (msgpack_object_kv){o_str("nlist"), o_str("64")};
+	want_edit(m, false, "stats", smap, OMEN_EPROTO);
+	kv[0] = (msgpack_object_kv){o_str("bits"), o_bool(1)};
+	want_edit(m, false, "stats", smap, OMEN_EPROTO);
 	kv[0] = (msgpack_object_kv){o_str("colls"), o_int(-1)};
 	want_edit(m, false, "dbstats", smap, OMEN_EPROTO);
 	kv[0] = (msgpack_object_kv){o_str("colls"), o_uint(3)};
@@ -821,7 +890,16 @@ static void test_req_limits(void **state)
 	    {"k", o_uint(OMEN_MAX_K), OMEN_OK},
 	    {"nshards", o_uint(WIRE_MAX_SHARDS + 1), OMEN_EPROTO},
 	    {"metric", o_uint(3), OMEN_EPROTO},
-	    {"itype", o_uint(3), OMEN_EPROTO},
+	    {"itype", o_uint(OMEN_INDEX_IVF + 1), OMEN_EPROTO},
+	    {"itype", o_uint(OMEN_INDEX_IVF), OMEN_OK},
+	    {"nlist", o_uint(OMEN_IVF_NLIST_MAX + 1), OMEN_EPROTO},
+	    {"nlist", o_uint(OMEN_IVF_NLIST_MAX), OMEN_OK},
+	    {"nlist", o_uint(0), OMEN_OK},
+	    {"nprobe", o_uint(OMEN_IVF_NLIST_MAX + 1), OMEN_EPROTO},
+	    {"nprobe", o_uint(OMEN_IVF_NLIST_MAX), OMEN_OK},
+	    {"bits", o_uint(OMEN_IVF_BITS_MAX + 1), OMEN_EPROTO},
+	    {"bits", o_uint(0), OMEN_OK},
+	    {"ram", o_uint(UINT64_MAX), OMEN_OK},
 	    {"shard", o_uint(WIRE_MAX_SHARDS), OMEN_EPROTO},
 	    {"shard", o_int(-2), OMEN_EPROTO},
 	    {"shard", o_int(-1), OMEN_OK},
@@ -929,6 +1007,21 @@ static void test_rep_limits(void **state)
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
 		want_edit(m, false, cases[i].key, cases[i].val, cases[i].want);
+	/* IVF's figures inside stats: the ranges of omendb.h */
+	struct {
+		const char *key;
+		uint64_t val;
+		int want;
+	} stats[] = {
+	    {"nlist", OMEN_IVF_NLIST_MAX + 1, OMEN_EPROTO},  {"nlist", OMEN_IVF_NLIST_MAX, OMEN_OK},
+	    {"nprobe", OMEN_IVF_NLIST_MAX + 1, OMEN_EPROTO}, {"nprobe", 7, OMEN_OK},
+	    {"bits", OMEN_IVF_BITS_MAX + 1, OMEN_EPROTO},    {"bits", OMEN_IVF_BITS_MAX, OMEN_OK},
+	};
+	for (size_t i = 0; i < sizeof stats / sizeof *stats; i++) {
+		msgpack_object_kv kv[] = {{o_str(stats[i].key), o_uint(stats[i].val)}};
+		msgpack_object smap = {.type = MSGPACK_OBJECT_MAP, .via.map = {1, kv}};
+		want_edit(m, false, "stats", smap, stats[i].want);
+	}
 	free(m.p);
 }
 
@@ -1372,6 +1465,7 @@ int main(void)
 	    cmocka_unit_test(test_req_roundtrip),
 	    cmocka_unit_test(test_rep_roundtrip),
 	    cmocka_unit_test(test_stats_index),
+	    cmocka_unit_test(test_ivf_fields_optional),
 	    cmocka_unit_test(test_encode_refuses),
 	    cmocka_unit_test(test_truncated),
 	    cmocka_unit_test(test_version),

@@ -59,6 +59,9 @@ static int index_parse(int argc, char **argv, index_args *a)
 	omen_index_params_init(&a->params);
 	if (type_s && omen_index_type_parse(type_s, &a->params.type) != OMEN_OK)
 		return cli_usage_err("index", "--type: %s", omen_errmsg(NULL));
+	/* --nlist 0 is refused: leave it out for the number chosen from the points */
+	if (nlist_s && cli_opt_u64("index", "--nlist", nlist_s, 1, UINT32_MAX, &v) != 0)
+		return CLI_USAGE;
 	if (opt_u32("--m", m_s, &a->params.m) || opt_u32("--nlist", nlist_s, &a->params.nlist) ||
 	    opt_u32("--ef-construction", efc_s, &a->params.ef_construction) ||
 	    opt_u32("--bits", bits_s, &a->params.bits))

@@ -73,8 +73,9 @@ static int search_parse(int argc, char **argv, search_args *a)
 	/* Any size_t parses; the library refuses an ef above OMEN_HNSW_EF_MAX with its message. */
 	if (ef_s && cli_opt_u64("search", "--ef", ef_s, 0, SIZE_MAX, &a->ef))
 		return CLI_USAGE;
-	/* Likewise an nprobe above the index's lists. */
-	if (nprobe_s && cli_opt_u64("search", "--nprobe", nprobe_s, 0, SIZE_MAX, &a->nprobe))
+	/* Likewise an nprobe above the index's lists; 0 is refused (leave it out for the
+	 * calibrated default). */
+	if (nprobe_s && cli_opt_u64("search", "--nprobe", nprobe_s, 1, SIZE_MAX, &a->nprobe))
 		return CLI_USAGE;
 	return 0;
 }

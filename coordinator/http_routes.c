@@ -320,7 +320,7 @@ static bool build_fields(http_call *call, wire_req *req)
 	    jf_uint(in, "m", OMEN_HNSW_M_MIN, OMEN_HNSW_M_MAX, &m) ||
 	    jf_uint(in, "ef_construction", OMEN_HNSW_EFC_MIN, OMEN_HNSW_EFC_MAX, &efc) ||
 	    jf_bool(in, "int8", &req->int8) ||
-	    jf_uint(in, "nlist", 0, OMEN_IVF_NLIST_MAX, &nlist) ||
+	    jf_uint(in, "nlist", 1, OMEN_IVF_NLIST_MAX, &nlist) || /* left out: from the points */
 	    jf_uint(in, "bits", 1, OMEN_IVF_BITS_MAX, &bits) ||
 	    jf_uint(in, "ram_budget", 0, UINT64_MAX, &budget))
 		return http_in_fail(call);
@@ -432,7 +432,7 @@ static bool search_options(http_call *call, wire_req *req)
 	const jf *in = &call->in;
 	uint64_t k = 10, ef = 0, nprobe = 0, deadline = 0;
 	if (jf_uint(in, "k", 1, OMEN_MAX_K, &k) || jf_uint(in, "ef", 0, OMEN_HNSW_EF_MAX, &ef) ||
-	    jf_uint(in, "nprobe", 0, OMEN_IVF_NLIST_MAX, &nprobe) ||
+	    jf_uint(in, "nprobe", 1, OMEN_IVF_NLIST_MAX, &nprobe) || /* left out: the default */
 	    jf_uint(in, "deadline_ms", 0, 3600000, &deadline) ||
 	    jf_bool(in, "exact", &req->exact) || jf_bool(in, "partial", &req->partial))
 		return http_in_fail(call);

@@ -434,26 +434,35 @@ static PyObject *Collection_search(CollectionObject *self, PyObject *args, PyObj
 	static char *kwlist[] = {"queries", "k",       "filter", "ef",          "nprobe", "exact",
 	                         "threads", "partial", "device", "return_info", NULL};
 	PyObject *qobj, *fobj = Py_None, *ftext = NULL, *ids = NULL, *dists = NULL;
+	PyObject *nprobe_obj = Py_None;
 	Py_ssize_t k = 10, ef = 0, nprobe = 0;
 	int exact = 0, threads = 0, partial = 0, want_info = 0, single;
 	const char *device = "auto";
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|n$Onnpipsp:search", kwlist, &qobj, &k, &fobj,
-	                                 &ef, &nprobe, &exact, &threads, &partial, &device,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|n$OnOpipsp:search", kwlist, &qobj, &k, &fobj,
+	                                 &ef, &nprobe_obj, &exact, &threads, &partial, &device,
 	                                 &want_info))
 		return overflow_as_value();
+	/* None: the index's calibrated default; given, at least 1 */
+	if (nprobe_obj != Py_None && (nprobe = PyNumber_AsSsize_t(nprobe_obj, NULL)) < 1) {
+		if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_OverflowError) ||
+		    PyErr_ExceptionMatches(PyExc_TypeError)) {
+			PyErr_Clear();
+			return PyErr_Format(
+			    PyExc_ValueError,
+			    "nprobe must be at least 1 (None: the index's default)");
+		}
+		return NULL;
+	}
 	omen_device dev;
 	if (omen_device_parse(device, &dev) != OMEN_OK)
 		return PyErr_Format(PyExc_ValueError, "device: %s", omen_errmsg(NULL));
 	if (!open_coll(self))
 		return NULL;
-	if (k < 1 || ef < 0 || nprobe < 0) {
+	if (k < 1 || ef < 0) {
 		PyErr_Format(PyExc_ValueError,
-		             k < 1    ? "k must be at least 1, got %zd"
-		             : ef < 0 ? "ef must not be negative, got %zd"
-		                      : "nprobe must not be negative, got %zd",
-		             k < 1    ? k
-		             : ef < 0 ? ef
-		                      : nprobe);
+		             k < 1 ? "k must be at least 1, got %zd"
+		                   : "ef must not be negative, got %zd",
+		             k < 1 ? k : ef);
 		return NULL;
 	}
 	PyArrayObject *q = as_vectors(qobj, &single);
@@ -637,11 +646,23 @@ static int index_params_parse(PyObject *args, PyObject *kw, omen_index_params *p
 	const char *type = "auto";
 	long long m = OMEN_HNSW_M_DEFAULT, efc = OMEN_HNSW_EFC_DEFAULT, nlist = 0,
 	          bits = OMEN_IVF_BITS_DEFAULT;
-	PyObject *budget = NULL;
+	PyObject *budget = NULL, *nlist_obj = Py_None;
 	int threads = 0, int8 = 0;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|s$LLipLLO:build_index", kwlist, &type, &m,
-	                                 &efc, &threads, &int8, &nlist, &bits, &budget))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|s$LLipOLO:build_index", kwlist, &type, &m,
+	                                 &efc, &threads, &int8, &nlist_obj, &bits, &budget))
 		return overflow_as_value(), -1;
+	/* None: chosen from the points; given, at least 1 */
+	if (nlist_obj != Py_None) {
+		nlist = PyLong_Check(nlist_obj) ? PyLong_AsLongLong(nlist_obj) : -1;
+		if (nlist < 1) {
+			if (PyErr_Occurred())
+				PyErr_Clear();
+			return PyErr_Format(PyExc_ValueError,
+			                    "nlist must be 1 to %d (None: chosen from the points)",
+			                    OMEN_IVF_NLIST_MAX),
+			       -1;
+		}
+	}
 	omen_index_params_init(p);
 	/* checked: a negative budget is an error, not wrapped around to a huge one */
 	PyObject *ix = budget ? PyNumber_Index(budget) : NULL;
@@ -663,8 +684,7 @@ static int index_params_parse(PyObject *args, PyObject *kw, omen_index_params *p
 		           OMEN_HNSW_M_MIN, OMEN_HNSW_M_MAX, OMEN_HNSW_EFC_MIN, OMEN_HNSW_EFC_MAX),
 		       -1;
 	if (!fits_u32(nlist) || !fits_u32(bits))
-		return PyErr_Format(PyExc_ValueError,
-		                    "nlist must be 0 (from the points) to %d and bits 1 to %d",
+		return PyErr_Format(PyExc_ValueError, "nlist must be 1 to %d and bits 1 to %d",
 		                    OMEN_IVF_NLIST_MAX, OMEN_IVF_BITS_MAX),
 		       -1;
 	p->m = (uint32_t)m;
@@ -798,13 +818,13 @@ static PyMethodDef Collection_methods[] = {
     {"upsert", (PyCFunction)(void (*)(void))Collection_add, METH_VARARGS | METH_KEYWORDS,
      "upsert(vectors, ids=None, metadata=None) -> ids\n\nThe same as add()."},
     {"search", (PyCFunction)(void (*)(void))Collection_search, METH_VARARGS | METH_KEYWORDS,
-     "search(queries, k=10, *, filter=None, ef=0, nprobe=0, exact=False, threads=0,\n"
+     "search(queries, k=10, *, filter=None, ef=0, nprobe=None, exact=False, threads=0,\n"
      "       partial=False, device='auto', return_info=False) -> (ids, distances[, info])\n\n"
      "The k nearest points of each query: ids (uint64) and distances (float32) of shape\n"
      "(nq, k) for (nq, dim) queries, (k,) for one (dim,) query; closest first, ties by the\n"
      "smaller id. filter: a dict or JSON string (docs/FILTERS.md); rows with fewer than k\n"
      "matches are padded with NO_ID and inf. ef: HNSW candidate list (0 = 64); nprobe: IVF\n"
-     "lists probed (0 = the index's calibrated default, at most its nlist); exact: skip\n"
+     "lists probed (None = the index's calibrated default; 1 to its nlist); exact: skip\n"
      "the index; threads: 0 = all cores; partial: on a cluster, accept the shards that\n"
      "answered. device: where exact searches run: 'cpu', 'gpu' (the CPU when no GPU is\n"
      "usable) or 'auto'. return_info: also return a dict with the path that served the\n"
@@ -820,10 +840,10 @@ static PyMethodDef Collection_methods[] = {
     {"build_index", (PyCFunction)(void (*)(void))Collection_build_index,
      METH_VARARGS | METH_KEYWORDS,
      "build_index(type='auto', *, m=16, ef_construction=200, threads=0, int8=False,\n"
-     "            nlist=0, bits=1, ram_budget=0)\n\n"
+     "            nlist=None, bits=1, ram_budget=0)\n\n"
      "Builds or extends the approximate index: 'auto' (flat below 10,000 points, HNSW below\n"
      "1,000,000, else IVF; IVF earlier when the vectors exceed ram_budget bytes), 'hnsw',\n"
-     "'ivf' (nlist lists, 0 = from the points; bits per dimension; at least 1,000 points)\n"
+     "'ivf' (nlist lists, None = from the points; bits per dimension; at least 1,000 points)\n"
      "or 'flat' (drops it). The GIL is released while building."},
     {"check", (PyCFunction)Collection_check, METH_NOARGS,
      "check() -> (ok, report)\n\nVerifies the index; ok is False when it is damaged."},

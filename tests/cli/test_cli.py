@@ -201,6 +201,7 @@ def test_help_and_version():
     ["search", "{db}", "c", "q.fvecs", "--k", "5", "--exact=1"],
     ["search", "{db}", "c", "q.fvecs", "--k", "5", "--nprobe", "abc"],
     ["search", "{db}", "c", "q.fvecs", "--k", "5", "--nprobe", "-1"],
+    ["search", "{db}", "c", "q.fvecs", "--k", "5", "--nprobe", "0"],
     ["get", "{db}", "c"],
     ["get", "{db}", "c", "1x"],
     ["get", "{db}", "c", "18446744073709551615"],
@@ -216,6 +217,7 @@ def test_help_and_version():
     ["index", "{db}", "c", "--ef", "64"],
     ["index", "{db}", "c", "--type", "ivf", "--nlist", "x"],
     ["index", "{db}", "c", "--type", "ivf", "--nlist", "-1"],
+    ["index", "{db}", "c", "--type", "ivf", "--nlist", "0"],
     ["index", "{db}", "c", "--type", "ivf", "--nlist", "4294967296"],
     ["index", "{db}", "c", "--type", "ivf", "--bits", "1.0"],
     ["index", "{db}", "c", "--ram-budget", "1G"],
@@ -808,9 +810,8 @@ def test_search_ivf_recall_and_nprobe(ivf):
     assert recall(ids, want) >= 0.95, recall(ids, want)
     # the candidates re-ranked: some for every query, far fewer than an exact scan reads
     assert IVF_NQ * 10 <= base["vectors_read"] < IVF_NQ * IVF_N // 2
-    for given in (0, nprobe):  # 0, or the calibrated default given, is the default
-        out, same = ivf_search(ivf, "--nprobe", given)
-        assert np.array_equal(same, ids) and out["vectors_read"] == base["vectors_read"]
+    out, same = ivf_search(ivf, "--nprobe", nprobe)  # the calibrated default, given
+    assert np.array_equal(same, ids) and out["vectors_read"] == base["vectors_read"]
     # --nprobe reaches the library: all lists re-rank more candidates and find no fewer true
     # neighbours than one list
     one_out, one = ivf_search(ivf, "--nprobe", 1)
@@ -823,11 +824,11 @@ def test_search_ivf_recall_and_nprobe(ivf):
     assert recall(got, want) == 1.0
 
 
-def test_index_ivf_nlist_zero_is_the_default_and_nlist_given(ivf, tmp_path):
+def test_index_ivf_nlist_left_out_is_the_default_and_nlist_given(ivf, tmp_path):
     dbp = tmp_path / "db"
     ok("create", dbp, "c", "--dim", IVF_DIM)
     ok("load", dbp, "c", ivf["npy"])
-    assert index(dbp, "c", "--type", "ivf", "--nlist", 0)[1] == ivf["built"][1]
+    assert index(dbp, "c", "--type", "ivf")[1] == ivf["built"][1]
     kind, nlist, nprobe, bits, points = index(dbp, "c", "--type", "ivf", "--nlist", 20,
                                               "--bits", 1)
     assert (kind, nlist, bits, points) == ("ivf", 20, 1, IVF_N) and 1 <= nprobe <= 20
@@ -851,8 +852,8 @@ IVF_BAD = {
     "nlist_above_points": (["index", "--type", "ivf", "--nlist", IVF_N + 1], 1,
                            f"nlist {IVF_N + 1} exceeds the live points \\({IVF_N}\\)"),
     "nlist_above_max": (["index", "--type", "ivf", "--nlist", 65537], 1, "nlist"),
-    "bits_3": (["index", "--type", "ivf", "--bits", 3], 1, "bits must be 1 to 1, got 3"),
-    "bits_0": (["index", "--type", "ivf", "--bits", 0], 1, "bits must be 1 to 1, got 0"),
+    "bits_5": (["index", "--type", "ivf", "--bits", 5], 1, "bits must be 1 to 4, got 5"),
+    "bits_0": (["index", "--type", "ivf", "--bits", 0], 1, "bits must be 1 to 4, got 0"),
     "nprobe_above_nlist": (["search", "Q", "--k", 10, "--nprobe", "NLIST+1"], 1,
                            "nprobe \\d+ exceeds the index's \\d+ lists"),
     "nlist_not_a_number": (["index", "--type", "ivf", "--nlist", "8x"], 2, "--nlist"),

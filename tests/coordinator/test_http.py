@@ -482,13 +482,14 @@ def test_build_ivf_and_search_with_nprobe(plain):
     path = f"/collections/{name}/search"
     expect_error(call(plain, "POST", path, {"vector": queries[0], "nprobe": 17}), 400, "EINVAL",
                  "nprobe 17 exceeds the index's 16 lists")
-    for bad in (-1, 65537, "4"):
+    for bad in (-1, 0, 65537, "4"):
         expect_error(call(plain, "POST", path, {"vector": queries[0], "nprobe": bad}), 400,
                      "EINVAL", "'nprobe'")
     for body, message in [({"type": "ivf", "nlist": 2000}, "no shard was changed"),
                           ({"type": "ivf", "nlist": 65537}, "'nlist'"),
                           ({"type": "ivf", "nlist": -1}, "'nlist'"),
-                          ({"type": "ivf", "bits": 2}, "'bits'"),
+                          ({"type": "ivf", "nlist": 0}, "'nlist'"),
+                          ({"type": "ivf", "bits": 5}, "'bits'"),
                           ({"type": "ivf", "bits": 0}, "'bits'"),
                           ({"type": "ivf", "ram_budget": -1}, "'ram_budget'"),
                           ({"type": "btree"}, "'type'"),

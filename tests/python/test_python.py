@@ -358,9 +358,14 @@ def test_build_index_ivf_recall(db):
     for bad in (nlist + 1, 2**20):
         with pytest.raises(ValueError, match=f"nprobe {bad} exceeds the index's {nlist} lists"):
             col.search(q, k=K, nprobe=bad)
-    with pytest.raises(ValueError, match="nprobe must not be negative"):
-        col.search(q, k=K, nprobe=-1)
-    col.build_index("ivf", nlist=0)  # 0: chosen from the points, as by default
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="nprobe must be at least 1"):
+            col.search(q, k=K, nprobe=bad)
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="nlist must be 1 to 65536"):
+            col.build_index("ivf", nlist=bad)
+    assert col.stats()["ivf_nlist"] == nlist  # unchanged
+    col.build_index("ivf", nlist=None)  # None: chosen from the points, as by default
     assert col.stats()["ivf_nlist"] == nlist
     col.build_index("ivf", nlist=20, bits=1, threads=1)
     assert col.stats()["ivf_nlist"] == 20
@@ -393,8 +398,8 @@ def test_build_index_bad_arguments(col):
         col.build_index("hnsw", m=2**32 + 16)  # not m=16 after truncation to 32 bits
     with pytest.raises(ValueError):
         col.build_index("hnsw", ef_construction=2**32 + 100)
-    ivf_cases = [(dict(bits=3), "bits must be 1 to 1, got 3"),
-                 (dict(bits=0), "bits must be 1 to 1, got 0"),
+    ivf_cases = [(dict(bits=5), "bits must be 1 to 4, got 5"),
+                 (dict(bits=0), "bits must be 1 to 4, got 0"),
                  (dict(bits=2**32 + 1), "bits"),
                  (dict(nlist=N + 1), rf"nlist {N + 1} exceeds the live points \({N}\)"),
                  (dict(nlist=65537), "nlist"),
@@ -960,7 +965,7 @@ def test_remote_ivf(rdb, data):
         c.search(q, k=K, nprobe=65536)  # more than any shard's lists
     with pytest.raises(ValueError, match="nprobe 65537 exceeds the most lists"):
         c.search(q, k=K, nprobe=65537)  # more than any index has: refused by the client
-    with pytest.raises(ValueError, match="bits must be 1 to 1, got 0"):
+    with pytest.raises(ValueError, match="bits must be 1 to 4, got 0"):
         c.build_index("ivf", bits=0)
     with pytest.raises(ValueError, match=r"nlist 2000 exceeds the live points"):
         c.build_index("ivf", nlist=2000)

@@ -149,15 +149,15 @@ def command(a, ds, system, t, reuse, single, out_json):
     return cmd + common, env
 
 
-def run_one(a, ds, system, t, reuse, single):
-    out_json = os.path.join(a.scratch, f"hnsw-{ds['name']}-{system}-t{t}.json")
-    cmd, env = command(a, ds, system, t, reuse, single, out_json)
+def run_process(cmd, env, out_json, system):
+    """Runs one benchmark process that writes its JSON to out_json; returns that JSON (the
+    file removed) with the process's wall seconds, command line and load average added."""
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     rc = subprocess.run(cmd, env=env).returncode
     wall = time.perf_counter() - t0
-    # omendb-bench-hnsw exits 1 after a complete run when omen_check found the index corrupt:
-    # the result is kept (its "check" field says "failed") and reported.
+    # The OmenDB programs exit 1 after a complete run when omen_check found the index
+    # corrupt: the result is kept (its "check" field says "failed") and reported.
     if rc != 0 and not (rc == 1 and system.startswith("omendb") and os.path.exists(out_json)):
         raise subprocess.CalledProcessError(rc, cmd)
     with open(out_json) as f:
@@ -168,6 +168,12 @@ def run_one(a, ds, system, t, reuse, single):
     # 1-minute load average before and after: other work on the machine shows up here.
     r["loadavg"] = [load0, os.getloadavg()[0]]
     return r
+
+
+def run_one(a, ds, system, t, reuse, single):
+    out_json = os.path.join(a.scratch, f"hnsw-{ds['name']}-{system}-t{t}.json")
+    cmd, env = command(a, ds, system, t, reuse, single, out_json)
+    return run_process(cmd, env, out_json, system)
 
 
 def qps_at(points, target):

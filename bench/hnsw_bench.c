@@ -28,17 +28,11 @@
 
 #include <omendb/omendb.h>
 
-#include <malloc.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
-#define LOAD_BATCH 10000
-#define MAX_EFS    64
-#define MAX_REPS   200
+#define MAX_EFS  64
+#define MAX_REPS 200
 
 typedef struct hb_args {
 	const char *base, *query, *metric, *db, *gt, *json;
@@ -58,22 +52,6 @@ static void usage(void)
 	    "10,16,32,64,128,256,512] [--k 10] [--reps 3] [--single 0|1] [--exclude-self] "
 	    "[--min-time S] [--reuse] [--int8 0|1] [--json OUT]\n");
 	exit(2);
-}
-
-static size_t parse_efs(const char *s, size_t *efs)
-{
-	size_t n = 0;
-	char *end;
-	while (*s) {
-		unsigned long long v = strtoull(s, &end, 10);
-		if (end == s || v == 0 || n == MAX_EFS)
-			usage();
-		efs[n++] = (size_t)v;
-		s = *end == ',' ? end + 1 : end;
-		if (*end && *end != ',')
-			usage();
-	}
-	return n;
 }
 
 static void parse_args(int argc, char **argv, hb_args *a)
@@ -106,110 +84,10 @@ static void parse_args(int argc, char **argv, hb_args *a)
 	                       {"--exclude-self", BU_FLAG, &a->exclude_self},
 	                       {"--reuse", BU_FLAG, &a->reuse}};
 	bu_parse(argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0, usage);
-	a->nef = parse_efs(efs, a->efs);
+	a->nef = hu_parse_list(efs, a->efs, MAX_EFS, 0);
 	if (!a->base || !a->metric || !a->db || !a->gt || (!a->query && !a->exclude_self) ||
 	    !a->k || !a->reps || a->reps > MAX_REPS || a->threads < 0 || !a->nef || a->min_time < 0)
 		usage();
-}
-
-/* Loads rows [0, n) of x into the new collection "hnsw" of a fresh database at path. */
-static double load(const hb_args *a, const float *x, size_t n, size_t dim, omen_metric metric,
-                   omen_db **dbp, omen_collection **collp)
-{
-	omen_open_options opt;
-	uint64_t *ids = bu_xmalloc(LOAD_BATCH * sizeof *ids);
-	double t0;
-
-	bu_rm_rf(a->db);
-	omen_open_options_init(&opt);
-	opt.durability = OMEN_DURABLE_RELAXED;
-	t0 = bu_now();
-	bu_check(omen_open(a->db, &opt, dbp), "omen_open");
-	bu_check(omen_create_collection(*dbp, "hnsw", dim, metric), "create collection");
-	bu_check(omen_collection_open(*dbp, "hnsw", collp), "open collection");
-	for (size_t i = 0; i < n; i += LOAD_BATCH) {
-		omen_batch b = {0};
-		b.n = n - i < LOAD_BATCH ? n - i : LOAD_BATCH;
-		b.dim = dim;
-		for (size_t j = 0; j < b.n; j++)
-			ids[j] = i + j;
-		b.ids = ids;
-		b.vectors = x + i * dim;
-		bu_check(omen_upsert(*collp, &b, NULL), "upsert");
-	}
-	bu_check(omen_flush(*dbp), "flush");
-	free(ids);
-	return bu_now() - t0;
-}
-
-static void progress(void *ctx, uint64_t done, uint64_t total)
-{
-	double *last = ctx;
-	double now = bu_now();
-	if (now - *last >= 10.0) {
-		fprintf(stderr, "omendb-bench-hnsw: build %llu / %llu\n", (unsigned long long)done,
-		        (unsigned long long)total);
-		*last = now;
-	}
-}
-
-/* Samples RssAnon every 5 ms while a build runs, keeping the largest value. */
-typedef struct rss_sampler {
-	pthread_t th;
-	atomic_int stop;
-	long peak_kb;
-} rss_sampler;
-
-static void *rss_sample(void *arg)
-{
-	rss_sampler *r = arg;
-	const struct timespec tick = {0, 5000000};
-	while (!atomic_load(&r->stop)) {
-		long v = bu_proc_status_kb("RssAnon");
-		if (v > r->peak_kb)
-			r->peak_kb = v;
-		nanosleep(&tick, NULL);
-	}
-	return NULL;
-}
-
-static void rss_start(rss_sampler *r)
-{
-	atomic_init(&r->stop, 0);
-	r->peak_kb = bu_proc_status_kb("RssAnon");
-	if (pthread_create(&r->th, NULL, rss_sample, r) != 0)
-		bu_die("pthread_create", "cannot start the RSS sampler");
-}
-
-static long rss_stop(rss_sampler *r)
-{
-	long v;
-	atomic_store(&r->stop, 1);
-	pthread_join(r->th, NULL);
-	v = bu_proc_status_kb("RssAnon");
-	return v > r->peak_kb ? v : r->peak_kb;
-}
-
-/* File size and allocated bytes of DIR/data.mdb. */
-static void mdb_size(const char *dir, uint64_t *size, uint64_t *alloc)
-{
-	char p[4200];
-	struct stat st;
-	snprintf(p, sizeof p, "%s/data.mdb", dir);
-	*size = *alloc = 0;
-	if (stat(p, &st) == 0) {
-		*size = (uint64_t)st.st_size;
-		*alloc = (uint64_t)st.st_blocks * 512;
-	}
-}
-
-/* Writes ' "key": v,' with null for a negative v (a phase that did not run). */
-static void json_num(FILE *f, const char *key, double v)
-{
-	if (v < 0)
-		fprintf(f, " \"%s\": null,", key);
-	else
-		fprintf(f, " \"%s\": %.6f,", key, v);
 }
 
 typedef struct ef_result {
@@ -232,8 +110,8 @@ int main(int argc, char **argv)
 	float *x = NULL, *q, *dists;
 	uint64_t *ids, *gt, mdb_bytes, mdb_alloc;
 	double load_s = -1, build_s = -1, flush_s = -1, check_s = -1, open_s = -1, warm_s;
-	long rss_anon0 = -1, rss_anon1 = -1, rss_file0 = -1, rss_file1 = -1, rss_peak = -1;
-	int check_rc = -1;
+	hu_rss rss;
+	int check_rc = -1, built = 0;
 	char *check_report = NULL;
 	ef_result *er;
 	FILE *out;
@@ -271,9 +149,9 @@ int main(int argc, char **argv)
 
 	if (!a.reuse) {
 		omen_index_params ip;
-		double last = bu_now();
+		hu_progress pr = {"omendb-bench-hnsw", bu_now()};
 
-		load_s = load(&a, x, n, dim, metric, &db, &coll);
+		load_s = hu_load_collection(a.db, "hnsw", x, NULL, n, dim, metric, &db, &coll);
 		fprintf(stderr, "omendb-bench-hnsw: loaded %zu x %zu in %.2f s\n", n, dim, load_s);
 		omen_index_params_init(&ip);
 		ip.type = OMEN_INDEX_HNSW;
@@ -281,22 +159,11 @@ int main(int argc, char **argv)
 		ip.ef_construction = a.efc;
 		ip.threads = a.threads;
 		ip.int8 = a.int8;
-		ip.progress = progress;
-		ip.progress_ctx = &last;
-		rss_sampler rs;
-		/* Free heap pages left resident by the load go back to the system first, or the
-		 * build would reuse them and its growth would not show. */
-		malloc_trim(0);
-		rss_anon0 = bu_proc_status_kb("RssAnon");
-		rss_file0 = bu_proc_status_kb("RssFile");
-		rss_start(&rs);
+		ip.progress = hu_progress_print;
+		ip.progress_ctx = &pr;
+		build_s = hu_build_index(coll, &ip, &rss);
+		built = 1;
 		double t0 = bu_now();
-		bu_check(omen_build_index(coll, &ip), "omen_build_index");
-		build_s = bu_now() - t0;
-		rss_peak = rss_stop(&rs);
-		rss_anon1 = bu_proc_status_kb("RssAnon");
-		rss_file1 = bu_proc_status_kb("RssFile");
-		t0 = bu_now();
 		bu_check(omen_flush(db), "flush after build");
 		flush_s = bu_now() - t0;
 		fprintf(stderr,
@@ -309,15 +176,12 @@ int main(int argc, char **argv)
 			fprintf(stderr, "omendb-bench-hnsw: omen_check: %s\n%s\n",
 			        omen_strerror(check_rc), check_report ? check_report : "");
 	} else {
-		double t0 = bu_now();
-		bu_check(omen_open(a.db, NULL, &db), "omen_open");
-		bu_check(omen_collection_open(db, "hnsw", &coll), "open collection");
-		open_s = bu_now() - t0;
+		open_s = hu_open_collection(a.db, "hnsw", &db, &coll);
 	}
 	free(x);
 	x = NULL;
 	bu_check(omen_collection_stats_get(coll, &cs), "collection stats");
-	mdb_size(a.db, &mdb_bytes, &mdb_alloc);
+	hu_mdb_size(a.db, &mdb_bytes, &mdb_alloc);
 	if (cs.points != n || !cs.index || strcmp(cs.index, "hnsw") != 0 || cs.indexed != n)
 		fprintf(stderr,
 		        "omendb-bench-hnsw: WARNING: %llu points, index \"%s\" covering %llu "
@@ -344,13 +208,8 @@ int main(int argc, char **argv)
 		r->batch_s = bu_xmalloc(MAX_REPS * sizeof *r->batch_s);
 		sp.ef = r->ef;
 		sp.threads = a.threads;
-		double spent = 0;
-		while (r->nreps < a.reps || (spent < a.min_time && r->nreps < MAX_REPS)) {
-			double t0 = bu_now();
-			bu_check(omen_search(coll, q, nq, dim, &sp, ids, dists), "search");
-			r->batch_s[r->nreps] = bu_now() - t0;
-			spent += r->batch_s[r->nreps++];
-		}
+		r->nreps = hu_time_searches(coll, q, nq, dim, &sp, ids, dists, a.reps, a.min_time,
+		                            r->batch_s, MAX_REPS);
 		r->batch_median_s = bu_median(r->batch_s, r->nreps);
 		r->recall = hu_recall(ids, kres, gt, gt_k, nq, a.k, a.exclude_self);
 		if (a.single) {
@@ -388,11 +247,11 @@ int main(int argc, char **argv)
 	        "\"reps\": %zu, \"reused\": %s,\n",
 	        a.base, n, dim, a.metric, nq, a.k, a.exclude_self ? "true" : "false", a.m, a.efc,
 	        a.threads, a.reps, a.reuse ? "true" : "false");
-	json_num(out, "load_s", load_s);
-	json_num(out, "build_s", build_s);
-	json_num(out, "flush_after_build_s", flush_s);
-	json_num(out, "check_s", check_s);
-	json_num(out, "open_s", open_s);
+	hu_json_num(out, "load_s", load_s);
+	hu_json_num(out, "build_s", build_s);
+	hu_json_num(out, "flush_after_build_s", flush_s);
+	hu_json_num(out, "check_s", check_s);
+	hu_json_num(out, "open_s", open_s);
 	fprintf(out, " \"warmup_s\": %.6f,\n", warm_s);
 	fprintf(out, " \"check\": %s,\n",
 	        check_rc < 0          ? "null"
@@ -412,14 +271,8 @@ int main(int argc, char **argv)
 	        (double)cs.index_bytes / (double)n, (double)cs.vector_bytes / (double)n,
 	        (double)mdb_bytes / (double)n, (unsigned long long)mdb_bytes,
 	        (unsigned long long)mdb_alloc);
-	if (rss_anon0 >= 0 && rss_anon1 >= 0)
-		fprintf(out,
-		        ", \"rss_anon_growth_build_per_vector\": %.3f, "
-		        "\"rss_anon_peak_growth_build_per_vector\": %.3f, "
-		        "\"rss_file_growth_build_per_vector\": %.3f",
-		        1024.0 * (double)(rss_anon1 - rss_anon0) / (double)n,
-		        1024.0 * (double)(rss_peak - rss_anon0) / (double)n,
-		        1024.0 * (double)(rss_file1 - rss_file0) / (double)n);
+	if (built)
+		hu_json_rss_build(out, &rss, n);
 	fprintf(out, "},\n \"sweep\": [\n");
 	for (size_t e = 0; e < a.nef; e++) {
 		ef_result *r = &er[e];

@@ -72,6 +72,16 @@ def rss_kb(field="RssAnon"):
     return -1
 
 
+def write_json(out, path):
+    """Writes the result object out to path, or to stdout when path is None."""
+    text = json.dumps(out, indent=1)
+    if path:
+        with open(path, "w") as f:
+            f.write(text + "\n")
+    else:
+        print(text)
+
+
 class RssPeak:
     """Samples RssAnon every 5 ms from a thread (the builds release the GIL) for its peak."""
 
@@ -278,12 +288,7 @@ def main():
         print(msg, file=sys.stderr)
         sweep.append(r)
     out["sweep"] = sweep
-    text = json.dumps(out, indent=1)
-    if a.json:
-        with open(a.json, "w") as f:
-            f.write(text + "\n")
-    else:
-        print(text)
+    write_json(out, a.json)
 
 
 if __name__ == "__main__":

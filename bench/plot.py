@@ -2,7 +2,8 @@
 """Bar charts of the benchmark results: our figure against the peer or the limit.
 
   plot.py RESULTS_DIR OUT_DIR     writes OUT_DIR/bench-{load,flat,batch,memory}.png and
-                                  OUT_DIR/bench-hnsw-<dataset>.png (recall against QPS)
+                                  OUT_DIR/bench-hnsw-<dataset>.png and
+                                  OUT_DIR/bench-ivf-<dataset>.png (recall against QPS)
 
 Charts whose result files are missing are skipped. Matplotlib with the Agg backend (no display).
 """
@@ -16,6 +17,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from ivf import envelope  # noqa: E402
 
 OURS, PEER, LIMIT = "#1f77b4", "#ff7f0e", "#7f7f7f"
 
@@ -130,6 +133,21 @@ def plot_memory(res, out):
     plt.close(fig)
 
 
+def recall_axes(ax, r, targets, knobs):
+    """Labels a recall-against-QPS panel of result r: log QPS, the recall targets as dotted
+    lines, the data set and thread count over knobs in the title."""
+    for t in targets:
+        ax.axvline(t, color=LIMIT, linestyle=":", linewidth=0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel(f"recall@{r['k']}")
+    ax.set_ylabel(f"queries / s, batch of {r['nq']:,}, {r['threads']} thread"
+                  f"{'s' if r['threads'] > 1 else ''}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(f"{r['label']} ({r['n']:,} x {r['dim']}, {r['metric']}), {r['threads']} thr\n"
+                 f"{knobs}", fontsize=9)
+
+
 HNSW_STYLE = {"omendb": ("OmenDB", OURS, "o"), "omendb-int8": ("OmenDB int8", "#17becf", "v"),
               "hnswlib": ("hnswlib (Debian, SSE)", PEER, "s"),
               "hnswlib-native": ("hnswlib -march=native", "#d62728", "^"),
@@ -137,13 +155,19 @@ HNSW_STYLE = {"omendb": ("OmenDB", OURS, "o"), "omendb-int8": ("OmenDB int8", "#
               "faiss-default": ("FAISS, default env", "#98df8a", "d")}
 
 
-def plot_hnsw(res, out):
-    runs = [load_json(p) for p in glob.glob(os.path.join(res, "hnsw-*.json"))]
-    by_data = {}
-    for r in runs:
-        by_data.setdefault(r["dataset"], []).append(r)
-    for name, rs in by_data.items():
+def by_dataset(res, bench):
+    """The results RESULTS_DIR/<bench>-*.json grouped by data set, each group in thread order."""
+    groups = {}
+    for p in glob.glob(os.path.join(res, f"{bench}-*.json")):
+        r = load_json(p)
+        groups.setdefault(r["dataset"], []).append(r)
+    for rs in groups.values():
         rs.sort(key=lambda r: r["threads"])
+    return groups
+
+
+def plot_hnsw(res, out):
+    for name, rs in by_dataset(res, "hnsw").items():
         fig, axes = plt.subplots(1, len(rs), figsize=(6 * len(rs), 4.6), squeeze=False)
         for ax, r in zip(axes[0], rs):
             for key, (label, color, marker) in HNSW_STYLE.items():
@@ -156,20 +180,45 @@ def plot_hnsw(res, out):
                     for p in sw:
                         ax.annotate(str(p["ef"]), (p["recall"], p["qps"]), fontsize=6,
                                     textcoords="offset points", xytext=(3, 3))
-            for t in (0.95, 0.99):
-                ax.axvline(t, color=LIMIT, linestyle=":", linewidth=0.8)
-            ax.set_yscale("log")
-            ax.set_xlabel(f"recall@{r['k']}")
-            ax.set_ylabel(f"queries / s, batch of {r['nq']:,}, {r['threads']} thread"
-                          f"{'s' if r['threads'] > 1 else ''}")
-            ax.grid(True, which="both", alpha=0.3)
-            ax.legend(fontsize=7)
             efs = next(iter(r["systems"].values()))["sweep"]
-            ax.set_title(f"{r['label']} ({r['n']:,} x {r['dim']}, {r['metric']}), "
-                         f"{r['threads']} thr\nM={r['m']}, efC={r['efc']}, ef {efs[0]['ef']}.."
-                         f"{efs[-1]['ef']} (labels: OmenDB's ef)", fontsize=9)
+            recall_axes(ax, r, (0.95, 0.99), f"M={r['m']}, efC={r['efc']}, ef {efs[0]['ef']}.."
+                        f"{efs[-1]['ef']} (labels: OmenDB's ef)")
         fig.tight_layout()
         fig.savefig(os.path.join(out, f"bench-hnsw-{name}.png"), dpi=110)
+        plt.close(fig)
+
+
+IVF_STYLE = {"omendb": ("OmenDB IVF (RaBitQ 1 bit)", OURS, "o"),
+             "faiss-ivfflat": ("FAISS IVFFlat", PEER, "s"),
+             "faiss-ivfsq8": ("FAISS IVF-SQ8", "#2ca02c", "D"),
+             "faiss-ivfpqfs-rflat": ("FAISS IVFPQFastScan + RefineFlat\n(best k_factor)", "#d62728",
+                                     "^"),
+             "omendb-hnsw": ("OmenDB HNSW", "#17becf", "v")}
+
+
+def plot_ivf(res, out):
+    """Recall against QPS per IVF data set, one panel per thread count: each system's upper
+    envelope as a line (for RefineFlat the best k_factor at each recall), every point faintly."""
+    for name, rs in by_dataset(res, "ivf").items():
+        fig, axes = plt.subplots(1, len(rs), figsize=(6 * len(rs), 4.6), squeeze=False)
+        for ax, r in zip(axes[0], rs):
+            for key, (label, color, marker) in IVF_STYLE.items():
+                if key not in r["systems"]:
+                    continue
+                sw = r["systems"][key]["sweep"]
+                front = envelope(sw)
+                ax.scatter([p["recall"] for p in sw], [p["qps"] for p in sw], color=color,
+                           marker=marker, s=8, alpha=0.3)
+                ax.plot([p["recall"] for p in front], [p["qps"] for p in front], marker=marker,
+                        color=color, label=label, markersize=4)
+                if key == "omendb":
+                    for p in front:
+                        ax.annotate(str(p["nprobe"]), (p["recall"], p["qps"]), fontsize=6,
+                                    textcoords="offset points", xytext=(3, 3))
+            recall_axes(ax, r, r["targets"],
+                        f"nlist {r['nlist']} for all, nprobe sweep (labels: OmenDB's nprobe)")
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, f"bench-ivf-{name}.png"), dpi=110)
         plt.close(fig)
 
 
@@ -178,7 +227,7 @@ def main():
         sys.exit("usage: plot.py RESULTS_DIR OUT_DIR")
     res, out = sys.argv[1], sys.argv[2]
     os.makedirs(out, exist_ok=True)
-    for f in (plot_load, plot_flat, plot_batch, plot_memory, plot_hnsw):
+    for f in (plot_load, plot_flat, plot_batch, plot_memory, plot_hnsw, plot_ivf):
         f(res, out)
 
 

@@ -4,6 +4,7 @@
 #
 #   bench/run.sh [all|load|flat|batch|memory|fashion|report|plot]
 #   bench/run.sh hnsw fashion|minilm|synth|all
+#   bench/run.sh ivf fashion|synth1m|synth10m|synth2m768|all
 #
 # all runs fashion, load, flat, batch and memory (about 5 minutes on 2 cores); report only
 # prints the table of the results present; plot also redraws docs/bench-*.png.
@@ -19,6 +20,16 @@
 # synth 5), HNSW_EFS (synth only; default 10,16,32,64,96,128,192,256,384),
 # HNSW_REPS (3; at least, and more until 0.3 s per ef), HNSW_FAISS_DEFAULT (1: also FAISS without OMP_WAIT_POLICY=PASSIVE),
 # HNSW_SYSTEMS (default omendb,hnswlib,faiss,hnswlib-native).
+# ivf DATASET runs OmenDB's IVF index against FAISS's IndexIVFFlat, IndexIVFScalarQuantizer
+# (SQ8) and IndexIVFPQFastScan + IndexRefineFlat at the same nlist (bench/ivf.py); it makes the
+# synthetic sets (1M x 128, 10M x 128, 2M x 768) with bench/data.py when missing, and prints
+# the tables of bench/ivf_report.py; "all" runs fashion, synth1m, synth2m768 and synth10m in
+# turn; not part of "all". ivf: IVF_N (rows; default all, smaller for a trial), IVF_NQ
+# (queries; default 1000), IVF_THREADS (default 1,2), IVF_ROUNDS (default 3), IVF_REPS
+# (default 3), IVF_NLIST (default: the engine's choice, given to FAISS too), IVF_NPROBES
+# (0 = the calibrated default; default per data set, bench/ivf.py), IVF_K_FACTORS (default
+# 4,8,16,32), IVF_SYSTEMS (default omendb,faiss-ivfflat,faiss-ivfsq8,faiss-ivfpqfs-rflat, and
+# omendb-hnsw for synth1m).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -149,6 +160,43 @@ run_hnsw() { # run_hnsw fashion|minilm|synth|all
 	fi
 }
 
+run_ivf_one() { # run_ivf_one fashion|synth1m|synth10m|synth2m768
+	case "$1" in
+	fashion) $PY "$ROOT/bench/data.py" fashion "$DATA" >&2 ;;
+	synth1m) synth 1000000 128 ;;
+	synth10m) synth 10000000 128 ;;
+	synth2m768) synth 2000000 768 ;;
+	*)
+		echo "usage: $0 ivf fashion|synth1m|synth10m|synth2m768|all" >&2
+		exit 2
+		;;
+	esac
+	local args=()
+	[ -n "${IVF_N:-}" ] && args+=(--n "$IVF_N")
+	[ -n "${IVF_NQ:-}" ] && args+=(--nq "$IVF_NQ")
+	[ -n "${IVF_ROUNDS:-}" ] && args+=(--rounds "$IVF_ROUNDS")
+	[ -n "${IVF_REPS:-}" ] && args+=(--reps "$IVF_REPS")
+	[ -n "${IVF_NLIST:-}" ] && args+=(--nlist "$IVF_NLIST")
+	[ -n "${IVF_NPROBES:-}" ] && args+=(--nprobes "$IVF_NPROBES")
+	[ -n "${IVF_K_FACTORS:-}" ] && args+=(--k-factors "$IVF_K_FACTORS")
+	[ -n "${IVF_SYSTEMS:-}" ] && args+=(--systems "$IVF_SYSTEMS")
+	echo "== ivf: $1, threads ${IVF_THREADS:-1,2}" >&2
+	$PY "$ROOT/bench/ivf.py" --build "$BUILD" --data "$DATA" --scratch "$SCRATCH/ivf" \
+		--dataset "$1" --threads "${IVF_THREADS:-1,2}" --out "$RES" "${args[@]}"
+	rm -rf "$SCRATCH/ivf"
+}
+
+run_ivf() { # run_ivf fashion|synth1m|synth10m|synth2m768|all
+	ninja -C "$BUILD" bench/omendb-bench-gt bench/omendb-bench-ivf bench/omendb-bench-hnsw \
+		>/dev/null
+	if [ "${1:-}" = all ]; then
+		for d in fashion synth1m synth2m768 synth10m; do run_ivf_one $d; done
+	else
+		run_ivf_one "${1:-}"
+	fi
+	$PY "$ROOT/bench/ivf_report.py" "$RES"
+}
+
 run_fashion() {
 	$PY "$ROOT/bench/data.py" fashion "$DATA" >&2
 	"$BUILD/bench/omendb-fashion" "$DATA" "$SCRATCH/fashion" | tee "$RES/fashion.txt"
@@ -166,9 +214,11 @@ all)
 	;;
 load | flat | batch | memory | fashion) "run_$what" ;;
 hnsw) run_hnsw "${2:-}" ;;
+ivf) run_ivf "${2:-}" ;;
 report | plot) ;;
 *)
-	echo "usage: $0 [all|load|flat|batch|memory|fashion|report|plot] | hnsw fashion|minilm|synth|all" >&2
+	echo "usage: $0 [all|load|flat|batch|memory|fashion|report|plot] |" \
+		"hnsw fashion|minilm|synth|all | ivf fashion|synth1m|synth10m|synth2m768|all" >&2
 	exit 2
 	;;
 esac

@@ -72,7 +72,7 @@
 #define IVF_BLOCK       32 /* codes per block: one FastScan register of AVX2 lanes */
 #define IVF_BLOCK_HEAD  16 /* the record header and the count */
 #define IVF_EPS0                                                                                   \
-	1.9f                  /* RaBitQ's confidence parameter: the bound holds with               \
+	2.5f                  /* RaBitQ's confidence parameter: the bound holds with               \
 	                         probability about 1 - 2 exp(-c eps0^2) */
 #define IVF_EX_GRID        64 /* values of the scale t tried per multi-bit code */
 #define IVF_TRAIN_PER_LIST 64 /* k-means sample: this many points per list (at most all) */
@@ -208,6 +208,11 @@ float ivf_ex_dot(const ivf_index *ix, const ivf_query *q, const ivf_block *b, ui
  * block (unused slots: anything). */
 void ivf_scan_block(const ivf_query *q, const unsigned char *codes, uint32_t dpad,
                     uint16_t ip[IVF_BLOCK]);
+
+/* The 1-bit estimate (est) and error bound (err) of each of the block's 32 codes from their
+ * FastScan sums ip (slots past the count: anything). */
+void ivf_block_estimates(const ivf_query *q, const ivf_block *b, const uint16_t ip[IVF_BLOCK],
+                         float est[IVF_BLOCK], float err[IVF_BLOCK]);
 
 /* The two kernels behind ivf_scan_block (groups = dpad / 4), for tests: the scalar reference
  * and the AVX2 one (only where the CPU has AVX2). */

@@ -178,17 +178,17 @@ static void scan_block(const job *j, const ivf_query *q, const ivf_block *b, top
 {
 	const snapshot *s = j->s;
 	uint16_t ip[IVF_BLOCK];
+	float est1[IVF_BLOCK], err1[IVF_BLOCK];
 	ivf_scan_block(q, b->codes, j->ix->dpad, ip);
+	ivf_block_estimates(q, b, ip, est1, err1);
 	bool check = s->allow != NULL || s->rec.deleted != 0;
 	for (uint32_t i = 0; i < b->count; i++) {
-		float x1 = q->k1 * ip[i] + q->k2 * le16_get(b->pc + 2 * i) + q->k3;
-		float fa = q->base + q->sa * ld_f32(b->fa + 4 * i);
-		float est = fa + q->sb * ld_f32(b->fb + 4 * i) * x1;
-		float err = q->se * ld_f32(b->fe + 4 * i);
+		float est = est1[i], err = err1[i];
 		if (!topk_may_accept(ub, est - err))
 			continue;
 		if (b->fb2) {
-			est = fa + q->sb * ld_f32(b->fb2 + 4 * i) * ivf_ex_dot(j->ix, q, b, i);
+			est = q->base + q->sa * ld_f32(b->fa + 4 * i) +
+			      q->sb * ld_f32(b->fb2 + 4 * i) * ivf_ex_dot(j->ix, q, b, i);
 			err = q->se * ld_f32(b->fe2 + 4 * i);
 			if (!topk_may_accept(ub, est - err))
 				continue;
@@ -212,19 +212,77 @@ static void scan_block(const job *j, const ivf_query *q, const ivf_block *b, top
 	}
 }
 
-static int by_bound(const void *a, const void *b)
+/* A min-heap of candidates by lower bound: the rerank takes them best first and usually stops
+ * long before the last, so a heap (linear to build) beats sorting them all. */
+static void sift_down(topk_item *c, size_t n, size_t i)
 {
-	float x = ((const topk_item *)a)->dist, y = ((const topk_item *)b)->dist;
-	return (x > y) - (x < y);
+	topk_item t = c[i];
+	for (;;) {
+		size_t l = 2 * i + 1, m = l;
+		if (l >= n)
+			break;
+		if (l + 1 < n && c[l + 1].dist < c[l].dist)
+			m = l + 1;
+		if (!(c[m].dist < t.dist))
+			break;
+		c[i] = c[m];
+		i = m;
+	}
+	c[i] = t;
 }
 
-/* Reads the candidates, lowest lower bound first, into h until none left can beat its k-th. */
-static void rerank(const job *j, const float *qv, topk *h, scratch *x)
+static void heapify(topk_item *c, size_t n)
+{
+	for (size_t i = n / 2; i-- > 0;)
+		sift_down(c, n, i);
+}
+
+/* Removes the heap's smallest into *out. */
+static topk_item heap_pop(topk_item *c, size_t *n)
+{
+	topk_item top = c[0];
+	c[0] = c[--*n];
+	if (*n)
+		sift_down(c, *n, 0);
+	return top;
+}
+
+#define PREFETCH_AHEAD 8 /* candidates whose vectors are fetched while one is compared */
+
+/* Asks for the cache lines of row's vector. */
+static inline void prefetch_vec(const snapshot *s, uint32_t row)
+{
+	const char *v = (const char *)snap_vec(s, row);
+	for (size_t off = 0; off < s->c->dim * sizeof(float); off += 64)
+		__builtin_prefetch(v + off);
+}
+
+/* Reads the candidates, lowest lower bound first, into h until none left can beat its k-th;
+ * the vectors of the next candidates are prefetched (they lie anywhere in the map). */
+static void rerank(const job *j, const float *qv, const topk *ub, topk *h, scratch *x)
 {
 	const snapshot *s = j->s;
-	qsort(x->cand, x->ncand, sizeof *x->cand, by_bound);
-	for (size_t i = 0; i < x->ncand && topk_may_accept(h, x->cand[i].dist); i++) {
-		uint32_t row = x->cand[i].row;
+	size_t keep = 0; /* those whose lower bound is above the final k-th upper bound are out */
+	for (size_t i = 0; i < x->ncand; i++)
+		if (topk_may_accept(ub, x->cand[i].dist))
+			x->cand[keep++] = x->cand[i];
+	x->ncand = keep;
+	heapify(x->cand, x->ncand);
+	/* the next candidates, popped ahead so that their vectors are on their way */
+	topk_item ring[PREFETCH_AHEAD];
+	size_t have = 0, at = 0;
+	while (have < PREFETCH_AHEAD && x->ncand) {
+		ring[have] = heap_pop(x->cand, &x->ncand);
+		prefetch_vec(s, ring[have++].row);
+	}
+	for (; have && topk_may_accept(h, ring[at].dist); have--) {
+		uint32_t row = ring[at].row;
+		if (x->ncand) { /* refill the slot just taken */
+			ring[at] = heap_pop(x->cand, &x->ncand);
+			prefetch_vec(s, ring[at].row);
+			have++;
+		}
+		at = (at + 1) % PREFETCH_AHEAD;
 		x->read++;
 		topk_push(h, snap_dist(s, qv, row), snap_id(s, row), row);
 	}
@@ -248,7 +306,7 @@ static void one_query(const job *j, size_t qi, scratch *x)
 		for (uint32_t b = 0; b < j->dir->count[l]; b++)
 			scan_block(j, &q, &j->dir->blocks[j->dir->first[l] + b], &ub, x);
 	}
-	rerank(j, qv, &h, x);
+	rerank(j, qv, &ub, &h, x);
 	topk_sort(&h);
 	uint64_t *ids = req->ids_out + qi * req->k;
 	float *dists = req->dists_out + qi * req->k;

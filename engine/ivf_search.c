@@ -237,7 +237,7 @@ static void heapify(topk_item *c, size_t n)
 		sift_down(c, n, i);
 }
 
-/* Removes the heap's smallest into *out. */
+/* Removes and returns the heap's smallest. */
 static topk_item heap_pop(topk_item *c, size_t *n)
 {
 	topk_item top = c[0];

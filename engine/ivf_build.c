@@ -14,7 +14,7 @@
 
 #include "engine/ivf.h"
 
-#define ENCODE_BATCH  65536 /* points gathered, assigned and encoded at a time */
+#define ENCODE_FLOATS (1u << 22) /* floats of a batch gathered, assigned and encoded at once */
 #define CALIB_QUERIES 200   /* collection points used as calibration queries */
 #define CALIB_K       10
 #define CALIB_TARGET  0.95
@@ -130,7 +130,9 @@ static int encode_rows(built *b, const snapshot *s, const uint32_t *rows, const 
                        size_t n, ivf_code *codes, uint8_t *bits, ivf_progress *pr)
 {
 	uint32_t dim = b->ix.dim;
-	size_t batch = n < ENCODE_BATCH ? n : ENCODE_BATCH, cb = ivf_code_size(&b->ix);
+	size_t batch = ENCODE_FLOATS / dim, cb = ivf_code_size(&b->ix); /* 16 MiB a buffer */
+	batch = batch < 1024 ? 1024 : batch;
+	batch = n < batch ? n : batch;
 	float *x = mem_alloc((batch ? batch : 1) * dim * sizeof *x);
 	float *tmp = mem_alloc((batch ? batch : 1) * 2 * dim * sizeof *tmp);
 	uint32_t *lists = mem_alloc((batch ? batch : 1) * sizeof *lists);

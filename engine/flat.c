@@ -113,6 +113,10 @@ static int scan_all(const scan_job *j, int nthreads)
 	int failed = 0;
 #pragma omp parallel num_threads(nthreads) reduction(| : failed)
 	{
+		/* OpenBLAS runs one thread inside an active parallel region, but a team of one is
+		 * not active: it would take the process's default again. One thread's SGEMM each.
+		 */
+		omp_set_num_threads(1);
 		float *buf = mem_alloc(buf_floats * sizeof *buf);
 		topk *heaps = j->heaps + (size_t)omp_get_thread_num() * j->qn;
 		failed = !buf;

@@ -15,7 +15,7 @@
 #include "engine/ivf.h"
 
 #define ENCODE_FLOATS (1u << 22) /* floats of a batch gathered, assigned and encoded at once */
-#define CALIB_QUERIES 200   /* collection points used as calibration queries */
+#define CALIB_QUERIES 200        /* collection points used as calibration queries */
 #define CALIB_K       10
 #define CALIB_TARGET  0.95
 
@@ -406,9 +406,14 @@ int ivf_build(eng_coll *c, const omen_index_params *p)
 	built b = {.threads = p->threads > 0 ? p->threads : omp_get_max_threads()};
 	calib k = {.threads = b.threads};
 	persist_ctx x = {c, &b, &k, 0};
+	/* This thread's OpenMP default: the parallel loops without a thread count and OpenBLAS's
+	 * calls outside a parallel region (it takes this many threads) keep to the build's. */
+	int saved = omp_get_max_threads();
+	omp_set_num_threads(b.threads);
 	int st = build_from(c, p, &b, &k, &x.rows);
 	if (st == OMEN_OK)
 		st = store_write(c->db->st, persist_fn, &x, (uint64_t)b.n * 64);
+	omp_set_num_threads(saved);
 	built_free(&b);
 	calib_free(&k);
 	return st;

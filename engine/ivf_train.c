@@ -116,6 +116,7 @@ static int assign_all(const float *x, size_t n, uint32_t dim, const float *c, ui
 	int failed = 0;
 #pragma omp parallel num_threads(threads) reduction(| : failed)
 	{
+		omp_set_num_threads(1); /* one thread's SGEMM each, even in a team of one */
 		float *buf = mem_alloc((size_t)ASSIGN_BLOCK * k * sizeof *buf);
 		failed = !buf;
 #pragma omp for schedule(dynamic, 1)

@@ -27,6 +27,28 @@
 enum { META_ROLE_COORDINATOR = 1, META_ROLE_SHARD = 2 };
 enum { META_NODE_UP = 0, META_NODE_DOWN = 1 };
 
+/* Copies of a logical shard (docs/CLUSTER.md, "Copies"): on distinct shard nodes, each in sync
+ * (it has every acknowledged write; it serves reads) or stale (it missed a write: it serves
+ * nothing until a full copy has brought it back). The primary, which orders the shard's writes,
+ * is the first copy in sync. */
+#define META_MAX_COPIES 5
+enum { META_COPY_IN_SYNC = 0, META_COPY_STALE = 1 };
+
+typedef struct meta_copies {
+	uint32_t n;
+	uint64_t node[META_MAX_COPIES];
+	uint8_t state[META_MAX_COPIES]; /* META_COPY_* */
+} meta_copies;
+
+/* The index of the primary (the first copy in sync), or -1 when no copy is in sync. */
+static inline int meta_copies_primary(const meta_copies *c)
+{
+	for (uint32_t i = 0; i < c->n; i++)
+		if (c->state[i] == META_COPY_IN_SYNC)
+			return (int)i;
+	return -1;
+}
+
 typedef struct meta_node {
 	uint64_t id;
 	char addr[META_MAX_ADDR]; /* nng URL: the coordinator's client endpoint, or the shard's */
@@ -39,19 +61,27 @@ typedef struct meta_coll {
 	uint32_t dim;
 	omen_metric metric;
 	uint32_t nshards;
-	uint64_t next_id; /* ids below are allocated */
+	uint32_t replicas; /* copies of each logical shard, 1..META_MAX_COPIES (0 reads as 1) */
+	uint64_t next_id;  /* ids below are allocated */
 } meta_coll;
 
 /* ---- commands (fsm_cmd.c encodes them as msgpack with a version; one per Raft entry) ---- */
 
 typedef enum {
 	CMD_NODE_SET = 1, /* register a node or change its address/state (node) */
-	CMD_COLL_CREATE,  /* coll (name, dim, metric, nshards): its logical shards are assigned
-	                     round-robin to the shard nodes that are up, by id order */
+	CMD_COLL_CREATE,  /* coll (name, dim, metric, nshards, replicas): copy j of logical shard s
+	                     goes to the ((s + j) mod U)-th of the U shard nodes that are up, in
+	                     id order */
 	CMD_COLL_DROP,    /* coll.name */
-	CMD_SHARD_ASSIGN, /* coll.name, shard, node_id: moves one logical shard */
+	CMD_SHARD_ASSIGN, /* coll.name, shard, node_id: moves a logical shard of one copy */
 	CMD_IDS_ALLOC,    /* coll.name, count: result = first id of the range allocated */
-	CMD_NOOP          /* changes nothing (tests, barriers) */
+	CMD_NOOP,         /* changes nothing (tests, barriers) */
+	CMD_COPY_FAIL,    /* coll.name, shard, node_id (the primary as the caller saw it), failed
+	                     (nfailed node ids): those copies become stale; a stale primary hands
+	                     over to the next copy in sync. OMEN_ESTALE when node_id is no longer
+	                     the primary, OMEN_EUNAVAIL when no copy in sync would remain */
+	CMD_COPIES_SET    /* coll.name, shard, expect, copies: replaces the copies when they are
+	                     still `expect` (else OMEN_ESTALE) */
 } cmd_kind;
 
 typedef struct meta_cmd {
@@ -61,6 +91,9 @@ typedef struct meta_cmd {
 	uint32_t shard;
 	uint64_t node_id;
 	uint64_t count;
+	uint64_t failed[META_MAX_COPIES];
+	uint32_t nfailed;
+	meta_copies expect, copies;
 } meta_cmd;
 
 /* Encodes into a buffer from raft_malloc (what raft_apply takes), or malloc when for_raft is 0. */
@@ -107,8 +140,12 @@ int fsm_snapshot_applied(const void *buf, size_t len, uint64_t *applied);
 uint64_t fsm_epoch(fsm *f);
 int fsm_coll_get(fsm *f, const char *name, meta_coll *out); /* OMEN_ENOTFOUND */
 int fsm_coll_list(fsm *f, meta_coll **out, size_t *n);      /* malloc'd, name order */
-/* The node id of each of the collection's nshards logical shards (malloc'd) and the epoch. */
+/* The node id of each of the collection's nshards logical shards (its primary's, or its first
+ * copy's when none is in sync; malloc'd) and the epoch. */
 int fsm_shard_map(fsm *f, const char *name, uint64_t **nodes, uint32_t *nshards, uint64_t *epoch);
+/* The copies of each of the collection's nshards logical shards (malloc'd) and the epoch. */
+int fsm_shard_copies(fsm *f, const char *name, meta_copies **copies, uint32_t *nshards,
+                     uint64_t *epoch);
 int fsm_node_get(fsm *f, uint64_t id, meta_node *out); /* OMEN_ENOTFOUND */
 int fsm_node_list(fsm *f, meta_node **out, size_t *n); /* malloc'd, id order */
 

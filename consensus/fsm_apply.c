@@ -72,12 +72,13 @@ static int coll_lookup(fsm *f, MDB_txn *txn, const char *name, meta_coll *out, i
  * the number of collections. Outcome in *cst; returns the storage status. */
 static int coll_create_check(fsm *f, MDB_txn *txn, const meta_coll *c, int *cst)
 {
-	if (!fsm_name_ok(c->name) || !fsm_coll_fields_ok(c->dim, c->metric, c->nshards)) {
+	if (!fsm_name_ok(c->name) ||
+	    !fsm_coll_fields_ok(c->dim, c->metric, c->nshards, c->replicas ? c->replicas : 1)) {
 		*cst =
 		    status_set(OMEN_EINVAL,
-		               "collection: name of 1..%d [A-Za-z0-9_.-], dim 1..%d, metric 0..2 "
-		               "and 1..%d shards expected",
-		               OMEN_MAX_NAME, OMEN_MAX_DIM, FSM_MAX_SHARDS);
+		               "collection: name of 1..%d [A-Za-z0-9_.-], dim 1..%d, metric 0..2, "
+		               "1..%d shards and 1..%d replicas expected",
+		               OMEN_MAX_NAME, OMEN_MAX_DIM, FSM_MAX_SHARDS, META_MAX_COPIES);
 		return OMEN_OK;
 	}
 	meta_coll old;
@@ -98,8 +99,9 @@ static int coll_create_check(fsm *f, MDB_txn *txn, const meta_coll *c, int *cst)
 	return OMEN_OK;
 }
 
-/* Creates the collection with next_id 0; logical shard s goes to the (s mod U)-th of the U
- * shard nodes that are up, in id order. */
+/* Creates the collection with next_id 0; copy j of logical shard s goes to the
+ * ((s + j) mod U)-th of the U shard nodes that are up, in id order, so that the copies of a
+ * shard are on distinct nodes and the primaries spread as the shards did with one copy. */
 static int exec_coll_create(fsm *f, MDB_txn *txn, const meta_coll *c, uint64_t *epoch, int *cst)
 {
 	int st = coll_create_check(f, txn, c, cst);
@@ -110,16 +112,28 @@ static int exec_coll_create(fsm *f, MDB_txn *txn, const meta_coll *c, uint64_t *
 	st = up_shard_nodes(f, txn, &up, &nup);
 	if (st != OMEN_OK)
 		return st;
-	if (nup == 0) {
-		free(up);
-		*cst = status_set(OMEN_EUNAVAIL, "collection '%s': no shard node is up", c->name);
-		return OMEN_OK;
-	}
 	meta_coll nc = *c;
 	nc.next_id = 0;
+	nc.replicas += nc.replicas == 0;
+	if (nup < nc.replicas) {
+		free(up);
+		*cst = nup == 0 ? status_set(OMEN_EUNAVAIL, "collection '%s': no shard node is up",
+		                             c->name)
+		                : status_set(OMEN_EUNAVAIL,
+		                             "collection '%s': %u replicas need %u shard nodes up, "
+		                             "%zu are",
+		                             c->name, nc.replicas, nc.replicas, nup);
+		return OMEN_OK;
+	}
 	st = fsm_coll_write(f, txn, &nc, MDB_NOOVERWRITE);
-	for (uint32_t s = 0; st == OMEN_OK && s < nc.nshards; s++)
-		st = fsm_shard_write(f, txn, nc.name, s, up[s % nup], 0);
+	for (uint32_t s = 0; st == OMEN_OK && s < nc.nshards; s++) {
+		meta_copies cp;
+		memset(&cp, 0, sizeof cp);
+		cp.n = nc.replicas;
+		for (uint32_t j = 0; j < cp.n; j++)
+			cp.node[j] = up[(s + j) % nup];
+		st = fsm_shard_write(f, txn, nc.name, s, &cp, 0);
+	}
 	free(up);
 	if (st == OMEN_OK)
 		*epoch += 1;
@@ -142,7 +156,9 @@ static int exec_coll_drop(fsm *f, MDB_txn *txn, const char *name, uint64_t *epoc
 	return st;
 }
 
-static int exec_shard_assign(fsm *f, MDB_txn *txn, const meta_cmd *cmd, uint64_t *epoch, int *cst)
+/* Reads the collection and the copies of the command's shard: a missing collection or a shard
+ * out of range is the command's fault (*cst). Returns the storage status. */
+static int shard_lookup(fsm *f, MDB_txn *txn, const meta_cmd *cmd, meta_copies *cp, int *cst)
 {
 	meta_coll c;
 	int st = coll_lookup(f, txn, cmd->coll.name, &c, cst);
@@ -153,16 +169,104 @@ static int exec_shard_assign(fsm *f, MDB_txn *txn, const meta_cmd *cmd, uint64_t
 		                  c.nshards, cmd->shard + 1);
 		return OMEN_OK;
 	}
+	meta_copies *all = malloc(c.nshards * sizeof *all);
+	if (!all)
+		return status_set(OMEN_ENOMEM, "out of memory");
+	st = fsm_shards_read(f, txn, c.name, c.nshards, all);
+	if (st == OMEN_OK)
+		*cp = all[cmd->shard];
+	free(all);
+	return st;
+}
+
+/* Whether node id is a registered shard node; *cst says why not. Returns the storage status. */
+static int shard_node_check(fsm *f, MDB_txn *txn, uint64_t id, int *cst)
+{
 	meta_node n;
-	st = fsm_node_read(f, txn, cmd->node_id, &n);
+	int st = fsm_node_read(f, txn, id, &n);
 	if (st == OMEN_ENOTFOUND || (st == OMEN_OK && n.role != META_ROLE_SHARD)) {
 		*cst = status_set(OMEN_EINVAL, "node %llu is not a shard node",
-		                  (unsigned long long)cmd->node_id);
+		                  (unsigned long long)id);
 		return OMEN_OK;
 	}
-	if (st != OMEN_OK)
+	return st;
+}
+
+static int exec_shard_assign(fsm *f, MDB_txn *txn, const meta_cmd *cmd, uint64_t *epoch, int *cst)
+{
+	meta_copies cp;
+	int st = shard_lookup(f, txn, cmd, &cp, cst);
+	if (st != OMEN_OK || *cst != OMEN_OK)
 		return st;
-	st = fsm_shard_write(f, txn, c.name, cmd->shard, cmd->node_id, 0);
+	if (cp.n != 1) {
+		*cst = status_set(OMEN_EINVAL, "collection '%s' shard %u has %u copies: not moved",
+		                  cmd->coll.name, cmd->shard, cp.n);
+		return OMEN_OK;
+	}
+	st = shard_node_check(f, txn, cmd->node_id, cst);
+	if (st != OMEN_OK || *cst != OMEN_OK)
+		return st;
+	cp.node[0] = cmd->node_id;
+	cp.state[0] = META_COPY_IN_SYNC;
+	st = fsm_shard_write(f, txn, cmd->coll.name, cmd->shard, &cp, 0);
+	if (st == OMEN_OK)
+		*epoch += 1;
+	return st;
+}
+
+static int exec_copy_fail(fsm *f, MDB_txn *txn, const meta_cmd *cmd, uint64_t *epoch, int *cst)
+{
+	meta_copies cp;
+	int st = shard_lookup(f, txn, cmd, &cp, cst);
+	if (st != OMEN_OK || *cst != OMEN_OK)
+		return st;
+	int p = meta_copies_primary(&cp);
+	if (p < 0 || cp.node[p] != cmd->node_id || cmd->nfailed > META_MAX_COPIES) {
+		*cst = status_set(OMEN_ESTALE,
+		                  "collection '%s' shard %u: node %llu is not its primary any more",
+		                  cmd->coll.name, cmd->shard, (unsigned long long)cmd->node_id);
+		return OMEN_OK;
+	}
+	for (uint32_t i = 0; i < cmd->nfailed; i++)
+		for (uint32_t j = 0; j < cp.n; j++)
+			if (cp.node[j] == cmd->failed[i])
+				cp.state[j] = META_COPY_STALE;
+	if (meta_copies_primary(&cp) < 0) {
+		*cst = status_set(OMEN_EUNAVAIL,
+		                  "collection '%s' shard %u: no copy in sync would remain",
+		                  cmd->coll.name, cmd->shard);
+		return OMEN_OK;
+	}
+	st = fsm_shard_write(f, txn, cmd->coll.name, cmd->shard, &cp, 0);
+	if (st == OMEN_OK)
+		*epoch += 1;
+	return st;
+}
+
+static int exec_copies_set(fsm *f, MDB_txn *txn, const meta_cmd *cmd, uint64_t *epoch, int *cst)
+{
+	meta_copies cp;
+	int st = shard_lookup(f, txn, cmd, &cp, cst);
+	if (st != OMEN_OK || *cst != OMEN_OK)
+		return st;
+	if (cp.n != cmd->expect.n ||
+	    memcmp(cp.node, cmd->expect.node, cp.n * sizeof cp.node[0]) != 0 ||
+	    memcmp(cp.state, cmd->expect.state, cp.n) != 0) {
+		*cst = status_set(OMEN_ESTALE, "collection '%s' shard %u: its copies changed",
+		                  cmd->coll.name, cmd->shard);
+		return OMEN_OK;
+	}
+	if (!fsm_copies_ok(&cmd->copies)) {
+		*cst = status_set(OMEN_EINVAL,
+		                  "copies: 1..%d on distinct shard nodes, one in sync, expected",
+		                  META_MAX_COPIES);
+		return OMEN_OK;
+	}
+	for (uint32_t i = 0; i < cmd->copies.n && *cst == OMEN_OK && st == OMEN_OK; i++)
+		st = shard_node_check(f, txn, cmd->copies.node[i], cst);
+	if (st != OMEN_OK || *cst != OMEN_OK)
+		return st;
+	st = fsm_shard_write(f, txn, cmd->coll.name, cmd->shard, &cmd->copies, 0);
 	if (st == OMEN_OK)
 		*epoch += 1;
 	return st;
@@ -206,6 +310,10 @@ static int exec(fsm *f, MDB_txn *txn, const meta_cmd *c, uint64_t *epoch, uint64
 		return exec_ids_alloc(f, txn, c, value, cst);
 	case CMD_NOOP:
 		return OMEN_OK;
+	case CMD_COPY_FAIL:
+		return exec_copy_fail(f, txn, c, epoch, cst);
+	case CMD_COPIES_SET:
+		return exec_copies_set(f, txn, c, epoch, cst);
 	}
 	*cst = status_set(OMEN_EINVAL, "unknown command %d", (int)c->kind);
 	return OMEN_OK;

@@ -54,10 +54,15 @@ enum {
 	K_SHARD = 1 << 10,
 	K_NODE = 1 << 11,
 	K_COUNT = 1 << 12,
+	K_REPLICAS = 1 << 13,
+	K_FAILED = 1 << 14,
+	K_EXPECT = 1 << 15,
+	K_COPIES = 1 << 16,
 };
 
-static const char *const cmd_keys[] = {"v",   "k",      "id",      "addr",  "role", "state", "name",
-                                       "dim", "metric", "nshards", "shard", "node", "count"};
+static const char *const cmd_keys[] = {"v",     "k",        "id",     "addr",    "role",  "state",
+                                       "name",  "dim",      "metric", "nshards", "shard", "node",
+                                       "count", "replicas", "failed", "expect",  "copies"};
 #define NKEYS (sizeof cmd_keys / sizeof cmd_keys[0])
 
 /* The keys (K_* bits) a command of kind carries besides v and k; UINT_MAX for an unknown
@@ -77,8 +82,22 @@ static unsigned kind_fields(int kind)
 		return K_NAME | K_COUNT;
 	case CMD_NOOP:
 		return 0;
+	case CMD_COPY_FAIL:
+		return K_NAME | K_SHARD | K_NODE | K_FAILED;
+	case CMD_COPIES_SET:
+		return K_NAME | K_SHARD | K_EXPECT | K_COPIES;
 	}
 	return UINT_MAX;
+}
+
+/* The keys a command of kind c carries: its kind_fields, and the optional ones it uses (a
+ * collection of one copy is created without "replicas", as before copies existed). */
+static unsigned cmd_fields(const meta_cmd *c)
+{
+	unsigned f = kind_fields(c->kind);
+	if (c->kind == CMD_COLL_CREATE && c->coll.replicas > 1)
+		f |= K_REPLICAS;
+	return f;
 }
 
 /* ---- encoding ---- */
@@ -124,6 +143,24 @@ static void pk_field(msgpack_packer *pk, int *bad, unsigned bit, const meta_cmd 
 	case K_COUNT:
 		e |= msgpack_pack_uint64(pk, c->count);
 		break;
+	case K_REPLICAS:
+		e |= msgpack_pack_uint32(pk, c->coll.replicas);
+		break;
+	case K_FAILED: {
+		unsigned char b[8 * META_MAX_COPIES];
+		for (uint32_t i = 0; i < c->nfailed; i++)
+			le64_put(b + 8 * i, c->failed[i]);
+		e |= msgpack_pack_bin(pk, 8 * (size_t)c->nfailed) ||
+		     msgpack_pack_bin_body(pk, b, 8 * (size_t)c->nfailed);
+		break;
+	}
+	case K_EXPECT:
+	case K_COPIES: {
+		unsigned char b[FSM_COPIES_BYTES];
+		fsm_copies_put(b, bit == K_EXPECT ? &c->expect : &c->copies);
+		e |= msgpack_pack_bin(pk, sizeof b) || msgpack_pack_bin_body(pk, b, sizeof b);
+		break;
+	}
 	}
 	*bad |= e;
 }
@@ -135,7 +172,7 @@ static int pk_cmd(msgpack_packer *pk, const msgpack_sbuffer *sb, const meta_cmd 
 	int bad = msgpack_pack_map(pk, 3 + (size_t)__builtin_popcount(fields));
 	bad |= fsm_pack_str(pk, "v") || msgpack_pack_uint32(pk, CMD_VERSION);
 	bad |= fsm_pack_str(pk, "k") || msgpack_pack_int(pk, (int)c->kind);
-	for (unsigned bit = K_ID; bit <= K_COUNT; bit <<= 1)
+	for (unsigned bit = K_ID; bit <= K_COPIES; bit <<= 1)
 		if (fields & bit)
 			pk_field(pk, &bad, bit, c);
 	/* Padding to a multiple of 8 bytes: raft 0.15's libuv log writes an entry's bytes as they
@@ -153,6 +190,9 @@ int cmd_encode(const meta_cmd *c, int for_raft, void **buf, size_t *len)
 	unsigned fields = kind_fields(c->kind);
 	if (fields == UINT_MAX)
 		return status_set(OMEN_EINVAL, "unknown command %d", (int)c->kind);
+	fields = cmd_fields(c);
+	if ((fields & K_FAILED) && c->nfailed > META_MAX_COPIES)
+		return status_set(OMEN_EINVAL, "more than %d failed copies", META_MAX_COPIES);
 	if ((fields & K_NAME) && strnlen(c->coll.name, OMEN_MAX_NAME + 1) > OMEN_MAX_NAME)
 		return status_set(OMEN_EINVAL, "collection name longer than %d bytes",
 		                  OMEN_MAX_NAME);
@@ -223,6 +263,23 @@ static bool cmd_field(mpc *r, unsigned i, meta_cmd *c, uint32_t *version)
 		return mpc_uint(r, &c->node_id);
 	case K_COUNT:
 		return mpc_uint(r, &c->count);
+	case K_REPLICAS:
+		return mpc_u32(r, &c->coll.replicas);
+	case K_FAILED: {
+		const unsigned char *b;
+		if (!mpc_bin(r, &b, &n) || n % 8 || n > 8 * META_MAX_COPIES)
+			return false;
+		c->nfailed = (uint32_t)(n / 8);
+		for (uint32_t j = 0; j < c->nfailed; j++)
+			c->failed[j] = le64_get(b + 8 * j);
+		return true;
+	}
+	case K_EXPECT:
+	case K_COPIES: {
+		const unsigned char *b;
+		return mpc_bin(r, &b, &n) && n == FSM_COPIES_BYTES &&
+		       fsm_copies_get(b, (1u << i) == K_EXPECT ? &c->expect : &c->copies);
+	}
 	}
 	return false;
 }

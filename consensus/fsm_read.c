@@ -65,13 +65,14 @@ int fsm_node_list(fsm *f, meta_node **out, size_t *n)
 	return st != OMEN_OK ? st : read_done(f, txn, fsm_nodes_read(f, txn, out, n));
 }
 
-/* The collection's shard map and the epoch (when epoch is not NULL), both from txn, so that the
- * map is the one of that epoch; *nodes is malloc'd. */
-static int shard_map_read(fsm *f, MDB_txn *txn, const char *name, uint64_t **nodes,
-                          uint32_t *nshards, uint64_t *epoch)
+/* The collection's copies and the epoch (when epoch is not NULL), both from txn, so that the
+ * copies are those of that epoch; *copies is malloc'd. */
+static int copies_read(fsm *f, MDB_txn *txn, const char *name, meta_copies **copies,
+                       uint32_t *nshards, uint64_t *epoch)
 {
 	meta_coll c;
-	uint64_t applied = 0, e = 0, *arr = NULL;
+	uint64_t applied = 0, e = 0;
+	meta_copies *arr = NULL;
 	int st = fsm_state_read(f, txn, &applied, &e);
 	if (st == OMEN_OK)
 		st = fsm_coll_read(f, txn, name, &c);
@@ -83,20 +84,40 @@ static int shard_map_read(fsm *f, MDB_txn *txn, const char *name, uint64_t **nod
 		free(arr);
 		return st;
 	}
-	*nodes = arr;
+	*copies = arr;
 	*nshards = c.nshards;
 	if (epoch)
 		*epoch = e;
 	return OMEN_OK;
 }
 
-int fsm_shard_map(fsm *f, const char *name, uint64_t **nodes, uint32_t *nshards, uint64_t *epoch)
+int fsm_shard_copies(fsm *f, const char *name, meta_copies **copies, uint32_t *nshards,
+                     uint64_t *epoch)
 {
 	if (!name || !fsm_name_ok(name))
 		return status_set(OMEN_ENOTFOUND, "no collection with that name");
 	MDB_txn *txn;
 	int st = lenv_read_begin(&f->e, &txn);
-	return st != OMEN_OK
-	           ? st
-	           : read_done(f, txn, shard_map_read(f, txn, name, nodes, nshards, epoch));
+	return st != OMEN_OK ? st
+	                     : read_done(f, txn, copies_read(f, txn, name, copies, nshards, epoch));
+}
+
+int fsm_shard_map(fsm *f, const char *name, uint64_t **nodes, uint32_t *nshards, uint64_t *epoch)
+{
+	meta_copies *cp = NULL;
+	uint32_t n = 0;
+	int st = fsm_shard_copies(f, name, &cp, &n, epoch);
+	uint64_t *arr = st == OMEN_OK ? malloc((n ? n : 1) * sizeof *arr) : NULL;
+	if (st == OMEN_OK && !arr)
+		st = status_set(OMEN_ENOMEM, "out of memory");
+	for (uint32_t s = 0; st == OMEN_OK && s < n; s++) {
+		int p = meta_copies_primary(&cp[s]);
+		arr[s] = cp[s].node[p < 0 ? 0 : p];
+	}
+	free(cp);
+	if (st != OMEN_OK)
+		return st;
+	*nodes = arr;
+	*nshards = n;
+	return OMEN_OK;
 }

@@ -9,7 +9,7 @@
 
 #include "consensus/internal.h"
 
-#define FSM_FORMAT    1 /* format of the environment, kept in the state record */
+#define FSM_FORMAT    2 /* format of the environment, kept in the state record (2: copies) */
 #define STATE_MAGIC   "OMRS"
 #define COLL_MAGIC    "OMRC"
 #define NODE_MAGIC    "OMRN"
@@ -17,7 +17,8 @@
 #define STATE_SIZE    32
 #define COLL_SIZE     32
 #define NODE_HEAD     20
-#define SHARD_SIZE    16
+#define SHARD_SIZE_1  16 /* format 1: one node id */
+#define SHARD_SIZE    (8 + FSM_COPIES_BYTES)
 #define SHARD_KEY_MAX (OMEN_MAX_NAME + 5)
 
 bool fsm_name_ok(const char *name)
@@ -25,10 +26,56 @@ bool fsm_name_ok(const char *name)
 	return name_valid(name, strnlen(name, OMEN_MAX_NAME + 1));
 }
 
-bool fsm_coll_fields_ok(uint32_t dim, int64_t metric, uint32_t nshards)
+bool fsm_coll_fields_ok(uint32_t dim, int64_t metric, uint32_t nshards, uint32_t replicas)
 {
 	return dim >= 1 && dim <= OMEN_MAX_DIM && metric >= 0 && metric <= OMEN_METRIC_COSINE &&
-	       nshards >= 1 && nshards <= FSM_MAX_SHARDS;
+	       nshards >= 1 && nshards <= FSM_MAX_SHARDS && replicas >= 1 &&
+	       replicas <= META_MAX_COPIES;
+}
+
+bool fsm_copies_ok(const meta_copies *c)
+{
+	if (c->n < 1 || c->n > META_MAX_COPIES || meta_copies_primary(c) < 0)
+		return false;
+	for (uint32_t i = 0; i < c->n; i++) {
+		if (c->node[i] == 0 || c->state[i] > META_COPY_STALE)
+			return false;
+		for (uint32_t j = 0; j < i; j++)
+			if (c->node[j] == c->node[i])
+				return false;
+	}
+	return true;
+}
+
+void fsm_copies_put(unsigned char *p, const meta_copies *c)
+{
+	memset(p, 0, FSM_COPIES_BYTES);
+	p[0] = (unsigned char)c->n;
+	for (uint32_t i = 0; i < c->n && i < META_MAX_COPIES; i++) {
+		p[1 + i] = c->state[i];
+		le64_put(p + 8 + 8 * i, c->node[i]);
+	}
+}
+
+bool fsm_copies_get(const unsigned char *p, meta_copies *c)
+{
+	meta_copies x;
+	memset(&x, 0, sizeof x);
+	x.n = p[0];
+	if (x.n < 1 || x.n > META_MAX_COPIES || p[6] || p[7])
+		return false;
+	for (uint32_t i = 0; i < META_MAX_COPIES; i++) {
+		uint8_t state = p[1 + i];
+		uint64_t node = le64_get(p + 8 + 8 * i);
+		if (i >= x.n && (state || node))
+			return false; /* unused slots are zero */
+		if (i < x.n)
+			x.state[i] = state, x.node[i] = node;
+	}
+	if (!fsm_copies_ok(&x))
+		return false;
+	*c = x;
+	return true;
 }
 
 bool fsm_node_fields_ok(uint64_t id, const char *addr, size_t alen, int64_t role, int64_t state)
@@ -84,6 +131,7 @@ static void coll_encode(const meta_coll *c, unsigned char *p)
 	le32_put(p + 8, c->dim);
 	le32_put(p + 12, (uint32_t)c->metric);
 	le32_put(p + 16, c->nshards);
+	le32_put(p + 20, c->replicas);
 	le64_put(p + 24, c->next_id);
 }
 
@@ -102,8 +150,10 @@ static int coll_decode(const MDB_val *k, const MDB_val *v, void *out)
 	c.dim = le32_get(p + 8);
 	uint32_t metric = le32_get(p + 12);
 	c.nshards = le32_get(p + 16);
+	c.replicas = le32_get(p + 20);
+	c.replicas += c.replicas == 0; /* format 1: one copy */
 	c.next_id = le64_get(p + 24);
-	if (!fsm_coll_fields_ok(c.dim, metric, c.nshards))
+	if (!fsm_coll_fields_ok(c.dim, metric, c.nshards, c.replicas))
 		return status_set(OMEN_ECORRUPT, "consensus state: collection '%s' out of range",
 		                  c.name);
 	c.metric = (omen_metric)metric;
@@ -264,23 +314,35 @@ static size_t shard_key(unsigned char *k, const char *name, uint32_t s)
 	return n + 5;
 }
 
-/* The node id of a shard record: never 0. */
-static int shard_decode(const MDB_val *v, uint64_t *node)
+/* The copies of a shard record: format 1's single node id (never 0), read as one copy in
+ * sync, or format 2's copies. */
+static int shard_decode(const MDB_val *v, meta_copies *c)
 {
-	if (v->mv_size != SHARD_SIZE || !rec_check(v->mv_data, v->mv_size, SHARD_MAGIC, SHARD_SIZE))
+	const unsigned char *p = v->mv_data;
+	if ((v->mv_size != SHARD_SIZE && v->mv_size != SHARD_SIZE_1) ||
+	    !rec_check(v->mv_data, v->mv_size, SHARD_MAGIC, SHARD_SIZE_1))
 		return status_set(OMEN_ECORRUPT, "consensus state: bad shard record");
-	*node = le64_get((const unsigned char *)v->mv_data + 8);
-	if (*node == 0)
+	if (v->mv_size == SHARD_SIZE)
+		return fsm_copies_get(p + 8, c)
+		           ? OMEN_OK
+		           : status_set(OMEN_ECORRUPT, "consensus state: bad copies of a shard");
+	memset(c, 0, sizeof *c);
+	c->n = 1;
+	c->node[0] = le64_get(p + 8);
+	if (c->node[0] == 0)
 		return status_set(OMEN_ECORRUPT, "consensus state: shard assigned to node 0");
 	return OMEN_OK;
 }
 
-int fsm_shard_write(fsm *f, MDB_txn *txn, const char *name, uint32_t s, uint64_t node,
+int fsm_shard_write(fsm *f, MDB_txn *txn, const char *name, uint32_t s, const meta_copies *c,
                     unsigned flags)
 {
+	if (!fsm_copies_ok(c))
+		return status_set(OMEN_ECORRUPT,
+		                  "consensus: bad copies for collection '%s' shard %u", name, s);
 	unsigned char key[SHARD_KEY_MAX], rec[SHARD_SIZE] = {0};
 	rec_stamp(rec, SHARD_MAGIC);
-	le64_put(rec + 8, node);
+	fsm_copies_put(rec + 8, c);
 	MDB_val k = {shard_key(key, name, s), key}, v = {SHARD_SIZE, rec};
 	int rc = mdb_put(txn, f->shards, &k, &v, flags);
 	if (rc == MDB_KEYEXIST)
@@ -289,7 +351,7 @@ int fsm_shard_write(fsm *f, MDB_txn *txn, const char *name, uint32_t s, uint64_t
 	return rc ? status_from_mdb(rc, "writing the shard map") : OMEN_OK;
 }
 
-int fsm_shards_read(fsm *f, MDB_txn *txn, const char *name, uint32_t nshards, uint64_t *nodes)
+int fsm_shards_read(fsm *f, MDB_txn *txn, const char *name, uint32_t nshards, meta_copies *out)
 {
 	unsigned char want[SHARD_KEY_MAX];
 	MDB_cursor *cur;
@@ -311,7 +373,7 @@ int fsm_shards_read(fsm *f, MDB_txn *txn, const char *name, uint32_t nshards, ui
 		else if (rc)
 			st = status_from_mdb(rc, "reading a shard map");
 		else
-			st = shard_decode(&v, &nodes[s]);
+			st = shard_decode(&v, &out[s]);
 	}
 	mdb_cursor_close(cur);
 	return st;

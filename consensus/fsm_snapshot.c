@@ -5,15 +5,17 @@
  * docs/CONSENSUS.md:
  *   map {"v": 1, "applied": u64, "epoch": u64,
  *        "nodes": [[id, addr, role, state]...],
- *        "colls": [[name, dim, metric, nshards, next_id, bin(nshards x u64 LE node ids)]...]}
- * with "v" first.
+ *        "colls": [[name, dim, metric, nshards, next_id, replicas,
+ *                   bin(nshards x FSM_COPIES_BYTES copies)]...]}
+ * with "v" first (version 2; version 1, still read, had no replicas and one u64 LE node id a
+ * shard).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "consensus/internal.h"
 
-#define SNAP_VERSION 1 /* of the msgpack snapshots */
+#define SNAP_VERSION 2 /* of the msgpack snapshots (1: one copy a shard, still read) */
 
 /* ---- writing ---- */
 
@@ -43,18 +45,19 @@ static int snap_nodes(fsm *f, MDB_txn *txn, snap_ctx *s)
 
 /* Packs collection c with its shard map (read into map, packed from bin: FSM_MAX_SHARDS
  * entries each). */
-static int snap_coll(fsm *f, MDB_txn *txn, snap_ctx *s, const meta_coll *c, uint64_t *map,
+static int snap_coll(fsm *f, MDB_txn *txn, snap_ctx *s, const meta_coll *c, meta_copies *map,
                      unsigned char *bin)
 {
 	int st = fsm_shards_read(f, txn, c->name, c->nshards, map);
+	size_t blen = FSM_COPIES_BYTES * (size_t)c->nshards;
 	for (uint32_t j = 0; st == OMEN_OK && j < c->nshards; j++)
-		le64_put(bin + 8 * j, map[j]);
-	s->bad |= msgpack_pack_array(&s->pk, 6) || fsm_pack_str(&s->pk, c->name);
+		fsm_copies_put(bin + FSM_COPIES_BYTES * j, &map[j]);
+	s->bad |= msgpack_pack_array(&s->pk, 7) || fsm_pack_str(&s->pk, c->name);
 	s->bad |= msgpack_pack_uint32(&s->pk, c->dim) || msgpack_pack_int(&s->pk, c->metric);
 	s->bad |= msgpack_pack_uint32(&s->pk, c->nshards);
 	s->bad |= msgpack_pack_uint64(&s->pk, c->next_id);
-	s->bad |= msgpack_pack_bin(&s->pk, 8 * (size_t)c->nshards);
-	s->bad |= msgpack_pack_bin_body(&s->pk, bin, 8 * (size_t)c->nshards);
+	s->bad |= msgpack_pack_uint32(&s->pk, c->replicas);
+	s->bad |= msgpack_pack_bin(&s->pk, blen) || msgpack_pack_bin_body(&s->pk, bin, blen);
 	return st;
 }
 
@@ -66,8 +69,8 @@ static int snap_colls(fsm *f, MDB_txn *txn, snap_ctx *s)
 	int st = fsm_colls_read(f, txn, &colls, &n);
 	if (st != OMEN_OK)
 		return st;
-	uint64_t *map = malloc(FSM_MAX_SHARDS * sizeof *map);
-	unsigned char *bin = malloc(FSM_MAX_SHARDS * 8);
+	meta_copies *map = malloc(FSM_MAX_SHARDS * sizeof *map);
+	unsigned char *bin = malloc(FSM_MAX_SHARDS * FSM_COPIES_BYTES);
 	if (!map || !bin)
 		st = status_set(OMEN_ENOMEM, "out of memory");
 	s->bad |= fsm_pack_str(&s->pk, "colls") || msgpack_pack_array(&s->pk, n);
@@ -126,16 +129,16 @@ static int snap_bad(const mpc *r, const char *what)
 	return status_set(OMEN_ECORRUPT, "snapshot: %s (at byte %zu of %zu)", what, r->pos, r->len);
 }
 
-/* Reads the map header (n entries) and the version, which comes first: OMEN_EVERSION for a
- * newer one. */
-static int snap_head(mpc *r, uint64_t *n)
+/* Reads the map header (n entries) and the version, which comes first, into *v: OMEN_EVERSION
+ * for a newer one. */
+static int snap_head(mpc *r, uint64_t *n, uint32_t *v)
 {
-	uint32_t v;
-	if (!mpc_map(r, n) || *n < 1 || !mpc_key(r, "v") || !mpc_u32(r, &v))
+	if (!mpc_map(r, n) || *n < 1 || !mpc_key(r, "v") || !mpc_u32(r, v))
 		return snap_bad(r, "no version");
-	if (v != SNAP_VERSION)
-		return status_set(v > SNAP_VERSION ? OMEN_EVERSION : OMEN_ECORRUPT,
-		                  "snapshot: version %u, this OmenDB reads %d", v, SNAP_VERSION);
+	if (*v < 1 || *v > SNAP_VERSION)
+		return status_set(*v > SNAP_VERSION ? OMEN_EVERSION : OMEN_ECORRUPT,
+		                  "snapshot: version %u, this OmenDB reads 1..%d", *v,
+		                  SNAP_VERSION);
 	return OMEN_OK;
 }
 
@@ -143,7 +146,8 @@ int fsm_snapshot_applied(const void *buf, size_t len, uint64_t *applied)
 {
 	mpc r = mpc_make(buf, len);
 	uint64_t n;
-	int st = buf ? snap_head(&r, &n) : snap_bad(&r, "empty");
+	uint32_t v;
+	int st = buf ? snap_head(&r, &n, &v) : snap_bad(&r, "empty");
 	for (uint64_t i = 1; st == OMEN_OK && i < n; i++) {
 		const char *k;
 		size_t kn;
@@ -183,9 +187,21 @@ static int restore_nodes(fsm *f, MDB_txn *txn, mpc *r)
 	return OMEN_OK;
 }
 
-/* Restores one collection of the "colls" array with its shard map: in range, not twice, no
- * shard on node 0. */
-static int restore_coll(fsm *f, MDB_txn *txn, mpc *r)
+/* The copies of shard s from a collection's bin in a snapshot of version v; false when bad
+ * (version 1: one node id, not 0). */
+static bool restore_copies(const unsigned char *bin, uint32_t s, uint32_t v, meta_copies *cp)
+{
+	if (v >= 2)
+		return fsm_copies_get(bin + FSM_COPIES_BYTES * (size_t)s, cp);
+	memset(cp, 0, sizeof *cp);
+	cp->n = 1;
+	cp->node[0] = le64_get(bin + 8 * (size_t)s);
+	return cp->node[0] != 0;
+}
+
+/* Restores one collection of the "colls" array of a snapshot of version v with its shard map:
+ * in range, not twice, valid copies. */
+static int restore_coll(fsm *f, MDB_txn *txn, mpc *r, uint32_t v)
 {
 	meta_coll c;
 	memset(&c, 0, sizeof c);
@@ -194,19 +210,23 @@ static int restore_coll(fsm *f, MDB_txn *txn, mpc *r)
 	size_t nlen, blen;
 	const unsigned char *bin;
 	int metric;
-	if (!mpc_arr(r, &m) || m != 6 || !mpc_str(r, &name, &nlen) || !name_valid(name, nlen) ||
-	    !mpc_u32(r, &c.dim) || !mpc_i32(r, &metric) || !mpc_u32(r, &c.nshards) ||
-	    !mpc_uint(r, &c.next_id) || !mpc_bin(r, &bin, &blen))
+	c.replicas = 1;
+	if (!mpc_arr(r, &m) || m != (v >= 2 ? 7 : 6) || !mpc_str(r, &name, &nlen) ||
+	    !name_valid(name, nlen) || !mpc_u32(r, &c.dim) || !mpc_i32(r, &metric) ||
+	    !mpc_u32(r, &c.nshards) || !mpc_uint(r, &c.next_id) ||
+	    (v >= 2 && !mpc_u32(r, &c.replicas)) || !mpc_bin(r, &bin, &blen))
 		return snap_bad(r, "bad collection");
 	memcpy(c.name, name, nlen);
 	c.metric = (omen_metric)metric;
-	if (!fsm_coll_fields_ok(c.dim, metric, c.nshards) || blen != 8 * (size_t)c.nshards)
+	if (!fsm_coll_fields_ok(c.dim, metric, c.nshards, c.replicas) ||
+	    blen != (v >= 2 ? FSM_COPIES_BYTES : 8) * (size_t)c.nshards)
 		return snap_bad(r, "collection out of range");
 	int st = fsm_coll_write(f, txn, &c, MDB_NOOVERWRITE);
 	for (uint32_t s = 0; st == OMEN_OK && s < c.nshards; s++) {
-		uint64_t node = le64_get(bin + 8 * s);
-		st = node ? fsm_shard_write(f, txn, c.name, s, node, MDB_NOOVERWRITE)
-		          : snap_bad(r, "shard on node 0");
+		meta_copies cp;
+		st = restore_copies(bin, s, v, &cp)
+		         ? fsm_shard_write(f, txn, c.name, s, &cp, MDB_NOOVERWRITE)
+		         : snap_bad(r, "bad copies of a shard");
 	}
 	return st;
 }
@@ -220,9 +240,9 @@ typedef struct snap_vals {
 	uint64_t applied, epoch;
 } snap_vals;
 
-/* Reads the value of snapshot key j: the scalars into *vals, nodes and collections into the
- * state. */
-static int restore_value(fsm *f, MDB_txn *txn, mpc *r, unsigned j, snap_vals *vals)
+/* Reads the value of snapshot key j (a snapshot of version v): the scalars into *vals, nodes and
+ * collections into the state. */
+static int restore_value(fsm *f, MDB_txn *txn, mpc *r, unsigned j, uint32_t v, snap_vals *vals)
 {
 	uint64_t cn;
 	int st = OMEN_OK;
@@ -237,7 +257,7 @@ static int restore_value(fsm *f, MDB_txn *txn, mpc *r, unsigned j, snap_vals *va
 		if (!mpc_arr(r, &cn))
 			return snap_bad(r, "colls is not an array");
 		for (uint64_t c = 0; st == OMEN_OK && c < cn; c++)
-			st = restore_coll(f, txn, r);
+			st = restore_coll(f, txn, r, v);
 		return st;
 	}
 }
@@ -255,8 +275,9 @@ static int restore_fn(fsm *f, MDB_txn *txn, void *arg)
 	mpc r = mpc_make(a->buf, a->len);
 	snap_vals vals = {0, 0};
 	uint64_t n;
+	uint32_t v;
 	unsigned seen = 0;
-	int rc = 0, st = snap_head(&r, &n);
+	int rc = 0, st = snap_head(&r, &n, &v);
 	if (st != OMEN_OK)
 		return st;
 	if ((rc = mdb_drop(txn, f->colls, 0)) || (rc = mdb_drop(txn, f->nodes, 0)) ||
@@ -271,7 +292,7 @@ static int restore_fn(fsm *f, MDB_txn *txn, void *arg)
 		if (j == NSNAPKEYS || (seen & (1u << j)))
 			return snap_bad(&r, j == NSNAPKEYS ? "unknown key" : "key twice");
 		seen |= 1u << j;
-		st = restore_value(f, txn, &r, j, &vals);
+		st = restore_value(f, txn, &r, j, v, &vals);
 	}
 	if (st != OMEN_OK)
 		return st;

@@ -41,7 +41,7 @@ int fsm_write(fsm *f, fsm_write_fn fn, void *arg);
 bool fsm_name_ok(const char *name);
 
 /* The ranges every collection and node holds to, on disk, in commands and in snapshots. */
-bool fsm_coll_fields_ok(uint32_t dim, int64_t metric, uint32_t nshards);
+bool fsm_coll_fields_ok(uint32_t dim, int64_t metric, uint32_t nshards, uint32_t replicas);
 bool fsm_node_fields_ok(uint64_t id, const char *addr, size_t alen, int64_t role, int64_t state);
 
 /* The state record: the last applied Raft index and the epoch. OMEN_EVERSION for a newer
@@ -62,13 +62,24 @@ int fsm_node_write(fsm *f, MDB_txn *txn, const meta_node *n, unsigned flags);
 int fsm_colls_read(fsm *f, MDB_txn *txn, meta_coll **out, size_t *n);
 int fsm_nodes_read(fsm *f, MDB_txn *txn, meta_node **out, size_t *n);
 
-/* Logical shard s of collection name is on node. */
-int fsm_shard_write(fsm *f, MDB_txn *txn, const char *name, uint32_t s, uint64_t node,
+/* A shard's copies as they may be stored: 1..META_MAX_COPIES of them on distinct nodes (never
+ * node 0), each state META_COPY_*, at least one in sync. */
+bool fsm_copies_ok(const meta_copies *c);
+
+/* The copies' layout in shard records and snapshots (FSM_COPIES_BYTES bytes): n as u8, the
+ * META_MAX_COPIES states as u8, 2 zero bytes, the META_MAX_COPIES node ids as u64 LE (unused
+ * ones 0). fsm_copies_get is false when the bytes are not copies that fsm_copies_ok accepts. */
+#define FSM_COPIES_BYTES 48
+void fsm_copies_put(unsigned char *p, const meta_copies *c);
+bool fsm_copies_get(const unsigned char *p, meta_copies *c);
+
+/* Logical shard s of collection name has copies c. */
+int fsm_shard_write(fsm *f, MDB_txn *txn, const char *name, uint32_t s, const meta_copies *c,
                     unsigned flags);
 
-/* The node ids of the nshards shards of collection name, into nodes (nshards of them). A
- * missing, extra or out-of-order shard record is OMEN_ECORRUPT. */
-int fsm_shards_read(fsm *f, MDB_txn *txn, const char *name, uint32_t nshards, uint64_t *nodes);
+/* The copies of the nshards shards of collection name, into out (nshards of them). A missing,
+ * extra or out-of-order shard record is OMEN_ECORRUPT. */
+int fsm_shards_read(fsm *f, MDB_txn *txn, const char *name, uint32_t nshards, meta_copies *out);
 
 /* Deletes every shard record of collection name. */
 int fsm_shards_delete(fsm *f, MDB_txn *txn, const char *name);

@@ -18,6 +18,7 @@
 
 #include "base/base.h"
 #include "net/net.h"
+#include "shard/forward.h"
 #include "shard/shard.h"
 
 /* A logical shard's part in a move (docs/CLUSTER.md, "Rebalancing"). The state is also a
@@ -37,6 +38,9 @@ typedef struct unit {
 	omen_collection *coll;
 	int refs;    /* calls using it, plus one while it is in the table */
 	int writers; /* upserts and deletes in flight */
+	/* Orders the writes of a primary: held from its own commit until every copy it forwards
+	 * to has answered, so that the copies apply the shard's writes in the primary's order. */
+	pthread_mutex_t order;
 	move_state move;
 	int tracked_ok;    /* the tracked ids cover every write since FENCE_TRACK */
 	uint64_t *tracked; /* ids written while tracking (sorted and unique once frozen) */
@@ -56,6 +60,7 @@ struct shard_node {
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* signalled when a unit's refs drop */
 	unit *units;
+	fwd *fwd; /* a primary's writes to the other copies */
 };
 
 static void unit_path(const shard_node *s, const char *name, int32_t shard, char *out, size_t len)
@@ -65,6 +70,7 @@ static void unit_path(const shard_node *s, const char *name, int32_t shard, char
 
 static void unit_free(unit *u)
 {
+	pthread_mutex_destroy(&u->order);
 	omen_collection_close(u->coll);
 	omen_close(u->db);
 	free(u->tracked);
@@ -115,6 +121,7 @@ static int unit_open(shard_node *s, const char *name, int32_t shard, unit **out)
 		return status_set(OMEN_ENOMEM, "out of memory");
 	snprintf(u->name, sizeof u->name, "%s", name);
 	u->shard = shard;
+	pthread_mutex_init(&u->order, NULL);
 	omen_open_options opt;
 	omen_open_options_init(&opt);
 	opt.no_create = 1;
@@ -547,6 +554,8 @@ static int unit_call(shard_node *s, const wire_req *q, wire_rep *r)
 		unit_put(s, u);
 		return st;
 	}
+	if (q->op == WIRE_UPSERT || q->op == WIRE_DELETE)
+		pthread_mutex_lock(&u->order);
 	switch (q->op) {
 	case WIRE_UPSERT:
 		st = do_upsert(u, q);
@@ -581,8 +590,16 @@ static int unit_call(shard_node *s, const wire_req *q, wire_rep *r)
 		st = status_set(OMEN_ENOTSUP, "a shard node does not serve '%s'",
 		                wire_op_name(q->op));
 	}
-	if (q->op == WIRE_UPSERT || q->op == WIRE_DELETE)
+	if (q->op == WIRE_UPSERT || q->op == WIRE_DELETE) {
+		/* A primary forwards what it committed (only that: a copy never holds a write its
+		 * primary refused), within half the caller's deadline so that the caller has time
+		 * to take a silent copy out of the copies in sync before its own deadline. */
+		if (st == OMEN_OK && q->ncopies)
+			r->failed =
+			    fwd_write(s->fwd, q, q->deadline_ms ? q->deadline_ms / 2 + 1 : 2500);
+		pthread_mutex_unlock(&u->order);
 		write_end(s, u, q->ids, q->n);
+	}
 	unit_put(s, u);
 	return st;
 }
@@ -800,6 +817,8 @@ int shard_start(const shard_config *cfg, shard_node **out)
 	char path[4096];
 	snprintf(path, sizeof path, "%s/shards", cfg->data);
 	int st = dir_create(path);
+	if (st == OMEN_OK)
+		st = fwd_open(cfg->max_message, cfg->token, &s->fwd);
 	if (st != OMEN_OK) {
 		shard_stop(s);
 		return st;
@@ -839,6 +858,7 @@ void shard_stop(shard_node *s)
 		pthread_join(s->heartbeat, NULL);
 	}
 	srv_stop(s->srv);
+	fwd_close(s->fwd);
 	while (s->units) {
 		unit *u = s->units;
 		s->units = u->next;

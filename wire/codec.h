@@ -63,6 +63,8 @@ enum {
 	RQ_MODE,
 	RQ_NODE,
 	RQ_ADDR,
+	RQ_REPLICAS,
+	RQ_COPIES,
 	RQ_NKEYS
 };
 static const char *const req_keys[RQ_NKEYS] = {
@@ -97,6 +99,8 @@ static const char *const req_keys[RQ_NKEYS] = {
     [RQ_MODE] = "mode",
     [RQ_NODE] = "node",
     [RQ_ADDR] = "addr",
+    [RQ_REPLICAS] = "replicas",
+    [RQ_COPIES] = "copies",
 };
 
 enum {
@@ -118,14 +122,15 @@ enum {
 	RP_REPORT,
 	RP_STATS,
 	RP_DBSTATS,
+	RP_FAILED,
 	RP_NKEYS
 };
 static const char *const rep_keys[RP_NKEYS] = {
-    [RP_V] = "v",          [RP_ST] = "st",           [RP_MSG] = "msg",     [RP_N] = "n",
-    [RP_K] = "k",          [RP_DIM] = "dim",         [RP_IDS] = "ids",     [RP_DISTS] = "dists",
-    [RP_FOUND] = "found",  [RP_VEC] = "vec",         [RP_META] = "meta",   [RP_COUNT] = "count",
-    [RP_SHT] = "sh_total", [RP_SHA] = "sh_ok",       [RP_NAMES] = "names", [RP_REPORT] = "report",
-    [RP_STATS] = "stats",  [RP_DBSTATS] = "dbstats",
+    [RP_V] = "v",          [RP_ST] = "st",           [RP_MSG] = "msg",       [RP_N] = "n",
+    [RP_K] = "k",          [RP_DIM] = "dim",         [RP_IDS] = "ids",       [RP_DISTS] = "dists",
+    [RP_FOUND] = "found",  [RP_VEC] = "vec",         [RP_META] = "meta",     [RP_COUNT] = "count",
+    [RP_SHT] = "sh_total", [RP_SHA] = "sh_ok",       [RP_NAMES] = "names",   [RP_REPORT] = "report",
+    [RP_STATS] = "stats",  [RP_DBSTATS] = "dbstats", [RP_FAILED] = "failed",
 };
 
 enum {

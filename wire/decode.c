@@ -305,6 +305,7 @@ static int req_scalars(const msgpack_object **f, wire_req *r, char *err)
 	TRY(get_u32(f[RQ_MODE], K[RQ_MODE], FENCE_MODES - 1, &r->mode, err));
 	TRY(get_u64(f[RQ_NODE], K[RQ_NODE], UINT64_MAX, &r->node, err));
 	TRY(get_str(f[RQ_ADDR], K[RQ_ADDR], &r->addr, err));
+	TRY(get_u32(f[RQ_REPLICAS], K[RQ_REPLICAS], WIRE_MAX_REPLICAS, &r->replicas, err));
 	r->metric = (omen_metric)metric;
 	r->index_type = (omen_index_type)itype;
 	return OMEN_OK;
@@ -318,7 +319,15 @@ static int req_arrays(const msgpack_object **f, wire_req *r, char *err)
 	r->ids = ids;
 	TRY(get_bin(f[RQ_VEC], req_keys[RQ_VEC], mul_sat(r->n, r->dim), 4, &vec, err));
 	r->vectors = vec;
-	return get_strs(f[RQ_META], req_keys[RQ_META], r->n, false, &r->meta, err);
+	TRY(get_strs(f[RQ_META], req_keys[RQ_META], r->n, false, &r->meta, err));
+	const msgpack_object *copies = f[RQ_COPIES];
+	uint64_t nc = copies && copies->type == MSGPACK_OBJECT_ARRAY ? copies->via.array.size : 0;
+	if (nc > WIRE_MAX_REPLICAS - 1)
+		return fail(err, OMEN_EPROTO, "'copies' has more than %d entries",
+		            WIRE_MAX_REPLICAS - 1);
+	TRY(get_strs(copies, req_keys[RQ_COPIES], nc, false, &r->copies, err));
+	r->ncopies = r->copies ? (uint32_t)nc : 0;
+	return OMEN_OK;
 }
 
 /* Fills r from an unpacked map. r may be half filled on failure (wire_req_free cleans up). */
@@ -415,6 +424,8 @@ static int rep_scalars(const msgpack_object **f, wire_rep *r, char *err)
 	TRY(get_u64(f[RP_COUNT], K[RP_COUNT], UINT64_MAX, &r->count, err));
 	TRY(get_u32(f[RP_SHT], K[RP_SHT], UINT32_MAX, &r->shards_total, err));
 	TRY(get_u32(f[RP_SHA], K[RP_SHA], UINT32_MAX, &r->shards_answered, err));
+	TRY(get_u32(f[RP_FAILED], K[RP_FAILED], (1u << (WIRE_MAX_REPLICAS - 1)) - 1, &r->failed,
+	            err));
 	TRY(get_str(f[RP_REPORT], K[RP_REPORT], &r->report, err));
 	if (f[RP_STATS]) {
 		TRY(get_stats(f[RP_STATS], &r->stats, err));

@@ -141,6 +141,8 @@ static void emit_req(enc *e, const void *msg)
 	put_uint(e, K[RQ_MODE], r->mode);
 	put_uint(e, K[RQ_NODE], r->node);
 	put_str(e, K[RQ_ADDR], r->addr);
+	put_uint(e, K[RQ_REPLICAS], r->replicas);
+	put_strs(e, K[RQ_COPIES], r->copies, r->ncopies);
 }
 
 static void emit_stats(enc *e, const void *msg)
@@ -192,6 +194,7 @@ static void emit_rep(enc *e, const void *msg)
 	put_uint(e, K[RP_COUNT], r->count);
 	put_uint(e, K[RP_SHT], r->shards_total);
 	put_uint(e, K[RP_SHA], r->shards_answered);
+	put_uint(e, K[RP_FAILED], r->failed);
 	put_strs(e, K[RP_NAMES], r->names, r->nnames);
 	put_str(e, K[RP_REPORT], r->report);
 	if (r->has_stats)

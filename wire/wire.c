@@ -50,6 +50,7 @@ void wire_req_free(wire_req *r)
 	wire_free_strs(r->meta, r->n);
 	mem_free(r->filter);
 	mem_free(r->addr);
+	wire_free_strs(r->copies, r->ncopies);
 	wire_req_init(r);
 }
 
@@ -136,6 +137,14 @@ int wire_req_check(const wire_req *r, char *err)
 		return fail(err, OMEN_EPROTO, "'mode' %u out of range", r->mode);
 	if (r->addr && strnlen(r->addr, WIRE_MAX_ADDR + 1) > WIRE_MAX_ADDR)
 		return fail(err, OMEN_EPROTO, "'addr' is longer than %d bytes", WIRE_MAX_ADDR);
+	if (r->replicas > WIRE_MAX_REPLICAS || r->ncopies > WIRE_MAX_REPLICAS - 1 ||
+	    (r->ncopies && !r->copies))
+		return fail(err, OMEN_EPROTO, "'replicas' or 'copies' beyond its limit");
+	for (uint32_t i = 0; i < r->ncopies; i++)
+		if (!r->copies[i] || !r->copies[i][0] ||
+		    strnlen(r->copies[i], WIRE_MAX_ADDR + 1) > WIRE_MAX_ADDR)
+			return fail(err, OMEN_EPROTO, "'copies'[%u] is not a URL of 1..%d bytes", i,
+			            WIRE_MAX_ADDR);
 	if (wire_too_long(r->token) || wire_too_long(r->filter) ||
 	    wire_strs_too_long(r->meta, r->n))
 		return fail(err, OMEN_EPROTO, "a string is longer than %u bytes", WIRE_MAX_STRING);

@@ -23,32 +23,35 @@
 #define WIRE_MAX_SHARDS      4096         /* logical shards of one collection */
 #define WIRE_MAX_ADDR        127          /* bytes of a node's URL */
 #define WIRE_ERRLEN          256          /* size of the err buffers below */
+#define WIRE_MAX_REPLICAS    5            /* copies of a logical shard */
 
 /* Calls. The msgpack form is the lower-case name after WIRE_ ("search", "dbstats"...). */
 typedef enum {
 	WIRE_HEALTH = 0, /* is the node up; reply: count = shard nodes answering (coordinator) */
-	WIRE_CREATE,     /* name, dim, metric, nshards (coordinator: 0 = default) */
-	WIRE_DROP,       /* name */
-	WIRE_LIST,       /* reply: names */
-	WIRE_STATS,      /* name; reply: stats */
-	WIRE_DBSTATS,    /* reply: dbstats */
-	WIRE_UPSERT,     /* name, n, dim, ids (or none: assign), vectors, meta; reply: ids */
-	WIRE_GET,        /* name, n, ids; reply: found, vectors, meta */
-	WIRE_DELETE,     /* name, n, ids; reply: count = points deleted */
-	WIRE_COUNT,      /* name; reply: count */
-	WIRE_SEARCH,     /* name, nq, dim, vectors, k, ef, nprobe, exact, filter, partial,
-	                    deadline_ms; reply: nq, k, ids, dists, count = points searched,
-	                    shards_* */
-	WIRE_BUILD,      /* name, index_type, m, ef_construction, int8, nlist, bits, ram_budget */
-	WIRE_CHECK,      /* name; reply: report (status OMEN_ECORRUPT when unhealthy) */
-	WIRE_FLUSH,      /* make acknowledged writes durable */
-	WIRE_IDS,        /* name, n = most ids, start; reply: n ids >= start, ascending. On a shard
-	                    node mode WIRE_IDS_TRACKED lists the ids written since FENCE_TRACK */
-	WIRE_FENCE,      /* shard nodes only, for shard transfers: name, shard, mode (FENCE_*);
-	                    FENCE_INCOMING also dim and metric. FENCE_QUERY's reply: n marked
-	                    units, names[i] their collection, ids[i] their logical shard,
-	                    found[i] 1 for a source (tracking or frozen), 0 for an incoming copy */
-	WIRE_JOIN, /* a shard node's registration and heartbeat to a coordinator: node, addr */
+	WIRE_CREATE,  /* name, dim, metric, nshards (coordinator: 0 = default), replicas (0 = 1) */
+	WIRE_DROP,    /* name */
+	WIRE_LIST,    /* reply: names */
+	WIRE_STATS,   /* name; reply: stats */
+	WIRE_DBSTATS, /* reply: dbstats */
+	WIRE_UPSERT,  /* name, n, dim, ids (or none: assign), vectors, meta; reply: ids. To a
+	                 primary: copies = the other copies in sync; reply: failed */
+	WIRE_GET,     /* name, n, ids; reply: found, vectors, meta */
+	WIRE_DELETE,  /* name, n, ids; reply: count = points deleted; copies and failed as
+	                 UPSERT */
+	WIRE_COUNT,   /* name; reply: count */
+	WIRE_SEARCH,  /* name, nq, dim, vectors, k, ef, nprobe, exact, filter, partial,
+	                 deadline_ms; reply: nq, k, ids, dists, count = points searched,
+	                 shards_* */
+	WIRE_BUILD,   /* name, index_type, m, ef_construction, int8, nlist, bits, ram_budget */
+	WIRE_CHECK,   /* name; reply: report (status OMEN_ECORRUPT when unhealthy) */
+	WIRE_FLUSH,   /* make acknowledged writes durable */
+	WIRE_IDS,     /* name, n = most ids, start; reply: n ids >= start, ascending. On a shard
+	                 node mode WIRE_IDS_TRACKED lists the ids written since FENCE_TRACK */
+	WIRE_FENCE,   /* shard nodes only, for shard transfers: name, shard, mode (FENCE_*);
+	                 FENCE_INCOMING also dim and metric. FENCE_QUERY's reply: n marked
+	                 units, names[i] their collection, ids[i] their logical shard,
+	                 found[i] 1 for a source (tracking or frozen), 0 for an incoming copy */
+	WIRE_JOIN,    /* a shard node's registration and heartbeat to a coordinator: node, addr */
 	WIRE_OP_COUNT
 } wire_op;
 
@@ -88,11 +91,16 @@ typedef struct wire_req {
 	char name[OMEN_MAX_NAME + 1]; /* collection; "" when the call has none */
 	uint32_t dim;
 	omen_metric metric;
-	uint32_t nshards; /* CREATE: logical shards of the collection */
-	uint64_t n;       /* points (UPSERT, GET, DELETE) or queries (SEARCH) */
-	uint64_t *ids;    /* n ids, or NULL (UPSERT: assign ids) */
-	float *vectors;   /* n x dim (UPSERT, SEARCH) */
-	char **meta;      /* NULL, or n entries each NULL or a JSON object (UPSERT) */
+	uint32_t nshards;  /* CREATE: logical shards of the collection */
+	uint32_t replicas; /* CREATE: copies of each logical shard, 0..WIRE_MAX_REPLICAS (0 = 1) */
+	char **copies;     /* UPSERT, DELETE to a shard's primary: the URLs of the other copies in
+	                      sync, which it forwards the write to (the forwarded request has
+	                      none); NULL when ncopies is 0 */
+	uint32_t ncopies;  /* 0..WIRE_MAX_REPLICAS - 1 */
+	uint64_t n;        /* points (UPSERT, GET, DELETE) or queries (SEARCH) */
+	uint64_t *ids;     /* n ids, or NULL (UPSERT: assign ids) */
+	float *vectors;    /* n x dim (UPSERT, SEARCH) */
+	char **meta;       /* NULL, or n entries each NULL or a JSON object (UPSERT) */
 	uint32_t k;
 	uint32_t ef;
 	int exact;
@@ -128,6 +136,8 @@ typedef struct wire_rep {
 	char **meta;    /* GET: n entries, each NULL or a JSON object */
 	uint64_t count; /* DELETE, COUNT, HEALTH; SEARCH: live points searched */
 	uint32_t shards_total, shards_answered; /* SEARCH through a coordinator: coverage */
+	uint32_t failed; /* UPSERT, DELETE on a primary: bit i set when copies[i] of the request
+	                    did not take the write (the primary itself did) */
 	uint64_t nnames;
 	char **names; /* LIST */
 	char *report; /* CHECK */

@@ -15,16 +15,17 @@
 
 /* ---- collections ---- */
 
-/* Sends CREATE (or DROP) to every logical shard of ci. */
+/* Sends CREATE (or DROP) to every copy of every logical shard of ci. */
 static int shards_call(coord *c, const wire_req *q, const coll_info *ci, const char *what)
 {
-	part *p = co_parts_new(ci, q);
+	uint32_t n = 0;
+	part *p = co_parts_copies(ci, q, 0, &n);
 	int st = p ? OMEN_OK : status_set(OMEN_ENOMEM, "out of memory");
-	for (uint32_t s = 0; p && s < ci->nshards; s++)
+	for (uint32_t s = 0; p && s < n; s++)
 		p[s].req.metric = ci->metric;
-	if (p && co_scatter(c, p, ci->nshards, co_deadline(c, q)) > 0)
-		st = co_gather_status(c, p, ci->nshards, what);
-	co_parts_free(p, ci->nshards);
+	if (p && co_scatter(c, p, n, co_deadline(c, q)) > 0)
+		st = co_gather_status(c, p, n, what);
+	co_parts_free(p, n);
 	return st;
 }
 
@@ -38,6 +39,7 @@ static int create_replicated(coord *c, const wire_req *q, const coll_info *want)
 	cmd.coll.dim = want->dim;
 	cmd.coll.metric = want->metric;
 	cmd.coll.nshards = want->nshards;
+	cmd.coll.replicas = want->replicas;
 	fsm_result res;
 	int st = rmeta_apply(c, &cmd, &res);
 	if (st == OMEN_EUNAVAIL && res.status == OMEN_EUNAVAIL) { /* nodes not registered yet? */
@@ -47,7 +49,7 @@ static int create_replicated(coord *c, const wire_req *q, const coll_info *want)
 	if (st == OMEN_EEXIST)
 		return status_set(st, "collection '%s' already exists", want->name);
 	if (st == OMEN_EUNAVAIL && res.status == OMEN_EUNAVAIL)
-		return status_set(st, "no shard node is up to hold collection '%s'", want->name);
+		return status_set(st, "%s", status_msg());
 	coll_info ci;
 	if (st == OMEN_OK)
 		st = co_lookup(c, want->name, &ci);
@@ -68,9 +70,17 @@ int co_do_create(coord *c, const wire_req *q)
 	ci.dim = q->dim;
 	ci.metric = q->metric;
 	ci.nshards = q->nshards ? q->nshards : c->cfg.default_shards;
-	if (ci.dim < 1 || ci.dim > OMEN_MAX_DIM || ci.nshards > WIRE_MAX_SHARDS)
-		return status_set(OMEN_EINVAL, "dimension must be 1 to %d and shards 1 to %d",
-		                  OMEN_MAX_DIM, WIRE_MAX_SHARDS);
+	ci.replicas = q->replicas ? q->replicas : 1;
+	if (ci.dim < 1 || ci.dim > OMEN_MAX_DIM || ci.nshards > WIRE_MAX_SHARDS ||
+	    ci.replicas > META_MAX_COPIES)
+		return status_set(OMEN_EINVAL,
+		                  "dimension must be 1 to %d, shards 1 to %d and replicas 1 to %d",
+		                  OMEN_MAX_DIM, WIRE_MAX_SHARDS, META_MAX_COPIES);
+	if (ci.replicas > 1 && !c->fsm)
+		return status_set(OMEN_EINVAL,
+		                  "collection '%s': replicas need coordinators on Raft "
+		                  "(docs/CLUSTER.md)",
+		                  q->name);
 	if (c->fsm)
 		return create_replicated(c, q, &ci);
 	pthread_mutex_lock(&c->mu);
@@ -109,11 +119,12 @@ int co_do_drop(coord *c, const wire_req *q)
 	pthread_mutex_lock(&c->mu);
 	coll_info ci;
 	int st = co_lookup(c, q->name, &ci);
-	part *p = st == OMEN_OK ? co_parts_new(&ci, q) : NULL;
+	uint32_t np = 0;
+	part *p = st == OMEN_OK ? co_parts_copies(&ci, q, 0, &np) : NULL;
 	if (st == OMEN_OK && !p)
 		st = status_set(OMEN_ENOMEM, "out of memory");
-	if (p && co_scatter(c, p, ci.nshards, co_deadline(c, q)) > 0)
-		st = co_gather_status(c, p, ci.nshards, "drop");
+	if (p && co_scatter(c, p, np, co_deadline(c, q)) > 0)
+		st = co_gather_status(c, p, np, "drop");
 	if (st == OMEN_OK && c->fsm) {
 		meta_cmd cmd = {.kind = CMD_COLL_DROP};
 		snprintf(cmd.coll.name, sizeof cmd.coll.name, "%s", q->name);
@@ -122,7 +133,7 @@ int co_do_drop(coord *c, const wire_req *q)
 	} else if (st == OMEN_OK && (st = meta_del(&c->meta, q->name)) == OMEN_OK) {
 		forget_next_id(c, q->name);
 	}
-	co_parts_free(p, ci.nshards);
+	co_parts_free(p, np);
 	pthread_mutex_unlock(&c->mu);
 	return st;
 }
@@ -151,21 +162,8 @@ int co_ask_all(coord *c, const wire_req *q, coll_info *ci, part **out)
 	part *p = co_parts_new(ci, q);
 	if (!p)
 		return status_set(OMEN_ENOMEM, "out of memory");
-	for (uint32_t s = 0; s < ci->nshards; s++) { /* BUILD's parameters */
-		p[s].req.index_type = q->index_type;
-		p[s].req.m = q->m;
-		p[s].req.ef_construction = q->ef_construction;
-		p[s].req.int8 = q->int8;
-		p[s].req.nlist = q->nlist;
-		p[s].req.bits = q->bits;
-		p[s].req.ram_budget = q->ram_budget;
-	}
-	uint32_t timeout = q->op == WIRE_BUILD ? 0 : co_deadline(c, q);
-	if (co_scatter(c, p, ci->nshards, timeout) > 0) {
-		st = co_gather_status(c, p, ci->nshards,
-		                      q->op == WIRE_BUILD
-		                          ? "build (the shards not named have their new index)"
-		                          : wire_op_name(q->op));
+	if (co_scatter_reads(c, ci, p, ci->nshards, co_deadline(c, q)) > 0) {
+		st = co_gather_status(c, p, ci->nshards, wire_op_name(q->op));
 		co_parts_free(p, ci->nshards);
 		return st;
 	}
@@ -225,7 +223,7 @@ int co_do_stats(coord *c, const wire_req *q, wire_rep *r)
 	int st = coll_parts(c, q, &ci, &p);
 	if (st != OMEN_OK)
 		return st;
-	uint32_t failed = co_scatter(c, p, ci.nshards, co_deadline(c, q));
+	uint32_t failed = co_scatter_reads(c, &ci, p, ci.nshards, co_deadline(c, q));
 	for (uint32_t s = 0; failed && s < ci.nshards; s++)
 		if (p[s].st != OMEN_OK && (p[s].st != OMEN_EUNAVAIL || !q->partial))
 			st = co_gather_status(c, p, ci.nshards, wire_op_name(q->op));
@@ -271,7 +269,7 @@ int co_do_ids(coord *c, const wire_req *q, wire_rep *r)
 		return st;
 	for (uint32_t s = 0; s < ci.nshards; s++)
 		p[s].req.n = q->n, p[s].req.start = q->start;
-	if (co_scatter(c, p, ci.nshards, co_deadline(c, q)) > 0)
+	if (co_scatter_reads(c, &ci, p, ci.nshards, co_deadline(c, q)) > 0)
 		st = co_gather_status(c, p, ci.nshards, "list ids");
 	uint64_t total = 0;
 	for (uint32_t s = 0; st == OMEN_OK && s < ci.nshards; s++)
@@ -332,61 +330,133 @@ static int ivf_points_check(coord *c, const wire_req *q)
 	return st;
 }
 
+/* BUILD: on every copy in sync of every logical shard at once, with no deadline. */
 int co_do_build(coord *c, const wire_req *q)
 {
 	coll_info ci;
-	part *p = NULL;
+	uint32_t n = 0;
 	int st = q->index_type == OMEN_INDEX_IVF ? ivf_points_check(c, q) : OMEN_OK;
 	if (st == OMEN_OK)
-		st = co_ask_all(c, q, &ci, &p);
-	if (st == OMEN_OK)
-		co_parts_free(p, ci.nshards);
+		st = co_lookup(c, q->name, &ci);
+	part *p = st == OMEN_OK ? co_parts_copies(&ci, q, 1, &n) : NULL;
+	if (st == OMEN_OK && !p)
+		st = status_set(OMEN_ENOMEM, "out of memory");
+	for (uint32_t s = 0; p && s < n; s++) {
+		p[s].req.index_type = q->index_type;
+		p[s].req.m = q->m;
+		p[s].req.ef_construction = q->ef_construction;
+		p[s].req.int8 = q->int8;
+		p[s].req.nlist = q->nlist;
+		p[s].req.bits = q->bits;
+		p[s].req.ram_budget = q->ram_budget;
+	}
+	if (p && co_scatter(c, p, n, 0) > 0)
+		st = co_gather_status(c, p, n, "build (the shards not named have their new index)");
+	co_parts_free(p, n);
 	return st;
 }
 
-/* Joins the shards' check reports, one section per shard. */
-static char *join_reports(const part *p, uint32_t n)
+/* Joins the check reports of n parts, one section per copy ("shard S:", or with copies
+ * "shard S (URL):"), and a line for each shard whose copies in sync hold different numbers
+ * of points (counts: each part's points, from a COUNT of the same parts); *differ gets
+ * whether any do. */
+static char *join_reports(coord *c, const part *p, uint32_t n, const uint64_t *counts, int copies,
+                          int *differ)
 {
 	size_t len = 1;
 	for (uint32_t s = 0; s < n; s++)
-		len += 96 + (p[s].rep.report ? strlen(p[s].rep.report) : 0) +
+		len += 2 * WIRE_MAX_ADDR + 160 + (p[s].rep.report ? strlen(p[s].rep.report) : 0) +
 		       (p[s].err ? strlen(p[s].err) : 0);
 	char *out = malloc(len);
 	size_t at = 0;
 	for (uint32_t s = 0; out && s < n; s++) {
 		const char *text = p[s].rep.report ? p[s].rep.report : p[s].err ? p[s].err : "ok";
 		size_t tl = strlen(text);
-		at += (size_t)snprintf(out + at, len - at, "shard %u:%s%s%s", s,
+		char who[WIRE_MAX_ADDR + 8] = "";
+		if (copies)
+			snprintf(who, sizeof who, " (%s)", peer_url(co_part_peer(c, &p[s])));
+		at += (size_t)snprintf(out + at, len - at, "shard %u%s:%s%s%s", p[s].shard, who,
 		                       strchr(text, '\n') ? "\n" : " ", text,
 		                       tl && text[tl - 1] == '\n' ? "" : "\n");
+		if (s > 0 && p[s].shard == p[s - 1].shard && counts[s] != counts[s - 1]) {
+			*differ = 1;
+			at += (size_t)snprintf(out + at, len - at,
+			                       "shard %u: copies differ: %s holds %llu points, %s "
+			                       "%llu\n",
+			                       p[s].shard, peer_url(co_part_peer(c, &p[s - 1])),
+			                       (unsigned long long)counts[s - 1],
+			                       peer_url(co_part_peer(c, &p[s])),
+			                       (unsigned long long)counts[s]);
+		}
 	}
 	if (out)
 		out[at] = 0;
 	return out;
 }
 
-/* CHECK: every shard's index; OMEN_ECORRUPT when any is damaged, with every report. */
+/* The points each copy holds (COUNT to the nodes of parts p), into counts. */
+static int copy_counts(coord *c, const coll_info *ci, const part *p, uint32_t n, uint32_t dl,
+                       uint64_t *counts)
+{
+	wire_req cq;
+	wire_req_init(&cq);
+	cq.op = WIRE_COUNT;
+	part *cp = calloc(n ? n : 1, sizeof *cp);
+	if (!cp)
+		return status_set(OMEN_ENOMEM, "out of memory");
+	for (uint32_t s = 0; s < n; s++) {
+		wire_req_init(&cp[s].req);
+		wire_rep_init(&cp[s].rep);
+		cp[s].shard = p[s].shard;
+		cp[s].req.op = WIRE_COUNT;
+		cp[s].req.shard = (int32_t)p[s].shard;
+		cp[s].req.epoch = ci->epoch;
+		strcpy(cp[s].req.name, ci->name);
+		cp[s].to = p[s].to;
+	}
+	int st = co_scatter(c, cp, n, dl) > 0 ? co_gather_status(c, cp, n, "check") : OMEN_OK;
+	for (uint32_t s = 0; st == OMEN_OK && s < n; s++)
+		counts[s] = cp[s].rep.count;
+	co_parts_free(cp, n);
+	return st;
+}
+
+/* CHECK: every copy in sync of every shard: its index, and that the copies of a shard hold
+ * as many points; OMEN_ECORRUPT when any index is damaged or copies differ, with every
+ * report. */
 int co_do_check(coord *c, const wire_req *q, wire_rep *r)
 {
 	coll_info ci;
-	part *p;
-	int st = coll_parts(c, q, &ci, &p);
-	if (st != OMEN_OK)
+	uint32_t n = 0;
+	int st = co_lookup(c, q->name, &ci);
+	part *p = st == OMEN_OK ? co_parts_copies(&ci, q, 1, &n) : NULL;
+	uint64_t *counts = p ? calloc(n ? n : 1, sizeof *counts) : NULL;
+	if (st == OMEN_OK && (!p || !counts))
+		st = status_set(OMEN_ENOMEM, "out of memory");
+	if (st != OMEN_OK) {
+		co_parts_free(p, n);
+		free(counts);
 		return st;
-	co_scatter(c, p, ci.nshards, co_deadline(c, q));
-	int corrupt = 0;
-	for (uint32_t s = 0; s < ci.nshards; s++) {
+	}
+	co_scatter(c, p, n, co_deadline(c, q));
+	int corrupt = 0, differ = 0;
+	for (uint32_t s = 0; s < n; s++) {
 		corrupt |= p[s].st == OMEN_ECORRUPT;
 		if (p[s].st != OMEN_OK && p[s].st != OMEN_ECORRUPT)
 			st = OMEN_EUNAVAIL;
 	}
 	if (st != OMEN_OK)
-		st = co_gather_status(c, p, ci.nshards, "check");
-	else if (!(r->report = join_reports(p, ci.nshards)))
+		st = co_gather_status(c, p, n, "check");
+	else
+		st = copy_counts(c, &ci, p, n, co_deadline(c, q), counts);
+	if (st == OMEN_OK &&
+	    !(r->report = join_reports(c, p, n, counts, ci.copies && ci.replicas > 1, &differ)))
 		st = status_set(OMEN_ENOMEM, "out of memory");
-	else if (corrupt)
-		st = status_set(OMEN_ECORRUPT, "collection '%s': a shard's index is damaged",
-		                ci.name);
-	co_parts_free(p, ci.nshards);
+	else if (st == OMEN_OK && (corrupt || differ))
+		st =
+		    status_set(OMEN_ECORRUPT, "collection '%s': %s", ci.name,
+		               corrupt ? "a shard's index is damaged" : "copies of a shard differ");
+	co_parts_free(p, n);
+	free(counts);
 	return st;
 }

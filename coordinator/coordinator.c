@@ -156,6 +156,10 @@ static void handle_once(coord *c, const wire_req *q, wire_rep *r)
 	case WIRE_FENCE:
 		st = status_set(OMEN_ENOTSUP, "'fence' is for shard nodes");
 		break;
+	case WIRE_COPYFAIL:
+		st = c->fsm ? rmeta_copy_fail_req(c, q, r)
+		            : status_set(OMEN_ENOTSUP, "this coordinator does not run Raft");
+		break;
 	case WIRE_DELETE:
 		st = co_do_delete(c, q, r);
 		break;

@@ -40,8 +40,10 @@ typedef struct coord_config {
 	const coord_peer *peers; /* copied by coord_start; the strings must outlive the
 	                            coordinator */
 	size_t npeers;
-	unsigned election_ms; /* default 1000 */
-	int join;             /* a new member of a running group: peers are not bootstrapped */
+	unsigned election_ms;      /* default 1000 */
+	int join;                  /* a new member of a running group: peers are not bootstrapped */
+	uint32_t replica_grace_ms; /* how long a shard node may be down before the leader makes
+	                              its copies again on other nodes (docs/CLUSTER.md) */
 } coord_config;
 
 /* Opens the metadata, connects to the shard nodes (connections are retried in the

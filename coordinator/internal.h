@@ -7,12 +7,22 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "consensus/consensus.h"
 #include "coordinator/coordinator.h"
 #include "net/net.h"
 
 #define COORD_DEFAULT_SHARDS 8
+
+/* The copies of one logical shard as routes (Raft): each copy's node, state (META_COPY_*) and
+ * peer, in the state's order (the primary is the first in sync). */
+typedef struct route_copies {
+	uint32_t n;
+	uint64_t node[META_MAX_COPIES];
+	uint8_t state[META_MAX_COPIES];
+	peer *to[META_MAX_COPIES];
+} route_copies;
 
 /* A collection as the coordinator knows it. */
 typedef struct coll_info {
@@ -21,7 +31,10 @@ typedef struct coll_info {
 	omen_metric metric;
 	uint32_t nshards;
 	uint64_t epoch; /* of the shard map it was read with (0 without Raft) */
-	peer **to;      /* the node of each logical shard (Raft), or NULL: shard s mod nodes */
+	peer **to;      /* the node of each logical shard (Raft: its primary), or NULL: shard s
+	                   mod nodes */
+	const route_copies *copies; /* each logical shard's copies (Raft), or NULL */
+	uint32_t replicas;          /* copies a shard should have (1 without Raft) */
 } coll_info;
 
 typedef struct meta {
@@ -53,6 +66,7 @@ typedef struct route_map {
 	uint64_t epoch;
 	uint32_t nshards;
 	peer **to;
+	route_copies *copies;
 	struct route_map *next;
 } route_map;
 
@@ -105,6 +119,7 @@ struct coord {
 	int balancer_on;
 	uint64_t moves_done, moves_failed; /* by this coordinator as the leader */
 	uint64_t cleanups;                 /* of marked copies, done by it as the leader */
+	_Atomic uint32_t rr;               /* spreads reads over the copies in sync */
 };
 
 /* ---- replicated metadata (replicated.c) ---- */
@@ -126,6 +141,15 @@ int rmeta_forward(coord *c, const wire_req *q, wire_rep *r);
 void rmeta_register_now(coord *c);
 /* n fresh ids of a collection (leader only): at least floor. */
 int rmeta_ids(coord *c, const char *name, uint64_t n, uint64_t floor, uint64_t *first);
+/* Takes the copies on nodes failed[0..nfailed) of a logical shard out of the copies in sync
+ * (CMD_COPY_FAIL through Raft; a follower asks the leader with COPYFAIL), primary being the
+ * shard's primary as the caller routed by; waits until this coordinator's replica shows the
+ * change. OMEN_ESTALE when primary is no longer the primary, OMEN_EUNAVAIL when no copy in
+ * sync would remain. */
+int rmeta_copy_fail(coord *c, const char *name, uint32_t shard, uint64_t primary,
+                    const uint64_t *failed, uint32_t nfailed);
+/* COPYFAIL on the leader: r->count gets the epoch of the change. */
+int rmeta_copy_fail_req(coord *c, const wire_req *q, wire_rep *r);
 /* JOIN on the leader: registers the shard node or records its heartbeat. */
 int rmeta_join(coord *c, const wire_req *q);
 /* Every shard node of the node table (up or down), as peers (*out malloc'd, n of them). */
@@ -151,6 +175,20 @@ typedef struct merge_src {
  * OMEN_OK, or OMEN_ENOMEM (the output is then unspecified). */
 int merge_topk(const merge_src *src, uint32_t nsrc, uint64_t nq, uint32_t k, uint64_t *ids,
                float *dists);
+
+/* ---- recovery of copies (recover.c), by the leader's balancer thread ---- */
+
+#define RECOVER_MAX_NODES 1024
+/* The shard nodes this leader has seen down, and since when (mono_ms()). */
+typedef struct recover_state {
+	size_t n;
+	uint64_t id[RECOVER_MAX_NODES], since[RECOVER_MAX_NODES];
+} recover_state;
+
+/* Does the first thing the copies need (a stale copy made again, a copy on a node down past
+ * the grace period taken out of the copies in sync): 1 when it did one, 0 when nothing is
+ * needed, -1 on a failure (logged). */
+int recover_step(coord *c, recover_state *rs);
 
 /* ---- rebalancing (balance.c): the leader moves logical shards to new shard nodes ---- */
 

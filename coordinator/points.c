@@ -192,7 +192,7 @@ int co_do_upsert(coord *c, const wire_req *q, wire_rep *r)
 		st = status_set(OMEN_ENOMEM, "out of memory");
 	if (st == OMEN_OK)
 		st = split(&ci, p, use, q->n, q->vectors, q->meta);
-	if (st == OMEN_OK && co_scatter(c, p, ci.nshards, co_deadline(c, q)) > 0)
+	if (st == OMEN_OK && co_scatter_writes(c, &ci, p, ci.nshards, co_deadline(c, q)) > 0)
 		st = co_gather_status(c, p, ci.nshards,
 		                      "upsert (the shards not named committed their "
 		                      "points; retrying the batch is safe)");
@@ -218,7 +218,10 @@ static int by_shard(coord *c, const wire_req *q, const char *what, coll_info *ci
 		st = status_set(OMEN_ENOMEM, "out of memory");
 	if (st == OMEN_OK)
 		st = split(ci, p, q->ids, q->n, NULL, NULL);
-	if (st == OMEN_OK && co_scatter(c, p, ci->nshards, co_deadline(c, q)) > 0)
+	uint32_t dl = co_deadline(c, q);
+	if (st == OMEN_OK &&
+	    (q->op == WIRE_DELETE ? co_scatter_writes(c, ci, p, ci->nshards, dl)
+	                          : co_scatter_reads(c, ci, p, ci->nshards, dl)) > 0)
 		st = co_gather_status(c, p, ci->nshards, what);
 	if (st != OMEN_OK) {
 		split_free(p, p ? ci->nshards : 0);
@@ -326,7 +329,7 @@ int co_do_search(coord *c, const wire_req *q, wire_rep *r)
 		x->n = q->n, x->vectors = q->vectors, x->k = q->k, x->ef = q->ef;
 		x->nprobe = q->nprobe, x->exact = q->exact, x->filter = q->filter;
 	}
-	uint32_t failed = co_scatter(c, p, ci.nshards, co_deadline(c, q));
+	uint32_t failed = co_scatter_reads(c, &ci, p, ci.nshards, co_deadline(c, q));
 	/* A shard that refused the request itself (bad filter, bad k) fails the search even
 	 * when partial results are allowed. */
 	for (uint32_t s = 0; failed && s < ci.nshards; s++)

@@ -72,28 +72,52 @@ int rmeta_shard_peers(coord *c, peer ***out, size_t *n)
 	return OMEN_OK;
 }
 
-/* Builds the routes of a collection from the state's map. c->rmu is held. */
+/* The peer of shard node id, into *out. c->rmu is held. */
+static int node_peer(coord *c, uint64_t id, peer **out)
+{
+	meta_node node;
+	int st = fsm_node_get(c->fsm, id, &node);
+	if (st == OMEN_OK && !(*out = peer_for(c, node.addr)))
+		st = status_set(OMEN_EINVAL, "shard node %llu: bad address '%s'",
+		                (unsigned long long)id, node.addr);
+	return st;
+}
+
+static void route_map_free(route_map *m)
+{
+	if (m) {
+		free(m->to);
+		free(m->copies);
+	}
+	free(m);
+}
+
+/* Builds the routes of a collection from the state's map: each shard's copies, and its
+ * primary as the shard's node. c->rmu is held. */
 static int routes_build(coord *c, const char *name, route_map **out)
 {
-	uint64_t *ids = NULL, epoch;
+	meta_copies *cp = NULL;
+	uint64_t epoch;
 	uint32_t n;
-	int st = fsm_shard_map(c->fsm, name, &ids, &n, &epoch);
+	int st = fsm_shard_copies(c->fsm, name, &cp, &n, &epoch);
 	route_map *m = st == OMEN_OK ? calloc(1, sizeof *m) : NULL;
-	if (st == OMEN_OK && (!m || !(m->to = calloc(n, sizeof *m->to))))
+	if (st == OMEN_OK && (!m || !(m->to = calloc(n, sizeof *m->to)) ||
+	                      !(m->copies = calloc(n, sizeof *m->copies))))
 		st = status_set(OMEN_ENOMEM, "out of memory");
 	for (uint32_t s = 0; st == OMEN_OK && s < n; s++) {
-		meta_node node;
-		if ((st = fsm_node_get(c->fsm, ids[s], &node)) != OMEN_OK)
-			break;
-		if (!(m->to[s] = peer_for(c, node.addr)))
-			st = status_set(OMEN_EINVAL, "shard node %llu: bad address '%s'",
-			                (unsigned long long)ids[s], node.addr);
+		route_copies *rc = &m->copies[s];
+		rc->n = cp[s].n;
+		for (uint32_t j = 0; st == OMEN_OK && j < cp[s].n; j++) {
+			rc->node[j] = cp[s].node[j];
+			rc->state[j] = cp[s].state[j];
+			st = node_peer(c, cp[s].node[j], &rc->to[j]);
+		}
+		int p = meta_copies_primary(&cp[s]);
+		m->to[s] = rc->to[p < 0 ? 0 : p];
 	}
-	free(ids);
+	free(cp);
 	if (st != OMEN_OK) {
-		if (m)
-			free(m->to);
-		free(m);
+		route_map_free(m);
 		return st;
 	}
 	snprintf(m->name, sizeof m->name, "%s", name);
@@ -149,6 +173,8 @@ int rmeta_lookup(coord *c, const char *name, coll_info *ci)
 	ci->nshards = m->nshards;
 	ci->epoch = m->epoch;
 	ci->to = m->to;
+	ci->copies = m->copies;
+	ci->replicas = mc.replicas;
 	return OMEN_OK;
 }
 
@@ -165,6 +191,7 @@ int rmeta_list(coord *c, coll_info **out, size_t *n)
 		ci[i].dim = v[i].dim;
 		ci[i].metric = v[i].metric;
 		ci[i].nshards = v[i].nshards;
+		ci[i].replicas = v[i].replicas;
 	}
 	free(v);
 	if (!ci)
@@ -190,7 +217,81 @@ int rmeta_must_forward(coord *c, const wire_req *q)
 	if (!c->fsm || cons_is_leader(c->cons))
 		return 0;
 	return q->op == WIRE_CREATE || q->op == WIRE_DROP || q->op == WIRE_JOIN ||
-	       (q->op == WIRE_UPSERT && !q->ids);
+	       q->op == WIRE_COPYFAIL || (q->op == WIRE_UPSERT && !q->ids);
+}
+
+/* Waits (up to the deadline) until this coordinator's replica has applied epoch. */
+static void await_epoch(coord *c, uint64_t epoch)
+{
+	struct timespec nap = {0, 5 * 1000 * 1000};
+	for (unsigned waited = 0; waited < c->cfg.deadline_ms && fsm_epoch(c->fsm) < epoch;
+	     waited += 5)
+		nanosleep(&nap, NULL);
+}
+
+/* CMD_COPY_FAIL here, on the leader; *epoch gets the epoch after it. */
+static int copy_fail_apply(coord *c, const char *name, uint32_t shard, uint64_t primary,
+                           const uint64_t *failed, uint32_t nfailed, uint64_t *epoch)
+{
+	meta_cmd cmd = {.kind = CMD_COPY_FAIL};
+	snprintf(cmd.coll.name, sizeof cmd.coll.name, "%s", name);
+	cmd.shard = shard;
+	cmd.node_id = primary;
+	cmd.nfailed = nfailed < META_MAX_COPIES ? nfailed : META_MAX_COPIES;
+	memcpy(cmd.failed, failed, cmd.nfailed * sizeof *failed);
+	fsm_result res;
+	int st = rmeta_apply(c, &cmd, &res);
+	if (st == OMEN_OK) {
+		*epoch = res.epoch;
+		log_msg(LOG_WARN,
+		        "collection '%s' shard %u: %u cop%s taken out of the copies in sync", name,
+		        shard, cmd.nfailed, cmd.nfailed == 1 ? "y" : "ies");
+	}
+	return st;
+}
+
+int rmeta_copy_fail_req(coord *c, const wire_req *q, wire_rep *r)
+{
+	if (q->shard < 0 || q->n > META_MAX_COPIES)
+		return status_set(OMEN_EINVAL, "copyfail: a shard and at most %d nodes expected",
+		                  META_MAX_COPIES);
+	return copy_fail_apply(c, q->name, (uint32_t)q->shard, q->node, q->ids, (uint32_t)q->n,
+	                       &r->count);
+}
+
+int rmeta_copy_fail(coord *c, const char *name, uint32_t shard, uint64_t primary,
+                    const uint64_t *failed, uint32_t nfailed)
+{
+	uint64_t epoch = 0;
+	int st;
+	if (cons_is_leader(c->cons)) {
+		st = copy_fail_apply(c, name, shard, primary, failed, nfailed, &epoch);
+	} else {
+		wire_req q;
+		wire_rep r;
+		wire_req_init(&q);
+		q.op = WIRE_COPYFAIL;
+		snprintf(q.name, sizeof q.name, "%s", name);
+		q.shard = (int32_t)shard;
+		q.node = primary;
+		q.n = nfailed;
+		q.ids = (uint64_t *)failed;
+		wire_rep_init(&r);
+		st = rmeta_forward(c, &q, &r);
+		if (st == -1) { /* this coordinator became the leader meanwhile */
+			st = copy_fail_apply(c, name, shard, primary, failed, nfailed, &epoch);
+		} else {
+			if (st == OMEN_OK)
+				st = r.status;
+			if (st != OMEN_OK)
+				st = status_set(st, "%s", r.message ? r.message : status_msg());
+			epoch = r.count;
+		}
+		wire_rep_free(&r);
+	}
+	if (st == OMEN_OK)
+		await_epoch(c, epoch);
+	return st;
 }
 
 /* A coordinator's client endpoint: from the node table (coordinators added later are there),
@@ -486,6 +587,7 @@ void rmeta_stop(coord *c)
 		route_map *m = c->routes;
 		c->routes = m->next;
 		free(m->to);
+		free(m->copies);
 		free(m);
 	}
 	while (c->peers) {

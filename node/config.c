@@ -114,18 +114,20 @@ static int get_urls(json_t *a, const char *key, char ***out, size_t *n, char *er
 
 static int load_coordinator(json_t *o, node_config *c, char *err, size_t len)
 {
-	static const char *const keys[] = {"listen",         "http", "shards", "deadline_ms",
-	                                   "default_shards", "id",   "raft",   "peers",
-	                                   "election_ms",    "join", NULL};
+	static const char *const keys[] = {
+	    "listen", "http",  "shards",      "deadline_ms", "default_shards",   "id",
+	    "raft",   "peers", "election_ms", "join",        "replica_grace_ms", NULL};
 	if (!json_is_object(o))
 		return bad(err, len, "'coordinator' must be an object");
 	jf f = reader(o, "coordinator: ", err, len);
-	uint64_t d = 5000, ds = 8;
+	uint64_t d = 5000, ds = 8, grace = 60000;
 	if (jf_keys(&f, keys) || get_str(&f, "listen", &c->coord_listen) ||
 	    get_str(&f, "http", &c->coord_http) || jf_uint(&f, "deadline_ms", 1, 3600000, &d) ||
-	    jf_uint(&f, "default_shards", 1, WIRE_MAX_SHARDS, &ds) || load_raft(&f, c))
+	    jf_uint(&f, "default_shards", 1, WIRE_MAX_SHARDS, &ds) ||
+	    jf_uint(&f, "replica_grace_ms", 0, 86400000, &grace) || load_raft(&f, c))
 		return -1;
 	c->deadline_ms = (uint32_t)d;
+	c->replica_grace_ms = (uint32_t)grace;
 	c->default_shards = (uint32_t)ds;
 	json_t *sh = jf_get(&f, "shards");
 	if (!c->coord_listen)

@@ -89,7 +89,8 @@ static int run(const node_config *cfg)
 		                   peers,
 		                   cfg->npeers,
 		                   cfg->election_ms,
-		                   cfg->raft_join};
+		                   cfg->raft_join,
+		                   cfg->replica_grace_ms};
 		if ((st = coord_start(&cc, &co)) == OMEN_OK)
 			log_msg(
 			    LOG_INFO,

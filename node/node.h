@@ -21,10 +21,11 @@ typedef struct node_config {
 	char **shards;      /* shard node URLs */
 	size_t nshards;
 	uint32_t deadline_ms;
-	uint32_t default_shards; /* logical shards of a new collection (0 = the default) */
-	uint64_t raft_id;        /* 0: no Raft */
-	char *raft;              /* this coordinator's Raft "host:port" */
-	uint64_t *peer_ids;      /* the coordinators of the Raft group, this one included */
+	uint32_t default_shards;   /* logical shards of a new collection (0 = the default) */
+	uint32_t replica_grace_ms; /* before a down node's copies are made again elsewhere */
+	uint64_t raft_id;          /* 0: no Raft */
+	char *raft;                /* this coordinator's Raft "host:port" */
+	uint64_t *peer_ids;        /* the coordinators of the Raft group, this one included */
 	char **peer_raft, **peer_listen;
 	size_t npeers;
 	uint32_t election_ms;

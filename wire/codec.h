@@ -167,7 +167,7 @@ static const char *const dbstats_keys[DS_NKEYS] = {"colls", "file_bytes", "map_b
 
 static const char *const op_names[WIRE_OP_COUNT] = {
     "health", "create", "drop",  "list",  "stats", "dbstats", "upsert", "get",  "delete",
-    "count",  "search", "build", "check", "flush", "ids",     "fence",  "join",
+    "count",  "search", "build", "check", "flush", "ids",     "fence",  "join", "copyfail",
 };
 
 /* What each op requires of a request. */
@@ -193,6 +193,7 @@ static const unsigned op_needs[WIRE_OP_COUNT] = {
     [WIRE_CHECK] = NEED_NAME,
     [WIRE_IDS] = NEED_NAME | NEED_N,
     [WIRE_JOIN] = NEED_ADDR,
+    [WIRE_COPYFAIL] = NEED_NAME | NEED_N | NEED_IDS,
 };
 
 /* Index kinds a stats reply may name; anything else decodes as "?". */

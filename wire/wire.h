@@ -28,30 +28,34 @@
 /* Calls. The msgpack form is the lower-case name after WIRE_ ("search", "dbstats"...). */
 typedef enum {
 	WIRE_HEALTH = 0, /* is the node up; reply: count = shard nodes answering (coordinator) */
-	WIRE_CREATE,  /* name, dim, metric, nshards (coordinator: 0 = default), replicas (0 = 1) */
-	WIRE_DROP,    /* name */
-	WIRE_LIST,    /* reply: names */
-	WIRE_STATS,   /* name; reply: stats */
-	WIRE_DBSTATS, /* reply: dbstats */
-	WIRE_UPSERT,  /* name, n, dim, ids (or none: assign), vectors, meta; reply: ids. To a
-	                 primary: copies = the other copies in sync; reply: failed */
-	WIRE_GET,     /* name, n, ids; reply: found, vectors, meta */
-	WIRE_DELETE,  /* name, n, ids; reply: count = points deleted; copies and failed as
-	                 UPSERT */
-	WIRE_COUNT,   /* name; reply: count */
-	WIRE_SEARCH,  /* name, nq, dim, vectors, k, ef, nprobe, exact, filter, partial,
-	                 deadline_ms; reply: nq, k, ids, dists, count = points searched,
-	                 shards_* */
-	WIRE_BUILD,   /* name, index_type, m, ef_construction, int8, nlist, bits, ram_budget */
-	WIRE_CHECK,   /* name; reply: report (status OMEN_ECORRUPT when unhealthy) */
-	WIRE_FLUSH,   /* make acknowledged writes durable */
-	WIRE_IDS,     /* name, n = most ids, start; reply: n ids >= start, ascending. On a shard
-	                 node mode WIRE_IDS_TRACKED lists the ids written since FENCE_TRACK */
-	WIRE_FENCE,   /* shard nodes only, for shard transfers: name, shard, mode (FENCE_*);
-	                 FENCE_INCOMING also dim and metric. FENCE_QUERY's reply: n marked
-	                 units, names[i] their collection, ids[i] their logical shard,
-	                 found[i] 1 for a source (tracking or frozen), 0 for an incoming copy */
-	WIRE_JOIN,    /* a shard node's registration and heartbeat to a coordinator: node, addr */
+	WIRE_CREATE,   /* name, dim, metric, nshards (coordinator: 0 = default), replicas (0 = 1) */
+	WIRE_DROP,     /* name */
+	WIRE_LIST,     /* reply: names */
+	WIRE_STATS,    /* name; reply: stats */
+	WIRE_DBSTATS,  /* reply: dbstats */
+	WIRE_UPSERT,   /* name, n, dim, ids (or none: assign), vectors, meta; reply: ids. To a
+	                  primary: copies = the other copies in sync; reply: failed */
+	WIRE_GET,      /* name, n, ids; reply: found, vectors, meta */
+	WIRE_DELETE,   /* name, n, ids; reply: count = points deleted; copies and failed as
+	                  UPSERT */
+	WIRE_COUNT,    /* name; reply: count */
+	WIRE_SEARCH,   /* name, nq, dim, vectors, k, ef, nprobe, exact, filter, partial,
+	                  deadline_ms; reply: nq, k, ids, dists, count = points searched,
+	                  shards_* */
+	WIRE_BUILD,    /* name, index_type, m, ef_construction, int8, nlist, bits, ram_budget */
+	WIRE_CHECK,    /* name; reply: report (status OMEN_ECORRUPT when unhealthy) */
+	WIRE_FLUSH,    /* make acknowledged writes durable */
+	WIRE_IDS,      /* name, n = most ids, start; reply: n ids >= start, ascending. On a shard
+	                  node mode WIRE_IDS_TRACKED lists the ids written since FENCE_TRACK */
+	WIRE_FENCE,    /* shard nodes only, for shard transfers: name, shard, mode (FENCE_*);
+	                  FENCE_INCOMING also dim and metric. FENCE_QUERY's reply: n marked
+	                  units, names[i] their collection, ids[i] their logical shard,
+	                  found[i] 1 for a source (tracking or frozen), 0 for an incoming copy */
+	WIRE_JOIN,     /* a shard node's registration and heartbeat to a coordinator: node, addr */
+	WIRE_COPYFAIL, /* coordinators only, to the leader: name, shard, node = the shard's primary
+	                  as the sender routed by, n, ids = the nodes whose copies missed a write
+	                  (the primary's own: it did not answer); reply: count = the map epoch
+	                  after the change */
 	WIRE_OP_COUNT
 } wire_op;
 

@@ -64,6 +64,17 @@ static inline meta_cmd c_assign(const char *name, uint32_t shard, uint64_t node)
 	return c;
 }
 
+static inline meta_cmd c_copy_fail(const char *name, uint32_t shard, uint64_t primary,
+                                   uint64_t failed)
+{
+	meta_cmd c = c_named(CMD_COPY_FAIL, name);
+	c.shard = shard;
+	c.node_id = primary;
+	c.failed[0] = failed;
+	c.nfailed = 1;
+	return c;
+}
+
 /* Every read of a and b agrees: epoch, last applied, nodes, collections and shard maps. */
 static inline void assert_same_state(fsm *a, fsm *b)
 {
@@ -93,6 +104,15 @@ static inline void assert_same_state(fsm *a, fsm *b)
 		assert_int_equal(ca[i].metric, cb[i].metric);
 		assert_int_equal(ca[i].nshards, cb[i].nshards);
 		assert_int_equal(ca[i].next_id, cb[i].next_id);
+		assert_int_equal(ca[i].replicas, cb[i].replicas);
+		meta_copies *pa, *pb;
+		uint32_t qa, qb;
+		assert_omen_ok(fsm_shard_copies(a, ca[i].name, &pa, &qa, NULL));
+		assert_omen_ok(fsm_shard_copies(b, cb[i].name, &pb, &qb, NULL));
+		assert_int_equal(qa, qb);
+		assert_memory_equal(pa, pb, qa * sizeof *pa);
+		free(pa);
+		free(pb);
 		uint64_t *ma, *mb, ea, eb;
 		uint32_t sa, sb;
 		assert_omen_ok(fsm_shard_map(a, ca[i].name, &ma, &sa, &ea));
@@ -127,6 +147,10 @@ static inline void make_state(fsm *f, uint64_t *index)
 	assert_int_equal(apply_at(f, ++i, c_coll("a.b-c_9", 3, 0, 1), NULL), 0);
 	assert_int_equal(apply_at(f, ++i, c_ids("docs", 1000), NULL), 0);
 	assert_int_equal(apply_at(f, ++i, c_assign("docs", 4, 12), NULL), 0);
+	meta_cmd r2 = c_coll("r2", 8, 1, 3); /* two copies a shard, one of them stale */
+	r2.coll.replicas = 2;
+	assert_int_equal(apply_at(f, ++i, r2, NULL), 0);
+	assert_int_equal(apply_at(f, ++i, c_copy_fail("r2", 1, 12, 11), NULL), 0);
 	*index = i;
 }
 

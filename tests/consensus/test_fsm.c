@@ -148,6 +148,86 @@ static void test_fsm_commands(void **state)
 	tf_close(&t);
 }
 
+/* Copies: placement on distinct nodes, a copy that failed, a primary handing over, the last
+ * copy in sync kept, and CMD_COPIES_SET's compare-and-set. */
+static void test_fsm_copies(void **state)
+{
+	(void)state;
+	tfsm t;
+	tf_open(&t, "fsmcopies");
+	fsm *f = t.f;
+	fsm_result r;
+	uint64_t i = 0;
+	for (uint64_t id = 1; id <= 3; id++) {
+		char addr[32];
+		snprintf(addr, sizeof addr, "tcp://s%llu:1", (unsigned long long)id);
+		assert_int_equal(apply_at(f, ++i, c_node(id, addr, 2, 0), NULL), 0);
+	}
+	meta_cmd cc = c_coll("r", 4, 0, 4);
+	cc.coll.replicas = 4; /* more than the nodes up */
+	assert_int_equal(apply_at(f, ++i, cc, NULL), OMEN_EUNAVAIL);
+	cc.coll.replicas = 6;
+	assert_int_equal(apply_at(f, ++i, cc, NULL), OMEN_EINVAL);
+	cc.coll.replicas = 2;
+	assert_int_equal(apply_at(f, ++i, cc, &r), OMEN_OK);
+	meta_coll c;
+	assert_omen_ok(fsm_coll_get(f, "r", &c));
+	assert_int_equal(c.replicas, 2);
+	meta_copies *cp;
+	uint32_t ns;
+	assert_omen_ok(fsm_shard_copies(f, "r", &cp, &ns, NULL));
+	assert_int_equal(ns, 4);
+	for (uint32_t s = 0; s < ns; s++) { /* copy j of shard s on node (s + j) mod 3 + 1 */
+		assert_int_equal(cp[s].n, 2);
+		assert_int_equal(cp[s].node[0], s % 3 + 1);
+		assert_int_equal(cp[s].node[1], (s + 1) % 3 + 1);
+		assert_int_equal(cp[s].state[0], META_COPY_IN_SYNC);
+		assert_int_equal(cp[s].state[1], META_COPY_IN_SYNC);
+	}
+	meta_copies s0 = cp[0];
+	free(cp);
+	/* A copy that missed a write (shard 0: primary 1, copy 2). */
+	uint64_t e = fsm_epoch(f);
+	assert_int_equal(apply_at(f, ++i, c_copy_fail("r", 0, 2, 2), NULL), OMEN_ESTALE);
+	assert_int_equal(apply_at(f, ++i, c_copy_fail("r", 9, 1, 2), NULL), OMEN_EINVAL);
+	assert_int_equal(fsm_epoch(f), e);
+	assert_int_equal(apply_at(f, ++i, c_copy_fail("r", 0, 1, 2), &r), OMEN_OK);
+	assert_int_equal(r.epoch, e + 1);
+	assert_omen_ok(fsm_shard_copies(f, "r", &cp, &ns, NULL));
+	assert_int_equal(cp[0].state[1], META_COPY_STALE);
+	assert_int_equal(meta_copies_primary(&cp[0]), 0);
+	meta_copies s0b = cp[0];
+	free(cp);
+	/* The last copy in sync is kept. */
+	assert_int_equal(apply_at(f, ++i, c_copy_fail("r", 0, 1, 1), NULL), OMEN_EUNAVAIL);
+	/* Shard 1 (primary 2, copy 3): the primary failed, copy 3 takes over. */
+	assert_int_equal(apply_at(f, ++i, c_copy_fail("r", 1, 2, 2), NULL), OMEN_OK);
+	uint64_t *map;
+	assert_omen_ok(fsm_shard_map(f, "r", &map, &ns, NULL));
+	assert_int_equal(map[1], 3);
+	free(map);
+	/* COPIES_SET: only over the copies expected. */
+	meta_cmd set = c_named(CMD_COPIES_SET, "r");
+	set.shard = 0;
+	set.expect = s0; /* no longer: copy 2 is stale */
+	set.copies = s0;
+	assert_int_equal(apply_at(f, ++i, set, NULL), OMEN_ESTALE);
+	set.expect = s0b;
+	set.copies.node[1] = 7; /* not a node */
+	assert_int_equal(apply_at(f, ++i, set, NULL), OMEN_EINVAL);
+	set.copies.node[1] = 1; /* twice */
+	assert_int_equal(apply_at(f, ++i, set, NULL), OMEN_EINVAL);
+	set.copies.node[1] = 3; /* node 3 in place of node 2, in sync */
+	assert_int_equal(apply_at(f, ++i, set, NULL), OMEN_OK);
+	assert_omen_ok(fsm_shard_copies(f, "r", &cp, &ns, NULL));
+	assert_int_equal(cp[0].node[1], 3);
+	assert_int_equal(cp[0].state[1], META_COPY_IN_SYNC);
+	free(cp);
+	/* A one-copy collection's shard moves; one with copies does not. */
+	assert_int_equal(apply_at(f, ++i, c_assign("r", 0, 2), NULL), OMEN_EINVAL);
+	tf_close(&t);
+}
+
 static void test_fsm_replay(void **state)
 {
 	(void)state;
@@ -312,9 +392,8 @@ static void test_fsm_concurrent_reads(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_fsm_commands),
-	    cmocka_unit_test(test_fsm_replay),
-	    cmocka_unit_test(test_fsm_records_corrupt),
+	    cmocka_unit_test(test_fsm_commands),         cmocka_unit_test(test_fsm_copies),
+	    cmocka_unit_test(test_fsm_replay),           cmocka_unit_test(test_fsm_records_corrupt),
 	    cmocka_unit_test(test_fsm_concurrent_reads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -27,6 +27,11 @@ static void assert_cmd_equal(const meta_cmd *a, const meta_cmd *b)
 	assert_int_equal(a->shard, b->shard);
 	assert_int_equal(a->node_id, b->node_id);
 	assert_int_equal(a->count, b->count);
+	assert_int_equal(a->coll.replicas, b->coll.replicas);
+	assert_int_equal(a->nfailed, b->nfailed);
+	assert_memory_equal(a->failed, b->failed, sizeof a->failed);
+	assert_memory_equal(&a->expect, &b->expect, sizeof a->expect);
+	assert_memory_equal(&a->copies, &b->copies, sizeof a->copies);
 }
 
 static void test_cmd_roundtrip(void **state)
@@ -44,7 +49,18 @@ static void test_cmd_roundtrip(void **state)
 	    c_assign("docs", UINT32_MAX, UINT64_MAX),
 	    c_ids("docs", UINT64_MAX),
 	    c_named(CMD_NOOP, ""),
+	    c_coll("r", 4, 0, 8),
+	    c_copy_fail("docs", 7, UINT64_MAX, 1),
+	    c_named(CMD_COPIES_SET, "docs"),
 	};
+	cmds[8].coll.replicas = 5;
+	cmds[9].nfailed = META_MAX_COPIES;
+	for (uint32_t j = 0; j < META_MAX_COPIES; j++)
+		cmds[9].failed[j] = j + 1;
+	cmds[10].shard = 3;
+	cmds[10].expect = (meta_copies){1, {9}, {META_COPY_IN_SYNC}};
+	cmds[10].copies =
+	    (meta_copies){META_MAX_COPIES, {UINT64_MAX, 2, 3, 4, 5}, {META_COPY_STALE, 0, 1, 0, 1}};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		for (int for_raft = 0; for_raft < 2; for_raft++) {
 			void *buf;
@@ -61,8 +77,16 @@ static void test_cmd_roundtrip(void **state)
 				memcpy(want.coll.name, cmds[i].coll.name, sizeof want.coll.name);
 			if (want.kind == CMD_COLL_CREATE)
 				want.coll = cmds[i].coll;
-			want.shard = want.kind == CMD_SHARD_ASSIGN ? cmds[i].shard : 0;
-			want.node_id = want.kind == CMD_SHARD_ASSIGN ? cmds[i].node_id : 0;
+			int sh = want.kind == CMD_SHARD_ASSIGN || want.kind == CMD_COPY_FAIL ||
+			         want.kind == CMD_COPIES_SET;
+			want.shard = sh ? cmds[i].shard : 0;
+			want.node_id = sh && want.kind != CMD_COPIES_SET ? cmds[i].node_id : 0;
+			if (want.kind == CMD_COPY_FAIL) {
+				want.nfailed = cmds[i].nfailed;
+				memcpy(want.failed, cmds[i].failed, sizeof want.failed);
+			}
+			if (want.kind == CMD_COPIES_SET)
+				want.expect = cmds[i].expect, want.copies = cmds[i].copies;
 			want.count = want.kind == CMD_IDS_ALLOC ? cmds[i].count : 0;
 			assert_cmd_equal(&d, &want);
 			if (for_raft)
@@ -82,6 +106,17 @@ static void test_cmd_roundtrip(void **state)
 	assert_omen_status(cmd_encode(&bad, 0, &buf, &len), OMEN_EINVAL);
 	bad.kind = (cmd_kind)99;
 	assert_omen_status(cmd_encode(&bad, 0, &buf, &len), OMEN_EINVAL);
+	bad = c_copy_fail("docs", 0, 1, 2);
+	bad.nfailed = META_MAX_COPIES + 1;
+	assert_omen_status(cmd_encode(&bad, 0, &buf, &len), OMEN_EINVAL);
+	/* Copies that cannot be stored do not decode: encoded, then refused. */
+	bad = c_named(CMD_COPIES_SET, "docs");
+	bad.expect = (meta_copies){1, {9}, {0}};
+	bad.copies = (meta_copies){2, {4, 4}, {0, 0}}; /* one node twice */
+	assert_omen_ok(cmd_encode(&bad, 0, &buf, &len));
+	meta_cmd d;
+	assert_omen_status(cmd_decode(buf, len, &d), OMEN_EPROTO);
+	free(buf);
 }
 
 /* Packs a map of key/value pairs: spec has one letter per pair for the value's type (u:

@@ -23,6 +23,7 @@ static uint8_t g_found[N] = {1, 0, 1};
 static char g_meta0[] = "{\"a\":1}", g_meta2[] = "{\"s\":\"\xc3\xa9t\xc3\xa9\"}";
 static char *g_meta[N] = {g_meta0, NULL, g_meta2};
 static char g_addr[] = "tcp://10.0.0.7:7701";
+static char *g_copies[] = {"tcp://10.0.0.8:7701", "tcp://10.0.0.9:7701"};
 static char g_tok[] = "s3cret", g_filter[] = "{\"a\":{\"$gt\":1}}";
 static char g_n0[] = "a", g_n1[] = "b.c", g_n2[] = "Z-9_x";
 static char *g_names[3] = {g_n0, g_n1, g_n2};
@@ -79,6 +80,8 @@ static void req_full(wire_req *r, wire_op op)
 	r->mode = WIRE_IDS_TRACKED;
 	r->node = UINT64_MAX - 3;
 	r->addr = g_addr;
+	r->copies = g_copies;
+	r->ncopies = 2;
 }
 
 /* A request of op with only the fields its op requires. */
@@ -98,11 +101,12 @@ static void req_min(wire_req *r, wire_op op)
 		r->n = N;
 	if (op == WIRE_CREATE || op == WIRE_UPSERT || op == WIRE_SEARCH)
 		r->dim = DIM;
-	if (op == WIRE_UPSERT || op == WIRE_SEARCH || op == WIRE_GET || op == WIRE_DELETE)
+	if (op == WIRE_UPSERT || op == WIRE_SEARCH || op == WIRE_GET || op == WIRE_DELETE ||
+	    op == WIRE_COPYFAIL)
 		r->n = N;
 	if (op == WIRE_UPSERT || op == WIRE_SEARCH)
 		r->vectors = g_vec;
-	if (op == WIRE_GET || op == WIRE_DELETE)
+	if (op == WIRE_GET || op == WIRE_DELETE || op == WIRE_COPYFAIL)
 		r->ids = g_ids;
 	if (op == WIRE_SEARCH)
 		r->k = K;
@@ -136,6 +140,7 @@ static void rep_make(wire_rep *r, int kind)
 		r->count = 1000;
 		r->shards_total = 8;
 		r->shards_answered = 7;
+		r->failed = 5;
 	}
 	if (kind == REP_UPSERT)
 		r->ids = g_ids;
@@ -251,6 +256,8 @@ static void assert_req_eq(const wire_req *a, const wire_req *b)
 	assert_true(a->start == b->start && a->node == b->node);
 	assert_int_equal(a->mode, b->mode);
 	assert_str_eq(a->addr, b->addr);
+	assert_int_equal(a->ncopies, b->ncopies);
+	assert_strs_eq(a->copies, b->copies, a->ncopies);
 }
 
 static void assert_stats_eq(const omen_collection_stats *a, const omen_collection_stats *b)
@@ -294,6 +301,7 @@ static void assert_rep_eq(const wire_rep *a, const wire_rep *b)
 	assert_true(a->count == b->count);
 	assert_int_equal(a->shards_total, b->shards_total);
 	assert_int_equal(a->shards_answered, b->shards_answered);
+	assert_int_equal(a->failed, b->failed);
 	assert_true(a->nnames == b->nnames);
 	assert_strs_eq(a->names, b->names, a->nnames);
 	assert_str_eq(a->report, b->report);
@@ -531,7 +539,7 @@ static void test_op_names(void **state)
 	(void)state;
 	const char *want[] = {"health", "create", "drop",   "list",  "stats",  "dbstats",
 	                      "upsert", "get",    "delete", "count", "search", "build",
-	                      "check",  "flush",  "ids",    "fence", "join"};
+	                      "check",  "flush",  "ids",    "fence", "join",   "copyfail"};
 	assert_int_equal(sizeof want / sizeof *want, WIRE_OP_COUNT);
 	for (int i = 0; i < WIRE_OP_COUNT; i++)
 		assert_string_equal(wire_op_name((wire_op)i), want[i]);

@@ -83,8 +83,16 @@ int omen_db_stats_get(omen_db *db, omen_db_stats *out)
 
 int omen_create_collection(omen_db *db, const char *name, size_t dim, omen_metric metric)
 {
+	return omen_create_collection_opts(db, name, dim, metric, NULL);
+}
+
+int omen_create_collection_opts(omen_db *db, const char *name, size_t dim, omen_metric metric,
+                                const omen_collection_options *opt)
+{
+	omen_collection_options d;
 	NEED(db, "database handle");
-	return db->ops->create_collection(db->impl, name, dim, metric);
+	collection_options_default(&d);
+	return db->ops->create_collection(db->impl, name, dim, metric, opt ? opt : &d);
 }
 
 int omen_drop_collection(omen_db *db, const char *name)
@@ -274,6 +282,12 @@ void omen_index_params_init(omen_index_params *p)
 {
 	if (p)
 		index_params_default(p);
+}
+
+void omen_collection_options_init(omen_collection_options *opt)
+{
+	if (opt)
+		collection_options_default(opt);
 }
 
 void omen_connect_options_init(omen_connect_options *opt)

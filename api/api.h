@@ -23,7 +23,8 @@ typedef struct api_ops {
 	void (*close)(void *db);
 	int (*flush)(void *db);
 	int (*db_stats)(void *db, omen_db_stats *out);
-	int (*create_collection)(void *db, const char *name, size_t dim, omen_metric metric);
+	int (*create_collection)(void *db, const char *name, size_t dim, omen_metric metric,
+	                         const omen_collection_options *opt); /* opt is not NULL */
 	int (*drop_collection)(void *db, const char *name);
 	int (*list_collections)(void *db, char ***names, size_t *n);
 	int (*collection_open)(void *db, const char *name, void **coll);

@@ -3,6 +3,7 @@
  * (engine/engine.h) with the engine's own handle types.
  */
 #include "api/api.h"
+#include "base/base.h"
 #include "engine/engine.h"
 
 int api_embedded_open(const char *path, const omen_open_options *opt, void **db)
@@ -29,8 +30,19 @@ static int e_db_stats(void *db, omen_db_stats *out)
 	return eng_db_stats_get(db, out);
 }
 
-static int e_create(void *db, const char *name, size_t dim, omen_metric metric)
+/* An embedded database is one copy of one shard: a layout beyond that is a mistake to report,
+ * not to ignore. */
+static int e_create(void *db, const char *name, size_t dim, omen_metric metric,
+                    const omen_collection_options *opt)
 {
+	if (opt->shards > 1 || opt->replicas > 1) {
+		int shards = opt->shards > 1;
+		return status_set(OMEN_EINVAL,
+		                  "collection '%.128s': shards and replicas apply to a cluster; an "
+		                  "embedded database takes 0 or 1 %s, got %u",
+		                  name ? name : "", shards ? "shards" : "replicas",
+		                  shards ? opt->shards : opt->replicas);
+	}
 	return eng_create_collection(db, name, dim, metric);
 }
 

@@ -29,9 +29,10 @@ static int r_db_stats(void *db, omen_db_stats *out)
 	return client_db_stats_get(db, out);
 }
 
-static int r_create(void *db, const char *name, size_t dim, omen_metric metric)
+static int r_create(void *db, const char *name, size_t dim, omen_metric metric,
+                    const omen_collection_options *opt)
 {
-	return client_create_collection(db, name, dim, metric);
+	return client_create_collection(db, name, dim, metric, opt);
 }
 
 static int r_drop(void *db, const char *name)

@@ -187,6 +187,7 @@ const char *device_name(omen_device device);
 void open_options_default(omen_open_options *opt);
 void search_params_default(omen_search_params *p);
 void index_params_default(omen_index_params *p);
+void collection_options_default(omen_collection_options *opt);
 void connect_options_default(omen_connect_options *opt);
 
 /* Checks the ranges of omen_index_params that do not depend on a collection: OMEN_OK, or

@@ -55,6 +55,11 @@ int index_params_check(const omen_index_params *p)
 	return OMEN_OK;
 }
 
+void collection_options_default(omen_collection_options *opt)
+{
+	memset(opt, 0, sizeof *opt);
+}
+
 void connect_options_default(omen_connect_options *opt)
 {
 	memset(opt, 0, sizeof *opt);

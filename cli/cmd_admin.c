@@ -9,15 +9,38 @@
 
 #include "cli.h"
 
+/* Reads --shards and --replicas (each optional, 1..its limit) into *opt. 0 or CLI_USAGE. */
+static int layout_opts(const char *shards_s, const char *replicas_s, omen_collection_options *opt)
+{
+	uint64_t v;
+
+	omen_collection_options_init(opt);
+	if (shards_s != NULL) {
+		if (cli_opt_u64("create", "--shards", shards_s, 1, OMEN_MAX_SHARDS, &v) != 0)
+			return CLI_USAGE;
+		opt->shards = (uint32_t)v;
+	}
+	if (replicas_s != NULL) {
+		if (cli_opt_u64("create", "--replicas", replicas_s, 1, OMEN_MAX_REPLICAS, &v) != 0)
+			return CLI_USAGE;
+		opt->replicas = (uint32_t)v;
+	}
+	return 0;
+}
+
 int cmd_create(int argc, char **argv)
 {
-	const char *dim_s = NULL, *metric_s = "l2";
-	const cli_opt opts[] = {{"--dim", 1, &dim_s}, {"--metric", 1, &metric_s}};
+	const char *dim_s = NULL, *metric_s = "l2", *shards_s = NULL, *replicas_s = NULL;
+	const cli_opt opts[] = {{"--dim", 1, &dim_s},
+	                        {"--metric", 1, &metric_s},
+	                        {"--shards", 1, &shards_s},
+	                        {"--replicas", 1, &replicas_s}};
+	omen_collection_options layout;
 	omen_metric metric;
 	uint64_t dim;
 	omen_db *db;
 	size_t npos;
-	int rc = cli_getopts("create", argc, argv, opts, 2, &npos);
+	int rc = cli_getopts("create", argc, argv, opts, 4, &npos);
 
 	if (rc != 0)
 		return rc;
@@ -29,9 +52,11 @@ int cmd_create(int argc, char **argv)
 		return CLI_USAGE;
 	if (omen_metric_parse(metric_s, &metric) != OMEN_OK)
 		return cli_usage_err("create", "--metric: '%s' is not l2, ip or cosine", metric_s);
+	if (layout_opts(shards_s, replicas_s, &layout) != 0)
+		return CLI_USAGE;
 	if (cli_open_db(argv[0], CLI_DB_CREATE, &db) != 0)
 		return CLI_FAIL;
-	rc = omen_create_collection(db, argv[1], (size_t)dim, metric);
+	rc = omen_create_collection_opts(db, argv[1], (size_t)dim, metric, &layout);
 	if (rc != OMEN_OK)
 		cli_lib_err(rc, "create collection '%s'", argv[1]);
 	else

@@ -20,11 +20,16 @@ typedef struct command {
 
 static const command commands[] = {
     {"create", cmd_create,
-     "usage: omendb create DB COLL --dim D [--metric l2|ip|cosine]\n"
+     "usage: omendb create DB COLL --dim D [--metric l2|ip|cosine] [--shards S]\n"
+     "                     [--replicas R]\n"
      "  Creates collection COLL (and the database directory DB if needed).\n"
      "  --dim D          dimension, 1..16384 (required)\n"
      "  --metric M       l2 (squared Euclidean, default), ip (negative inner product),\n"
-     "                   cosine (1 - cosine similarity)\n"},
+     "                   cosine (1 - cosine similarity)\n"
+     "  --shards S       cluster only: logical shards, 1..4096 (default: the coordinator's\n"
+     "                   default_shards)\n"
+     "  --replicas R     cluster only: copies of each logical shard, each on a different\n"
+     "                   shard node, 1..5 (default 1)\n"},
     {"load", cmd_load,
      "usage: omendb load DB COLL FILE [--start-id N] [--batch N] [--metadata FILE.jsonl]\n"
      "                   [--relaxed]\n"
@@ -99,7 +104,7 @@ static const char main_usage[] =
     "       omendb --help | --version\n"
     "\n"
     "commands:\n"
-    "  create DB COLL --dim D [--metric l2|ip|cosine]\n"
+    "  create DB COLL --dim D [--metric l2|ip|cosine] [--shards S] [--replicas R]\n"
     "  load   DB COLL FILE [--start-id N] [--batch N] [--metadata FILE.jsonl] [--relaxed]\n"
     "  search DB COLL QUERIES --k K [--threads T] [--filter JSON] [--ef N] [--nprobe N]\n"
     "                        [--exact] [--device cpu|gpu|auto] [--partial] [--out FILE.ivecs]\n"

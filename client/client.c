@@ -105,7 +105,13 @@ int client_db_stats_get(rdb *db, omen_db_stats *out)
 	return st;
 }
 
-int client_create_collection(rdb *db, const char *name, size_t dim, omen_metric metric)
+_Static_assert(OMEN_MAX_SHARDS == WIRE_MAX_SHARDS, "the API's and the wire's shard limits");
+_Static_assert(OMEN_MAX_REPLICAS == WIRE_MAX_REPLICAS, "the API's and the wire's copy limits");
+
+/* opt is not NULL (api.c fills the defaults). Its limits are checked here: a value the wire
+ * cannot carry would fail as a malformed message instead of a bad argument. */
+int client_create_collection(rdb *db, const char *name, size_t dim, omen_metric metric,
+                             const omen_collection_options *opt)
 {
 	wire_req q;
 	int st = name_req(&q, WIRE_CREATE, name);
@@ -116,8 +122,17 @@ int client_create_collection(rdb *db, const char *name, size_t dim, omen_metric 
 		                  dim);
 	if (metric != OMEN_METRIC_L2 && metric != OMEN_METRIC_IP && metric != OMEN_METRIC_COSINE)
 		return status_set(OMEN_EINVAL, "unknown metric %d", (int)metric);
+	if (opt->shards > OMEN_MAX_SHARDS)
+		return status_set(OMEN_EINVAL,
+		                  "shards must be 0 (the cluster's default) to %d, got %u",
+		                  OMEN_MAX_SHARDS, opt->shards);
+	if (opt->replicas > OMEN_MAX_REPLICAS)
+		return status_set(OMEN_EINVAL, "replicas must be 0 (one copy) to %d, got %u",
+		                  OMEN_MAX_REPLICAS, opt->replicas);
 	q.dim = (uint32_t)dim;
 	q.metric = metric;
+	q.nshards = opt->shards;
+	q.replicas = opt->replicas;
 	return simple(db, &q);
 }
 

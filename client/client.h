@@ -25,7 +25,8 @@ int client_connect(const char *url, const omen_connect_options *opt, rdb **out);
 void client_close(rdb *db);
 int client_flush(rdb *db);
 int client_db_stats_get(rdb *db, omen_db_stats *out);
-int client_create_collection(rdb *db, const char *name, size_t dim, omen_metric metric);
+int client_create_collection(rdb *db, const char *name, size_t dim, omen_metric metric,
+                             const omen_collection_options *opt);
 int client_drop_collection(rdb *db, const char *name);
 int client_list_collections(rdb *db, char ***names_out, size_t *n_out);
 int client_collection_open(rdb *db, const char *name, rcoll **out);

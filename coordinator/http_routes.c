@@ -231,16 +231,17 @@ static void do_list(http_call *call)
 	serve(call, WIRE_LIST, no_fields, put_list);
 }
 
-/* POST /collections {"name", "dim", "metric", "shards"} */
+/* POST /collections {"name", "dim", "metric", "shards", "replicas"} */
 static bool create_fields(http_call *call, wire_req *req)
 {
-	static const char *const keys[] = {"name", "dim", "metric", "shards", NULL};
+	static const char *const keys[] = {"name", "dim", "metric", "shards", "replicas", NULL};
 	const jf *in = &call->in;
 	const char *name = NULL, *metric = "l2";
-	uint64_t dim = 0, shards = 0;
+	uint64_t dim = 0, shards = 0, replicas = 0;
 	if (jf_keys(in, keys) || jf_required(in, "name") || jf_str(in, "name", &name) ||
 	    jf_uint(in, "dim", 1, OMEN_MAX_DIM, &dim) || jf_str(in, "metric", &metric) ||
-	    jf_uint(in, "shards", 0, WIRE_MAX_SHARDS, &shards) || jf_required(in, "dim"))
+	    jf_uint(in, "shards", 0, WIRE_MAX_SHARDS, &shards) ||
+	    jf_uint(in, "replicas", 1, WIRE_MAX_REPLICAS, &replicas) || jf_required(in, "dim"))
 		return http_in_fail(call);
 	if (!name_valid(name, strlen(name)))
 		return http_fail_invalid(
@@ -252,6 +253,7 @@ static bool create_fields(http_call *call, wire_req *req)
 	snprintf(req->name, sizeof req->name, "%s", name);
 	req->dim = (uint32_t)dim;
 	req->nshards = (uint32_t)shards;
+	req->replicas = (uint32_t)replicas;
 	return true;
 }
 

@@ -79,15 +79,48 @@ static PyObject *Database_collection(DatabaseObject *self, PyObject *arg)
 	return coll_wrap(self, h);
 }
 
+/* Reads create_collection's shards= or replicas= (what) into *out: None leaves the default,
+ * else an integer 1..max. 0, or -1 with TypeError (not an integer) or ValueError set. */
+static int layout_arg(PyObject *obj, const char *what, long max, const char *none_means,
+                      uint32_t *out)
+{
+	if (obj == Py_None)
+		return 0;
+	PyObject *ix = PyBool_Check(obj) ? NULL : PyNumber_Index(obj);
+	if (!ix) {
+		PyErr_Clear();
+		PyErr_Format(PyExc_TypeError, "%s must be an integer or None, got %s", what,
+		             Py_TYPE(obj)->tp_name);
+		return -1;
+	}
+	long v = PyLong_AsLong(ix);
+	Py_DECREF(ix);
+	if (v < 1 || v > max) {
+		PyErr_Clear();
+		PyErr_Format(PyExc_ValueError, "%s must be 1 to %ld (None: %s), got %S", what, max,
+		             none_means, obj);
+		return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
 static PyObject *Database_create_collection(DatabaseObject *self, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {"name", "dim", "metric", NULL};
+	static char *kwlist[] = {"name", "dim", "metric", "shards", "replicas", NULL};
 	const char *name, *metric_s = "l2";
+	PyObject *shards = Py_None, *replicas = Py_None;
 	Py_ssize_t dim;
 	omen_metric metric;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "sn|s:create_collection", kwlist, &name, &dim,
-	                                 &metric_s))
+	omen_collection_options layout;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "sn|s$OO:create_collection", kwlist, &name, &dim,
+	                                 &metric_s, &shards, &replicas))
 		return overflow_as_value();
+	omen_collection_options_init(&layout);
+	if (layout_arg(shards, "shards", OMEN_MAX_SHARDS, "the cluster's default",
+	               &layout.shards) != 0 ||
+	    layout_arg(replicas, "replicas", OMEN_MAX_REPLICAS, "1", &layout.replicas) != 0)
+		return NULL;
 	if (!open_db(self))
 		return NULL;
 	if (omen_metric_parse(metric_s, &metric) != OMEN_OK)
@@ -97,7 +130,8 @@ static PyObject *Database_create_collection(DatabaseObject *self, PyObject *args
 		return PyErr_Format(PyExc_ValueError, "dimension must be 1 to %d, got %zd",
 		                    OMEN_MAX_DIM, dim);
 	int st;
-	DB_CALL(self, st, omen_create_collection(self->db, name, (size_t)dim, metric));
+	DB_CALL(self, st,
+	        omen_create_collection_opts(self->db, name, (size_t)dim, metric, &layout));
 	if (st != OMEN_OK)
 		return db_status(st);
 	PyObject *n = PyUnicode_FromString(name);
@@ -218,9 +252,12 @@ static PyObject *Database_repr(DatabaseObject *self)
 static PyMethodDef Database_methods[] = {
     {"create_collection", (PyCFunction)(void (*)(void))Database_create_collection,
      METH_VARARGS | METH_KEYWORDS,
-     "create_collection(name, dim, metric='l2') -> Collection\n\n"
+     "create_collection(name, dim, metric='l2', *, shards=None, replicas=None) -> Collection\n\n"
      "Creates a collection (name: 1..128 bytes of letters, digits, '_', '-', '.'; metric:\n"
-     "'l2' squared Euclidean, 'ip' negative inner product, 'cosine' 1 - cosine) and opens it."},
+     "'l2' squared Euclidean, 'ip' negative inner product, 'cosine' 1 - cosine) and opens it.\n"
+     "Cluster only: shards, its logical shards (1..4096; None: the coordinator's default),\n"
+     "and replicas, copies of each shard on different nodes (1..5; None: 1). An embedded\n"
+     "database takes only None or 1 for each."},
     {"collection", (PyCFunction)Database_collection, METH_O,
      "collection(name) -> Collection\n\nOpens a collection; KeyError when there is none."},
     {"drop_collection", (PyCFunction)Database_drop_collection, METH_O,

@@ -119,8 +119,29 @@ const char *omen_strerror(int status);
 const char *omen_errmsg(const omen_db *db);
 
 /* Creates a collection. name: 1..OMEN_MAX_NAME bytes of letters, digits, '_', '-', '.'.
- * dim: 1..OMEN_MAX_DIM. */
+ * dim: 1..OMEN_MAX_DIM. The same as omen_create_collection_opts with opt NULL. */
 int omen_create_collection(omen_db *db, const char *name, size_t dim, omen_metric metric);
+
+#define OMEN_MAX_SHARDS   4096 /* logical shards of a cluster's collection */
+#define OMEN_MAX_REPLICAS 5    /* copies of each logical shard */
+
+/* How a cluster lays a collection out (docs/CLUSTER.md). An embedded database holds one copy
+ * of one shard: it accepts 0 or 1 in each field and refuses anything else. */
+typedef struct omen_collection_options {
+	uint32_t shards;   /* logical shards, 1..OMEN_MAX_SHARDS; default 0 = the cluster's
+	                      default (the coordinator's default_shards) */
+	uint32_t replicas; /* copies of each logical shard, each on a different shard node,
+	                      1..OMEN_MAX_REPLICAS; default 0 = 1 */
+} omen_collection_options;
+
+/* Fills *opt with the defaults documented above (all zeros). */
+void omen_collection_options_init(omen_collection_options *opt);
+
+/* Creates a collection as omen_create_collection does, laid out as opt says; opt may be NULL
+ * for defaults. A field out of range, or shards or replicas above 1 on an embedded database,
+ * gives OMEN_EINVAL and creates nothing. */
+int omen_create_collection_opts(omen_db *db, const char *name, size_t dim, omen_metric metric,
+                                const omen_collection_options *opt);
 
 /* Drops a collection and all its points. OMEN_EBUSY while a handle to it is open. */
 int omen_drop_collection(omen_db *db, const char *name);

@@ -195,6 +195,71 @@ static void test_bad_collections(void **state)
 	free(v);
 }
 
+/* An embedded database is one shard with one copy: a larger layout is refused with a message
+ * that says why, and creates nothing; 0 and 1 are accepted. */
+static void test_embedded_layout(void **state)
+{
+	fixture *f = *state;
+	omen_collection_options o;
+	memset(&o, 0xff, sizeof o);
+	omen_collection_options_init(&o);
+	assert_int_equal(o.shards, 0);
+	assert_int_equal(o.replicas, 0);
+	omen_collection_options_init(NULL);
+	o.shards = 2;
+	assert_omen_status(omen_create_collection_opts(f->db, "x", 4, OMEN_METRIC_L2, &o),
+	                   OMEN_EINVAL);
+	assert_non_null(strstr(omen_errmsg(NULL), "shards and replicas apply to a cluster"));
+	assert_non_null(strstr(omen_errmsg(NULL), "shards, got 2"));
+	o.shards = 1;
+	o.replicas = OMEN_MAX_REPLICAS;
+	assert_omen_status(omen_create_collection_opts(f->db, "x", 4, OMEN_METRIC_L2, &o),
+	                   OMEN_EINVAL);
+	assert_non_null(strstr(omen_errmsg(NULL), "replicas, got 5"));
+	o.replicas = UINT32_MAX;
+	assert_omen_status(omen_create_collection_opts(f->db, "x", 4, OMEN_METRIC_L2, &o),
+	                   OMEN_EINVAL);
+	assert_omen_status(omen_create_collection_opts(NULL, "x", 4, OMEN_METRIC_L2, NULL),
+	                   OMEN_EINVAL);
+	omen_collection *c;
+	assert_omen_status(omen_collection_open(f->db, "x", &c), OMEN_ENOTFOUND);
+	o.replicas = 1;
+	assert_omen_ok(omen_create_collection_opts(f->db, "x", 4, OMEN_METRIC_L2, &o));
+	assert_omen_ok(omen_create_collection_opts(f->db, "y", 4, OMEN_METRIC_IP, NULL));
+	omen_db_stats s;
+	assert_omen_ok(omen_db_stats_get(f->db, &s));
+	assert_int_equal(s.collections, 3); /* c, x, y */
+	assert_unchanged(f);
+}
+
+/* A remote database checks the layout's limits before sending: a coordinator that is not
+ * there is never asked (the call would otherwise wait out the timeout for OMEN_EUNAVAIL). */
+static void test_remote_layout_limits(void **state)
+{
+	(void)state;
+	omen_connect_options co;
+	omen_connect_options_init(&co);
+	co.timeout_ms = 200;
+	omen_db *db;
+	assert_omen_ok(omen_connect("tcp://127.0.0.1:1", &co, &db));
+	omen_collection_options o;
+	omen_collection_options_init(&o);
+	o.replicas = OMEN_MAX_REPLICAS + 1;
+	assert_omen_status(omen_create_collection_opts(db, "x", 4, OMEN_METRIC_L2, &o),
+	                   OMEN_EINVAL);
+	assert_non_null(strstr(omen_errmsg(NULL), "replicas must be 0 (one copy) to 5, got 6"));
+	o.replicas = OMEN_MAX_REPLICAS;
+	o.shards = OMEN_MAX_SHARDS + 1;
+	assert_omen_status(omen_create_collection_opts(db, "x", 4, OMEN_METRIC_L2, &o),
+	                   OMEN_EINVAL);
+	assert_non_null(
+	    strstr(omen_errmsg(NULL), "shards must be 0 (the cluster's default) to 4096"));
+	o.shards = OMEN_MAX_SHARDS; /* within the limits: sent, and nobody answers */
+	assert_omen_status(omen_create_collection_opts(db, "x", 4, OMEN_METRIC_L2, &o),
+	                   OMEN_EUNAVAIL);
+	omen_close(db);
+}
+
 static void write_file(const char *path, const void *data, size_t len)
 {
 	FILE *fp = fopen(path, "wb");
@@ -414,6 +479,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bad_vectors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_search, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_collections, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_embedded_layout, setup, teardown),
+	    cmocka_unit_test(test_remote_layout_limits),
 	    cmocka_unit_test(test_foreign_dirs),
 	    cmocka_unit_test(test_metadata_check),
 	    cmocka_unit_test(test_newer_format),

@@ -168,6 +168,8 @@ def test_help_and_version():
         assert r.returncode == 0 and r.stdout.startswith("usage: omendb " + c), r.stdout
     for opt in ["--ef", "--nprobe", "--exact"]:
         assert opt in ok("search", "--help")
+    for opt in ["--shards S", "--replicas R"]:
+        assert opt in ok("create", "--help") and opt in ok("--help")
     for opt in ["--type", "--m", "--ef-construction", "--threads", "--nlist", "--bits",
                 "--ram-budget", "ivf"]:
         assert opt in ok("index", "--help")
@@ -187,6 +189,16 @@ def test_help_and_version():
     ["create", "{db}", "c", "--dim", "16385"],
     ["create", "{db}", "c", "--dim", "8", "--metric", "hamming"],
     ["create", "{db}", "c", "--dim", "8", "--bogus"],
+    ["create", "{db}", "c", "--dim", "8", "--shards", "0"],
+    ["create", "{db}", "c", "--dim", "8", "--shards", "-2"],
+    ["create", "{db}", "c", "--dim", "8", "--shards", "4097"],
+    ["create", "{db}", "c", "--dim", "8", "--shards", "two"],
+    ["create", "{db}", "c", "--dim", "8", "--shards"],
+    ["create", "{db}", "c", "--dim", "8", "--replicas", "0"],
+    ["create", "{db}", "c", "--dim", "8", "--replicas", "6"],
+    ["create", "{db}", "c", "--dim", "8", "--replicas", "-1"],
+    ["create", "{db}", "c", "--dim", "8", "--replicas", "three"],
+    ["create", "{db}", "c", "--dim", "8", "--replicas", "2.0"],
     ["create", "{db}"],
     ["load", "{db}", "c"],
     ["load", "{db}", "c", "f.fvecs", "--batch", "0"],
@@ -265,6 +277,23 @@ def test_create_info_drop(tmp_path):
     assert [c["name"] for c in info_json(dbp)["collections"]] == ["a", "c", "d"]
     fail("drop", dbp, "b", status=1)
     fail("info", dbp, "b", status=1)
+
+
+def test_create_layout_on_a_directory(tmp_path):
+    """--shards and --replicas lay out a cluster's collection: out of range they are usage
+    errors naming the range; on a database directory 1 is accepted and more is the library's
+    refusal, which creates no collection."""
+    dbp = tmp_path / "db"
+    fail("create", dbp, "c", "--dim", 4, "--replicas", 6, status=2,
+         match=r"--replicas: '6' is not an integer in 1\.\.5")
+    fail("create", dbp, "c", "--dim", 4, "--shards", 0, status=2,
+         match=r"--shards: '0' is not an integer in 1\.\.4096")
+    ok("create", dbp, "one", "--dim", 4, "--shards", 1, "--replicas", 1)
+    fail("create", dbp, "c", "--dim", 4, "--shards", 4, status=1,
+         match=r"create collection 'c': .*shards and replicas apply to a cluster.*shards, got 4")
+    fail("create", dbp, "c", "--dim", 4, "--replicas=2", status=1,
+         match=r"shards and replicas apply to a cluster.*replicas, got 2")
+    assert [c["name"] for c in info_json(dbp)["collections"]] == ["one"]
 
 
 def test_commands_on_missing_db(tmp_path):

@@ -109,6 +109,17 @@ def test_exact_search_equals_embedded(env):
     assert out["coverage"] == {"answered": 8, "total": 8}
 
 
+def test_create_with_shards(env):
+    """create --shards reaches the coordinator: a search covers that many logical shards, not
+    the default 8."""
+    url, queries = env["url"], env["queries"]
+    cli("create", url, "three", "--dim", DIM, "--shards", 3)
+    cli("load", url, "three", queries)
+    p = cli("search", url, "three", queries, "--k", 1, "--exact", "--json")
+    assert json.loads(p.stdout)["coverage"] == {"answered": 3, "total": 3}
+    cli("drop", url, "three")
+
+
 def test_get_through_coordinator(env):
     ids = [0, 1, 4242, N - 1]
     got = json.loads(cli("get", env["url"], "pts", *ids, "--json").stdout)["points"]

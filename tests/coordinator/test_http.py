@@ -180,7 +180,7 @@ def test_health(plain):
 def test_collection_lifecycle(plain):
     name = "life_" + uuid.uuid4().hex[:8]
     status, _, body = call(plain, "POST", "/collections",
-                           {"name": name, "dim": 3, "metric": "ip", "shards": 3})
+                           {"name": name, "dim": 3, "metric": "ip", "shards": 3, "replicas": 1})
     assert status == 201 and body["name"] == name and body["dim"] == 3, body
     assert name in call(plain, "GET", "/collections")[2]["collections"]
     status, _, stats = call(plain, "GET", f"/collections/{name}")
@@ -213,6 +213,13 @@ def test_create_defaults_to_l2(plain):
     ({"name": "", "dim": 4}, "collection name"),
     ({"name": "x" * 129, "dim": 4}, "collection name"),
     ({"name": "x8", "dim": 4, "shards": -1}, "'shards'"),
+    ({"name": "x8a", "dim": 4, "shards": 4097}, "'shards' must be in 0..4096, got 4097"),
+    ({"name": "x8b", "dim": 4, "shards": "4"}, "'shards' must be an integer"),
+    ({"name": "r0", "dim": 4, "replicas": 0}, "'replicas' must be in 1..5, got 0"),
+    ({"name": "r6", "dim": 4, "replicas": 6}, "'replicas' must be in 1..5, got 6"),
+    ({"name": "r7", "dim": 4, "replicas": -1}, "'replicas' must be in 1..5, got -1"),
+    ({"name": "r8", "dim": 4, "replicas": "2"}, "'replicas' must be an integer"),
+    ({"name": "r9", "dim": 4, "replicas": 2.5}, "'replicas' must be an integer"),
     ({"name": "x9", "dim": 4, "dims": 4}, "unknown field 'dims'"),
 ])
 def test_create_rejects_bad_input(plain, body, message):

@@ -726,6 +726,43 @@ def test_bad_collections(db):
         db["bad name!"]
 
 
+BAD_LAYOUTS = [
+    (dict(shards=0), ValueError,
+     r"shards must be 1 to 4096 \(None: the cluster's default\), got 0"),
+    (dict(shards=-3), ValueError, "shards must be 1 to 4096"),
+    (dict(shards=4097), ValueError, "shards must be 1 to 4096"),
+    (dict(shards=2**70), ValueError, "shards must be 1 to 4096"),
+    (dict(replicas=0), ValueError, r"replicas must be 1 to 5 \(None: 1\), got 0"),
+    (dict(replicas=6), ValueError, r"replicas must be 1 to 5 .*got 6"),
+    (dict(replicas=-1), ValueError, "replicas must be 1 to 5"),
+    (dict(shards="2"), TypeError, "shards must be an integer or None, got str"),
+    (dict(replicas=2.0), TypeError, "replicas must be an integer or None, got float"),
+    (dict(replicas=True), TypeError, "replicas must be an integer or None, got bool"),
+]
+
+
+@pytest.mark.parametrize("kw,exc,msg", BAD_LAYOUTS)
+def test_bad_layout_refused(db, kw, exc, msg):
+    with pytest.raises(exc, match=msg):
+        db.create_collection("c", 4, **kw)
+    assert db.list_collections() == []
+
+
+def test_embedded_takes_one_shard_one_copy(db):
+    """shards and replicas above 1 are the cluster's: an embedded database refuses them with the
+    library's message and creates nothing; None and 1 are its layout."""
+    for kw, got in ((dict(shards=2), "shards, got 2"), (dict(replicas=3), "replicas, got 3"),
+                    (dict(shards=1, replicas=2), "replicas, got 2")):
+        with pytest.raises(ValueError, match="shards and replicas apply to a cluster.*" + got):
+            db.create_collection("c", 4, **kw)
+    assert db.list_collections() == []
+    with pytest.raises(TypeError):
+        db.create_collection("c", 4, "l2", 1)  # keyword-only
+    c = db.create_collection("c", 4, shards=1, replicas=np.int64(1))
+    d = db.create_collection("d", 4, shards=None, replicas=None)
+    assert (c.dim, d.dim) == (4, 4) and db.list_collections() == ["c", "d"]
+
+
 def test_error_class():
     assert issubclass(omendb.Error, Exception)
     assert not issubclass(omendb.Error, (ValueError, KeyError))
@@ -918,6 +955,22 @@ def test_empty_batch_info(rdb, db, data):
     assert info["path"] == "cluster" and info["shards_answered"] == 0
     with pytest.raises(ValueError):
         r.search(np.zeros((0, DIM + 1), dtype=np.float32), k=K)
+
+
+def test_remote_shards(rdb, data):
+    """shards= reaches the coordinator: a search covers exactly that many logical shards. Bad
+    values are refused before anything is sent."""
+    x, _, q = data
+    if "three" in rdb:
+        rdb.drop_collection("three")
+    c = rdb.create_collection("three", DIM, shards=3)
+    c.add(x[:100])
+    _, _, info = c.search(q[:2], k=K, exact=True, return_info=True)
+    assert info["shards_total"] == info["shards_answered"] == 3
+    for kw, exc, msg in BAD_LAYOUTS:
+        with pytest.raises(exc, match=msg):
+            rdb.create_collection("never", DIM, **kw)
+    assert "never" not in rdb
 
 
 def test_remote_delete_and_index(rdb, data):

@@ -58,6 +58,7 @@ static void req_full(wire_req *r, wire_op op)
 	r->dim = DIM;
 	r->metric = OMEN_METRIC_COSINE;
 	r->nshards = WIRE_MAX_SHARDS;
+	r->replicas = WIRE_MAX_REPLICAS;
 	r->n = N;
 	r->ids = g_ids;
 	r->vectors = g_vec;
@@ -231,6 +232,7 @@ static void assert_req_eq(const wire_req *a, const wire_req *b)
 	assert_int_equal(a->dim, b->dim);
 	assert_int_equal(a->metric, b->metric);
 	assert_int_equal(a->nshards, b->nshards);
+	assert_int_equal(a->replicas, b->replicas);
 	assert_true(a->n == b->n);
 	assert_int_equal(a->ids != NULL, b->ids != NULL);
 	assert_int_equal(a->vectors != NULL, b->vectors != NULL);
@@ -663,6 +665,7 @@ static void test_encode_refuses(void **state)
 	REQ_BAD(r.nprobe = OMEN_IVF_NLIST_MAX + 1);
 	REQ_BAD(r.bits = OMEN_IVF_BITS_MAX + 1);
 	REQ_BAD(r.nshards = WIRE_MAX_SHARDS + 1);
+	REQ_BAD(r.replicas = WIRE_MAX_REPLICAS + 1);
 	REQ_BAD((r.op = WIRE_GET, r.ids = NULL));
 	assert_int_equal(wire_req_encode(NULL, &buf, &len), OMEN_EINVAL);
 	req_full(&r, WIRE_HEALTH);
@@ -813,6 +816,7 @@ static const keytype req_types[] = {
     {"mode", MSGPACK_OBJECT_POSITIVE_INTEGER},
     {"node", MSGPACK_OBJECT_POSITIVE_INTEGER},
     {"addr", MSGPACK_OBJECT_STR},
+    {"replicas", MSGPACK_OBJECT_POSITIVE_INTEGER},
 };
 
 static const keytype rep_types[] = {
@@ -897,6 +901,9 @@ static void test_req_limits(void **state)
 	    {"k", o_uint(OMEN_MAX_K + 1), OMEN_EPROTO},
 	    {"k", o_uint(OMEN_MAX_K), OMEN_OK},
 	    {"nshards", o_uint(WIRE_MAX_SHARDS + 1), OMEN_EPROTO},
+	    {"replicas", o_uint(WIRE_MAX_REPLICAS + 1), OMEN_EPROTO},
+	    {"replicas", o_uint(WIRE_MAX_REPLICAS), OMEN_OK},
+	    {"replicas", o_uint(0), OMEN_OK},
 	    {"metric", o_uint(3), OMEN_EPROTO},
 	    {"itype", o_uint(OMEN_INDEX_IVF + 1), OMEN_EPROTO},
 	    {"itype", o_uint(OMEN_INDEX_IVF), OMEN_OK},

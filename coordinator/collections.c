@@ -29,6 +29,19 @@ static int shards_call(coord *c, const wire_req *q, const coll_info *ci, const c
 	return st;
 }
 
+/* The shard nodes the node table has up. */
+static size_t up_shard_nodes(coord *c)
+{
+	meta_node *v;
+	size_t n, up = 0;
+	if (fsm_node_list(c->fsm, &v, &n) != OMEN_OK)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		up += v[i].role == META_ROLE_SHARD && v[i].state == META_NODE_UP;
+	free(v);
+	return up;
+}
+
 /* CREATE with Raft: the collection and its shard map are committed first (the state machine
  * assigns the logical shards), then created on the shards; if they fail, it is dropped
  * again. */
@@ -49,7 +62,11 @@ static int create_replicated(coord *c, const wire_req *q, const coll_info *want)
 	if (st == OMEN_EEXIST)
 		return status_set(st, "collection '%s' already exists", want->name);
 	if (st == OMEN_EUNAVAIL && res.status == OMEN_EUNAVAIL)
-		return status_set(st, "%s", status_msg());
+		return status_set(
+		    st, "collection '%s': %u replica%s need%s %u shard node%s up, %zu %s",
+		    want->name, want->replicas, want->replicas > 1 ? "s" : "",
+		    want->replicas > 1 ? "" : "s", want->replicas, want->replicas > 1 ? "s" : "",
+		    up_shard_nodes(c), up_shard_nodes(c) == 1 ? "is" : "are");
 	coll_info ci;
 	if (st == OMEN_OK)
 		st = co_lookup(c, want->name, &ci);

@@ -76,7 +76,9 @@ typedef struct coord_node_info {
 	char addr[128];
 	int coordinator; /* 1: a coordinator, 0: a shard node */
 	int up;
-	uint32_t shards; /* logical shards it holds, over every collection */
+	uint32_t shards; /* logical shards it is the primary of, over every collection */
+	uint32_t copies; /* copies of logical shards it holds (primaries included) */
+	uint32_t stale;  /* of those, the stale ones */
 } coord_node_info;
 
 typedef struct coord_cluster_info {
@@ -88,6 +90,19 @@ typedef struct coord_cluster_info {
 
 /* The nodes (malloc'd, id order) and the cluster's state; OMEN_ENOTSUP without Raft. */
 int coord_nodes(coord *c, coord_node_info **out, size_t *n, coord_cluster_info *info);
+
+/* The copies of one logical shard: each copy's node and whether it is in sync (the first in
+ * sync is the primary). */
+typedef struct coord_shard_copies {
+	char coll[OMEN_MAX_NAME + 1];
+	uint32_t shard, n;
+	uint64_t node[WIRE_MAX_REPLICAS];
+	int in_sync[WIRE_MAX_REPLICAS];
+} coord_shard_copies;
+
+/* Every logical shard of every collection with more than one copy, with its copies (malloc'd;
+ * collections in name order, shards in order); OMEN_ENOTSUP without Raft. */
+int coord_copies(coord *c, coord_shard_copies **out, size_t *n);
 
 /* Membership, on the leader (OMEN_EBUSY naming the leader elsewhere): adds coordinator id
  * (its Raft "host:port" and client URL) as a voter, or removes one (not the leader itself:

@@ -119,23 +119,38 @@ static void do_nodes_list(http_call *call)
 {
 	coord_node_info *v;
 	coord_cluster_info ci;
-	size_t n;
+	coord_shard_copies *cp = NULL;
+	size_t n, ncp = 0;
 	int st = coord_nodes(call->c, &v, &n, &ci);
+	if (st == OMEN_OK && (st = coord_copies(call->c, &cp, &ncp)) != OMEN_OK)
+		free(v);
 	if (st != OMEN_OK) {
 		http_out_error(call->out, st, 0, "%s", status_msg());
 		return;
 	}
-	json_t *a = json_array();
+	json_t *a = json_array(), *copies = json_array();
 	for (size_t i = 0; a && i < n; i++)
 		json_array_append_new(
-		    a, json_pack("{s:I,s:s,s:s,s:s,s:I}", "id", ji(v[i].id), "addr", v[i].addr,
-		                 "role", v[i].coordinator ? "coordinator" : "shard", "state",
-		                 v[i].up ? "up" : "down", "shards", ji(v[i].shards)));
+		    a, json_pack("{s:I,s:s,s:s,s:s,s:I,s:I,s:I}", "id", ji(v[i].id), "addr",
+		                 v[i].addr, "role", v[i].coordinator ? "coordinator" : "shard",
+		                 "state", v[i].up ? "up" : "down", "shards", ji(v[i].shards),
+		                 "copies", ji(v[i].copies), "stale", ji(v[i].stale)));
+	for (size_t i = 0; copies && i < ncp; i++) {
+		json_t *row = json_array();
+		for (uint32_t k = 0; row && k < cp[i].n; k++)
+			json_array_append_new(
+			    row, json_pack("{s:I,s:s}", "node", ji(cp[i].node[k]), "state",
+			                   cp[i].in_sync[k] ? "in_sync" : "stale"));
+		json_array_append_new(copies, json_pack("{s:s,s:I,s:o}", "collection", cp[i].coll,
+		                                        "shard", ji(cp[i].shard), "copies", row));
+	}
 	free(v);
+	free(cp);
 	http_out_json(call->out, 200,
-	              json_pack("{s:o,s:I,s:b,s:I,s:I,s:I}", "nodes", a, "epoch", ji(ci.epoch),
-	                        "balanced", ci.balanced, "moves_done", ji(ci.moves_done),
-	                        "moves_failed", ji(ci.moves_failed), "cleanups", ji(ci.cleanups)));
+	              json_pack("{s:o,s:o,s:I,s:b,s:I,s:I,s:I}", "nodes", a, "copies", copies,
+	                        "epoch", ji(ci.epoch), "balanced", ci.balanced, "moves_done",
+	                        ji(ci.moves_done), "moves_failed", ji(ci.moves_failed), "cleanups",
+	                        ji(ci.cleanups)));
 }
 
 /* ---- Health and metrics ------------------------------------------------------------------- */

@@ -709,14 +709,22 @@ int coord_nodes(coord *c, coord_node_info **out, size_t *n, coord_cluster_info *
 		o[i].up = v[i].state == META_NODE_UP;
 	}
 	for (size_t j = 0; j < nc; j++) {
-		uint64_t *map, epoch;
+		meta_copies *cp;
 		uint32_t ns;
-		if (fsm_shard_map(c->fsm, colls[j].name, &map, &ns, &epoch) != OMEN_OK)
+		if (fsm_shard_copies(c->fsm, colls[j].name, &cp, &ns, NULL) != OMEN_OK)
 			continue;
-		for (uint32_t s = 0; s < ns; s++)
-			for (size_t i = 0; i < m; i++)
-				o[i].shards += map[s] == o[i].id;
-		free(map);
+		for (uint32_t s = 0; s < ns; s++) {
+			int p = meta_copies_primary(&cp[s]);
+			for (uint32_t k = 0; k < cp[s].n; k++)
+				for (size_t i = 0; i < m; i++) {
+					if (cp[s].node[k] != o[i].id)
+						continue;
+					o[i].shards += (int)k == p;
+					o[i].copies++;
+					o[i].stale += cp[s].state[k] == META_COPY_STALE;
+				}
+		}
+		free(cp);
 	}
 	free(colls);
 	free(v);
@@ -725,6 +733,51 @@ int coord_nodes(coord *c, coord_node_info **out, size_t *n, coord_cluster_info *
 	info->moves_failed = c->moves_failed;
 	info->cleanups = c->cleanups;
 	info->balanced = balance_even(c);
+	*out = o;
+	*n = m;
+	return OMEN_OK;
+}
+
+int coord_copies(coord *c, coord_shard_copies **out, size_t *n)
+{
+	if (!c->fsm)
+		return status_set(OMEN_ENOTSUP, "this coordinator does not run Raft");
+	meta_coll *colls;
+	size_t nc, m = 0, cap = 0;
+	int st = fsm_coll_list(c->fsm, &colls, &nc);
+	coord_shard_copies *o = NULL;
+	for (size_t j = 0; st == OMEN_OK && j < nc; j++) {
+		meta_copies *cp;
+		uint32_t ns;
+		if (colls[j].replicas < 2 ||
+		    fsm_shard_copies(c->fsm, colls[j].name, &cp, &ns, NULL) != OMEN_OK)
+			continue;
+		if (m + ns > cap) {
+			cap = (m + ns) * 2;
+			coord_shard_copies *grown = realloc(o, cap * sizeof *o);
+			if (!grown) {
+				free(cp);
+				st = status_set(OMEN_ENOMEM, "out of memory");
+				break;
+			}
+			o = grown;
+		}
+		for (uint32_t s = 0; s < ns; s++, m++) {
+			memset(&o[m], 0, sizeof o[m]);
+			snprintf(o[m].coll, sizeof o[m].coll, "%s", colls[j].name);
+			o[m].shard = s;
+			o[m].n = cp[s].n;
+			for (uint32_t k = 0; k < cp[s].n; k++)
+				o[m].node[k] = cp[s].node[k],
+				o[m].in_sync[k] = cp[s].state[k] == META_COPY_IN_SYNC;
+		}
+		free(cp);
+	}
+	free(colls);
+	if (st != OMEN_OK) {
+		free(o);
+		return st;
+	}
 	*out = o;
 	*n = m;
 	return OMEN_OK;

@@ -9,8 +9,15 @@
 #include "net/net.h"
 #include "shard/forward.h"
 
+/* After a copy failed to take a write, the writes that follow fail at once for this long
+ * instead of waiting out the timeout again: writes queued behind the one that waited (the
+ * shard's writes are ordered) answer in time, and the coordinator has taken the copy out of
+ * the copies in sync well before it ends. */
+#define FWD_QUIET_MS 1000
+
 typedef struct fwd_peer {
 	peer *p;
+	uint64_t failed_at; /* mono_ms() of the last failure, 0 after a success (under mu) */
 	struct fwd_peer *next;
 } fwd_peer;
 
@@ -49,8 +56,8 @@ void fwd_close(fwd *f)
 	free(f);
 }
 
-/* The peer of url, opened on first use; NULL when it cannot be opened. */
-static peer *peer_of(fwd *f, const char *url)
+/* The entry of url, opened on first use; NULL when it cannot be opened. */
+static fwd_peer *peer_of(fwd *f, const char *url)
 {
 	pthread_mutex_lock(&f->mu);
 	fwd_peer *e = f->peers;
@@ -66,7 +73,24 @@ static peer *peer_of(fwd *f, const char *url)
 		}
 	}
 	pthread_mutex_unlock(&f->mu);
-	return e ? e->p : NULL;
+	return e;
+}
+
+/* Records the outcome of a forward to e. */
+static void outcome(fwd *f, fwd_peer *e, int ok)
+{
+	pthread_mutex_lock(&f->mu);
+	e->failed_at = ok ? 0 : mono_ms() | 1;
+	pthread_mutex_unlock(&f->mu);
+}
+
+/* Whether e failed less than FWD_QUIET_MS ago. */
+static int quiet(fwd *f, const fwd_peer *e)
+{
+	pthread_mutex_lock(&f->mu);
+	int q = e->failed_at && mono_ms() - e->failed_at < FWD_QUIET_MS;
+	pthread_mutex_unlock(&f->mu);
+	return q;
 }
 
 uint32_t fwd_write(fwd *f, const wire_req *q, uint32_t timeout_ms)
@@ -77,11 +101,13 @@ uint32_t fwd_write(fwd *f, const wire_req *q, uint32_t timeout_ms)
 	w.token = f->token;
 	w.deadline_ms = timeout_ms;
 	peer_call calls[WIRE_MAX_REPLICAS];
+	fwd_peer *to[WIRE_MAX_REPLICAS];
 	int started[WIRE_MAX_REPLICAS] = {0};
 	uint32_t failed = 0, n = q->ncopies < WIRE_MAX_REPLICAS ? q->ncopies : WIRE_MAX_REPLICAS;
 	for (uint32_t i = 0; i < n; i++) {
-		peer *p = peer_of(f, q->copies[i]);
-		started[i] = p && peer_call_start(p, &w, timeout_ms, &calls[i]) == OMEN_OK;
+		to[i] = peer_of(f, q->copies[i]);
+		started[i] = to[i] && !quiet(f, to[i]) &&
+		             peer_call_start(to[i]->p, &w, timeout_ms, &calls[i]) == OMEN_OK;
 		if (!started[i])
 			failed |= 1u << i;
 	}
@@ -90,7 +116,9 @@ uint32_t fwd_write(fwd *f, const wire_req *q, uint32_t timeout_ms)
 			continue;
 		wire_rep r;
 		wire_rep_init(&r);
-		if (peer_call_finish(&calls[i], &r) != OMEN_OK || r.status != OMEN_OK) {
+		int ok = peer_call_finish(&calls[i], &r) == OMEN_OK && r.status == OMEN_OK;
+		outcome(f, to[i], ok);
+		if (!ok) {
 			failed |= 1u << i;
 			log_msg(LOG_WARN, "copy %s did not take a write of '%s' shard %d: %s",
 			        q->copies[i], q->name, (int)q->shard,

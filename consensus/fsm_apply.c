@@ -192,6 +192,16 @@ static int shard_node_check(fsm *f, MDB_txn *txn, uint64_t id, int *cst)
 	return st;
 }
 
+/* Writes the copies of the command's shard: a new map, so a new epoch. */
+static int shard_put(fsm *f, MDB_txn *txn, const meta_cmd *cmd, const meta_copies *cp,
+                     uint64_t *epoch)
+{
+	int st = fsm_shard_write(f, txn, cmd->coll.name, cmd->shard, cp, 0);
+	if (st == OMEN_OK)
+		*epoch += 1;
+	return st;
+}
+
 static int exec_shard_assign(fsm *f, MDB_txn *txn, const meta_cmd *cmd, uint64_t *epoch, int *cst)
 {
 	meta_copies cp;
@@ -208,10 +218,7 @@ static int exec_shard_assign(fsm *f, MDB_txn *txn, const meta_cmd *cmd, uint64_t
 		return st;
 	cp.node[0] = cmd->node_id;
 	cp.state[0] = META_COPY_IN_SYNC;
-	st = fsm_shard_write(f, txn, cmd->coll.name, cmd->shard, &cp, 0);
-	if (st == OMEN_OK)
-		*epoch += 1;
-	return st;
+	return shard_put(f, txn, cmd, &cp, epoch);
 }
 
 static int exec_copy_fail(fsm *f, MDB_txn *txn, const meta_cmd *cmd, uint64_t *epoch, int *cst)
@@ -237,10 +244,7 @@ static int exec_copy_fail(fsm *f, MDB_txn *txn, const meta_cmd *cmd, uint64_t *e
 		                  cmd->coll.name, cmd->shard);
 		return OMEN_OK;
 	}
-	st = fsm_shard_write(f, txn, cmd->coll.name, cmd->shard, &cp, 0);
-	if (st == OMEN_OK)
-		*epoch += 1;
-	return st;
+	return shard_put(f, txn, cmd, &cp, epoch);
 }
 
 static int exec_copies_set(fsm *f, MDB_txn *txn, const meta_cmd *cmd, uint64_t *epoch, int *cst)
@@ -266,10 +270,7 @@ static int exec_copies_set(fsm *f, MDB_txn *txn, const meta_cmd *cmd, uint64_t *
 		st = shard_node_check(f, txn, cmd->copies.node[i], cst);
 	if (st != OMEN_OK || *cst != OMEN_OK)
 		return st;
-	st = fsm_shard_write(f, txn, cmd->coll.name, cmd->shard, &cmd->copies, 0);
-	if (st == OMEN_OK)
-		*epoch += 1;
-	return st;
+	return shard_put(f, txn, cmd, &cmd->copies, epoch);
 }
 
 static int exec_ids_alloc(fsm *f, MDB_txn *txn, const meta_cmd *cmd, uint64_t *value, int *cst)

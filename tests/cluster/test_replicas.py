@@ -243,3 +243,36 @@ def test_check_reports_copies_that_differ(env):
     p = cli("check", url, "c2", check=False)
     assert p.returncode != 0 and "copies differ" in p.stdout + p.stderr, p.stdout + p.stderr
     db.close()
+
+
+def netns_usable():
+    if os.geteuid() != 0:
+        return "not root"
+    p = run("ip", "netns", "add", "omen-probe", check=False)
+    run("ip", "netns", "del", "omen-probe", check=False)
+    return None if p.returncode == 0 else f"ip netns add failed: {p.stderr.strip()}"
+
+
+def test_node_partitioned_costs_no_failed_call(tmp_path):
+    """Every node in a network namespace of its own (ops/cluster --netns): a shard node cut
+    off from every other node (blackholed both ways) costs no failed call either."""
+    why = netns_usable()
+    if why:
+        pytest.skip(f"network namespaces unavailable: {why}")
+    d = tmp_path / "nodes"
+    url = run(CLUSTER, "up", "3", "--coordinators", "1", "--netns", "--dir", d, "--shards", 4
+              ).stdout.strip()
+    try:
+        db, coll, w = loaded(url, "n2", 3)
+        victim = "shard0"
+        try:
+            w.run_while(lambda: run(CLUSTER, "cut", victim, "--dir", d), 6)
+        finally:
+            run(CLUSTER, "heal", victim, "--dir", d)
+        assert not w.failures, f"{len(w.failures)} failed calls: " + "\n".join(w.failures[:5])
+        assert w.partial == 0
+        check_all_acked(coll, w.acked, "after the partition")
+        wait_in_sync(d, "n2")
+        db.close()
+    finally:
+        run(CLUSTER, "down", "--dir", d, check=False)

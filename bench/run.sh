@@ -5,6 +5,7 @@
 #   bench/run.sh [all|load|flat|batch|memory|fashion|report|plot]
 #   bench/run.sh hnsw fashion|minilm|synth|all
 #   bench/run.sh ivf fashion|synth1m|synth10m|synth2m768|all
+#   bench/run.sh replicas [ARGS of bench/replicas.py]
 #
 # all runs fashion, load, flat, batch and memory (about 5 minutes on 2 cores); report only
 # prints the table of the results present; plot also redraws docs/bench-*.png.
@@ -30,6 +31,10 @@
 # (0 = the calibrated default; default per data set, bench/ivf.py), IVF_K_FACTORS (default
 # 4,8,16,32), IVF_SYSTEMS (default omendb,faiss-ivfflat,faiss-ivfsq8,faiss-ivfpqfs-rflat, and
 # omendb-hnsw for synth1m).
+# replicas runs bench/replicas.py (copies of logical shards: write throughput by replicas,
+# a shard node killed/paused under load, restore of a 1M-point shard; local 3-node clusters)
+# with the node and Python package of $BUILD, passes ARGS on and writes
+# bench/results/replicas.json unless ARGS name --json; not part of "all", no report or plot.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -197,6 +202,22 @@ run_ivf() { # run_ivf fashion|synth1m|synth10m|synth2m768|all
 	$PY "$ROOT/bench/ivf_report.py" "$RES"
 }
 
+run_replicas() { # run_replicas [ARGS of bench/replicas.py]
+	local py
+	py=$(ninja -C "$BUILD" -t targets all |
+		sed -n 's|^\(python/omendb/_omendb[^:/]*\.so\):.*|\1|p' | head -n 1)
+	if [ -z "$py" ]; then
+		echo "$0: $BUILD has no Python package (needs python3-dev and python3-numpy)" >&2
+		exit 1
+	fi
+	ninja -C "$BUILD" omendb-node "$py" >/dev/null
+	local args=("$@")
+	[[ " $* " == *" --json"* ]] || args+=(--json "$RES/replicas.json")
+	echo "== replicas: 3 shard nodes, 1 coordinator" >&2
+	OMEN_NODE=$BUILD/omendb-node PYTHONPATH=$BUILD/python \
+		$PY "$ROOT/bench/replicas.py" "${args[@]}"
+}
+
 run_fashion() {
 	$PY "$ROOT/bench/data.py" fashion "$DATA" >&2
 	"$BUILD/bench/omendb-fashion" "$DATA" "$SCRATCH/fashion" | tee "$RES/fashion.txt"
@@ -215,10 +236,15 @@ all)
 load | flat | batch | memory | fashion) "run_$what" ;;
 hnsw) run_hnsw "${2:-}" ;;
 ivf) run_ivf "${2:-}" ;;
+replicas)
+	run_replicas "${@:2}"
+	exit 0
+	;;
 report | plot) ;;
 *)
 	echo "usage: $0 [all|load|flat|batch|memory|fashion|report|plot] |" \
-		"hnsw fashion|minilm|synth|all | ivf fashion|synth1m|synth10m|synth2m768|all" >&2
+		"hnsw fashion|minilm|synth|all | ivf fashion|synth1m|synth10m|synth2m768|all |" \
+		"replicas [ARGS]" >&2
 	exit 2
 	;;
 esac

@@ -116,6 +116,8 @@ static void print_stats(const omen_collection_stats *st)
 	if (st->ivf_nlist != 0)
 		printf(", nlist %u, nprobe %u, bits %u", st->ivf_nlist, st->ivf_nprobe,
 		       st->ivf_bits);
+	if (st->replicas > 1)
+		printf(", replicas %u, stale copies %u", st->replicas, st->copies_stale);
 	putchar('\n');
 }
 
@@ -126,7 +128,7 @@ static json_t *stats_json(const omen_collection_stats *st)
 {
 	return json_pack(
 	    "{s:s, s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:o, s:o, s:I, s:I, s:b, s:I, s:I, "
-	    "s:I}",
+	    "s:I, s:I, s:I}",
 	    "name", st->name, "dim", (json_int_t)st->dim, "metric", omen_metric_name(st->metric),
 	    "points", cli_json_u64(st->points), "deleted", cli_json_u64(st->deleted), "next_id",
 	    cli_json_u64(st->next_id), "segments", cli_json_u64(st->segments), "vector_bytes",
@@ -134,7 +136,8 @@ static json_t *stats_json(const omen_collection_stats *st)
 	    cli_json_u64(st->indexed), "index_bytes", cli_json_u64(st->index_bytes), "hnsw_m",
 	    (json_int_t)st->hnsw_m, "hnsw_ef_construction", (json_int_t)st->hnsw_ef_construction,
 	    "hnsw_int8", st->hnsw_int8 != 0, "ivf_nlist", (json_int_t)st->ivf_nlist, "ivf_nprobe",
-	    (json_int_t)st->ivf_nprobe, "ivf_bits", (json_int_t)st->ivf_bits);
+	    (json_int_t)st->ivf_nprobe, "ivf_bits", (json_int_t)st->ivf_bits, "replicas",
+	    (json_int_t)st->replicas, "copies_stale", (json_int_t)st->copies_stale);
 }
 
 /* info DB: every collection, in the library's (byte) order. */

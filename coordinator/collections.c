@@ -264,6 +264,10 @@ int co_do_stats(coord *c, const wire_req *q, wire_rep *r)
 			r->count += p[s].rep.count;
 	if (t.ivf_nprobe > t.ivf_nlist) /* stats_add: valid for every shard */
 		t.ivf_nprobe = t.ivf_nlist;
+	t.replicas = ci.replicas ? ci.replicas : 1;
+	for (uint32_t s = 0; ci.copies && s < ci.nshards; s++)
+		for (uint32_t j = 0; j < ci.copies[s].n; j++)
+			t.copies_stale += ci.copies[s].state[j] == META_COPY_STALE;
 	if (q->op == WIRE_STATS)
 		r->stats = t, r->has_stats = 1;
 	co_parts_free(p, ci.nshards);

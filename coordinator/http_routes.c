@@ -294,15 +294,17 @@ static void put_stats(http_call *call, const wire_req *req, const wire_rep *rep)
 	}
 	http_out_json(
 	    call->out, 200,
-	    json_pack("{s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:b,s:I,s:I,s:I}",
-	              "name", s->name, "dim", (json_int_t)s->dim, "metric", metric_name(s->metric),
-	              "points", ji(s->points), "deleted", ji(s->deleted), "next_id", ji(s->next_id),
-	              "segments", ji(s->segments), "vector_bytes", ji(s->vector_bytes), "index",
-	              s->index ? s->index : "flat", "indexed", ji(s->indexed), "index_bytes",
-	              ji(s->index_bytes), "hnsw_m", (json_int_t)s->hnsw_m, "hnsw_ef_construction",
-	              (json_int_t)s->hnsw_ef_construction, "hnsw_int8", s->hnsw_int8 != 0,
-	              "ivf_nlist", (json_int_t)s->ivf_nlist, "ivf_nprobe",
-	              (json_int_t)s->ivf_nprobe, "ivf_bits", (json_int_t)s->ivf_bits));
+	    json_pack(
+	        "{s:s,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:b,s:I,s:I,s:I,s:I,s:I}",
+	        "name", s->name, "dim", (json_int_t)s->dim, "metric", metric_name(s->metric),
+	        "points", ji(s->points), "deleted", ji(s->deleted), "next_id", ji(s->next_id),
+	        "segments", ji(s->segments), "vector_bytes", ji(s->vector_bytes), "index",
+	        s->index ? s->index : "flat", "indexed", ji(s->indexed), "index_bytes",
+	        ji(s->index_bytes), "hnsw_m", (json_int_t)s->hnsw_m, "hnsw_ef_construction",
+	        (json_int_t)s->hnsw_ef_construction, "hnsw_int8", s->hnsw_int8 != 0, "ivf_nlist",
+	        (json_int_t)s->ivf_nlist, "ivf_nprobe", (json_int_t)s->ivf_nprobe, "ivf_bits",
+	        (json_int_t)s->ivf_bits, "replicas", (json_int_t)s->replicas, "copies_stale",
+	        (json_int_t)s->copies_stale));
 }
 
 static void do_stats(http_call *call)

@@ -310,6 +310,7 @@ int eng_collection_stats_get(eng_coll *c, omen_collection_stats *out)
 		s.segments = segments;
 		s.vector_bytes = r.rows * (uint64_t)r.dim * 4;
 		s.index = "flat";
+		s.replicas = 1;
 		st = index_stats(c, txn, &s);
 		st = st == OMEN_ENOTFOUND ? OMEN_OK : st;
 	}

@@ -506,15 +506,15 @@ static PyObject *Collection_stats(CollectionObject *self, PyObject *unused)
 	if (st != OMEN_OK)
 		return st < 0 ? closed_error("collection") : raise_status(st);
 	return Py_BuildValue(
-	    "{s:s,s:I,s:s,s:K,s:K,s:K,s:K,s:K,s:s,s:K,s:K,s:I,s:I,s:O,s:I,s:I,s:I}", "name", s.name,
-	    "dim", s.dim, "metric", omen_metric_name(s.metric), "points",
+	    "{s:s,s:I,s:s,s:K,s:K,s:K,s:K,s:K,s:s,s:K,s:K,s:I,s:I,s:O,s:I,s:I,s:I,s:I,s:I}", "name",
+	    s.name, "dim", s.dim, "metric", omen_metric_name(s.metric), "points",
 	    (unsigned long long)s.points, "deleted", (unsigned long long)s.deleted, "next_id",
 	    (unsigned long long)s.next_id, "segments", (unsigned long long)s.segments,
 	    "vector_bytes", (unsigned long long)s.vector_bytes, "index", s.index, "indexed",
 	    (unsigned long long)s.indexed, "index_bytes", (unsigned long long)s.index_bytes,
 	    "hnsw_m", s.hnsw_m, "hnsw_ef_construction", s.hnsw_ef_construction, "hnsw_int8",
 	    s.hnsw_int8 ? Py_True : Py_False, "ivf_nlist", s.ivf_nlist, "ivf_nprobe", s.ivf_nprobe,
-	    "ivf_bits", s.ivf_bits);
+	    "ivf_bits", s.ivf_bits, "replicas", s.replicas, "copies_stale", s.copies_stale);
 }
 
 static Py_ssize_t Collection_len(CollectionObject *self)

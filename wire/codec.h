@@ -151,6 +151,8 @@ enum {
 	CS_NLIST,
 	CS_NPROBE,
 	CS_BITS,
+	CS_REPLICAS,
+	CS_STALE,
 	CS_NKEYS
 };
 static const char *const stats_keys[CS_NKEYS] = {
@@ -159,7 +161,8 @@ static const char *const stats_keys[CS_NKEYS] = {
     [CS_SEGMENTS] = "segments", [CS_VBYTES] = "vec_bytes", [CS_INDEX] = "index",
     [CS_INDEXED] = "indexed",   [CS_IBYTES] = "idx_bytes", [CS_M] = "m",
     [CS_EFC] = "efc",           [CS_INT8] = "int8",        [CS_NLIST] = "nlist",
-    [CS_NPROBE] = "nprobe",     [CS_BITS] = "bits",
+    [CS_NPROBE] = "nprobe",     [CS_BITS] = "bits",        [CS_REPLICAS] = "replicas",
+    [CS_STALE] = "stale",
 };
 
 enum { DS_COLLS, DS_FBYTES, DS_MBYTES, DS_NKEYS };

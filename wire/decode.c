@@ -391,6 +391,8 @@ static int get_stats(const msgpack_object *o, omen_collection_stats *s, char *er
 	TRY(get_u32(f[CS_NLIST], "stats.nlist", OMEN_IVF_NLIST_MAX, &s->ivf_nlist, err));
 	TRY(get_u32(f[CS_NPROBE], "stats.nprobe", OMEN_IVF_NLIST_MAX, &s->ivf_nprobe, err));
 	TRY(get_u32(f[CS_BITS], "stats.bits", OMEN_IVF_BITS_MAX, &s->ivf_bits, err));
+	TRY(get_u32(f[CS_REPLICAS], "stats.replicas", WIRE_MAX_REPLICAS, &s->replicas, err));
+	TRY(get_u32(f[CS_STALE], "stats.stale", UINT32_MAX, &s->copies_stale, err));
 	if (f[CS_INDEX]) {
 		if (f[CS_INDEX]->type != MSGPACK_OBJECT_STR)
 			return fail(err, OMEN_EPROTO, "'stats.index' is not a string");

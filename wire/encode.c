@@ -166,6 +166,8 @@ static void emit_stats(enc *e, const void *msg)
 	put_uint(e, K[CS_NLIST], s->ivf_nlist);
 	put_uint(e, K[CS_NPROBE], s->ivf_nprobe);
 	put_uint(e, K[CS_BITS], s->ivf_bits);
+	put_uint(e, K[CS_REPLICAS], s->replicas);
+	put_uint(e, K[CS_STALE], s->copies_stale);
 }
 
 static void emit_dbstats(enc *e, const void *msg)

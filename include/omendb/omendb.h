@@ -171,10 +171,12 @@ typedef struct omen_collection_stats {
 	uint64_t index_bytes; /* bytes of the persisted index */
 	uint32_t hnsw_m;      /* the index's parameters (0 without HNSW) */
 	uint32_t hnsw_ef_construction;
-	int hnsw_int8;       /* int8-quantized traversal */
-	uint32_t ivf_nlist;  /* IVF: inverted lists (0 without IVF) */
-	uint32_t ivf_nprobe; /* IVF: lists a search probes by default, calibrated by the build */
-	uint32_t ivf_bits;   /* IVF: bits per dimension of the codes */
+	int hnsw_int8;         /* int8-quantized traversal */
+	uint32_t ivf_nlist;    /* IVF: inverted lists (0 without IVF) */
+	uint32_t ivf_nprobe;   /* IVF: lists a search probes by default, calibrated by the build */
+	uint32_t ivf_bits;     /* IVF: bits per dimension of the codes */
+	uint32_t replicas;     /* copies of each logical shard (cluster; 1 embedded) */
+	uint32_t copies_stale; /* cluster: copies that missed writes and are being made again */
 } omen_collection_stats;
 
 int omen_collection_stats_get(omen_collection *coll, omen_collection_stats *out);

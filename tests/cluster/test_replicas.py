@@ -191,12 +191,15 @@ def test_node_killed_costs_no_failed_call(env):
     # The dead node's copies left the copies in sync: check covers the others and passes.
     stale = [row for row in copies_of(d, "r2") if any(st == "stale" for _, st in row)]
     assert stale, copies_of(d, "r2")
+    info = json.loads(cli("info", url, "r2", "--json").stdout)
+    assert info["replicas"] == 2 and info["copies_stale"] == len(stale), (info, stale)
     p = cli("check", url, "r2", check=False)
     assert p.returncode == 0, p.stdout + p.stderr
     # The node comes back: its copies are made again from the primaries and join the copies
     # in sync; then every copy holds the same points (check compares them).
     run(CLUSTER, "start", victim, "--dir", d)
     wait_in_sync(d, "r2")
+    assert coll.stats()["copies_stale"] == 0 and coll.stats()["replicas"] == 2
     p = cli("check", url, "r2", check=False)
     assert p.returncode == 0 and p.stdout.count("(tcp://") == 8, p.stdout + p.stderr
     check_all_acked(coll, w.acked, "after the node came back")

@@ -175,6 +175,8 @@ static void rep_make(wire_rep *r, int kind)
 		s->ivf_nlist = OMEN_IVF_NLIST_MAX;
 		s->ivf_nprobe = 300;
 		s->ivf_bits = OMEN_IVF_BITS_MAX;
+		s->replicas = WIRE_MAX_REPLICAS;
+		s->copies_stale = 7;
 	}
 	if (all || kind == REP_DB) {
 		r->has_dbstats = 1;
@@ -278,6 +280,8 @@ static void assert_stats_eq(const omen_collection_stats *a, const omen_collectio
 	assert_int_equal(a->ivf_nlist, b->ivf_nlist);
 	assert_int_equal(a->ivf_nprobe, b->ivf_nprobe);
 	assert_int_equal(a->ivf_bits, b->ivf_bits);
+	assert_int_equal(a->replicas, b->replicas);
+	assert_int_equal(a->copies_stale, b->copies_stale);
 }
 
 static void assert_rep_eq(const wire_rep *a, const wire_rep *b)

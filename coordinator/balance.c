@@ -137,7 +137,7 @@ static int plan(coord *c, move *m)
 int balance_even(coord *c)
 {
 	move m;
-	return plan(c, &m) == 0;
+	return plan(c, &m) == 0 && recover_spread_even(c);
 }
 
 /* ---- cleanup of interrupted moves ---- */
@@ -248,10 +248,13 @@ static void *balancer_main(void *arg)
 				clean = 1, c->cleanups++;
 			else
 				log_msg(LOG_WARN, "rebalancing: cleanup: %s", status_msg());
-		} else if ((done = recover_step(c, rs)) != 0) {
+		} else if ((done = recover_step(c, rs)) != 0 || (done = recover_spread(c)) != 0) {
 			pthread_mutex_lock(&c->kmu);
-			if (done > 0)
+			if (done > 0) {
+				c->moves_done++;
 				continue; /* the next one at once */
+			}
+			c->moves_failed++;
 			clean = 0;
 			pthread_mutex_unlock(&c->kmu);
 		} else if (plan(c, &m) == 1) {

@@ -189,6 +189,12 @@ typedef struct recover_state {
  * the grace period taken out of the copies in sync): 1 when it did one, 0 when nothing is
  * needed, -1 on a failure (logged). */
 int recover_step(coord *c, recover_state *rs);
+/* Moves one copy from the shard node holding the most copies of a collection to the one
+ * holding the fewest (a node that just joined holds none): 1 when it moved one, 0 when the
+ * copies are spread evenly, -1 on a failure (logged). */
+int recover_spread(coord *c);
+/* Whether every collection's copies are spread evenly over the shard nodes that are up. */
+int recover_spread_even(coord *c);
 
 /* ---- rebalancing (balance.c): the leader moves logical shards to new shard nodes ---- */
 

@@ -81,9 +81,10 @@ static int recopy(coord *c, const meta_coll *mc, uint32_t s, const meta_copies *
 	peer *a = rmeta_peer(c, from->addr), *b = rmeta_peer(c, to->addr);
 	if (!a || !b)
 		return status_set(OMEN_ENOMEM, "cannot open a peer");
-	log_msg(LOG_INFO, "copying %s@%u from node %llu to node %llu%s", mc->name, s,
+	log_msg(LOG_INFO, "copying %s@%u from node %llu to node %llu (%s %llu)", mc->name, s,
 	        (unsigned long long)from->id, (unsigned long long)to->id,
-	        to->id == cp->node[j] ? " (its stale copy)" : " (in place of a node down)");
+	        to->id == cp->node[j] ? "its stale copy" : "in place of the copy on node",
+	        (unsigned long long)cp->node[j]);
 	mv_stats ms;
 	int st = mv_copy(c, a, b, mc, s, &ms);
 	if (st != OMEN_OK)
@@ -183,4 +184,95 @@ int recover_step(coord *c, recover_state *rs)
 	if (did && st != OMEN_OK)
 		log_msg(LOG_WARN, "copies: %s", status_msg());
 	return did ? (st == OMEN_OK ? 1 : -1) : 0;
+}
+
+/* ---- spreading the copies over the nodes ---- */
+
+/* A move of copy j of shard s of collection mc from node `old` (up) to node `to`. */
+typedef struct copy_move {
+	meta_coll coll;
+	uint32_t shard, j;
+	meta_copies cp;
+	meta_node from, old, to; /* from: the primary */
+} copy_move;
+
+/* The first collection with copies (name order) whose up nodes' counts of its copies differ by
+ * two or more gives the move: the highest-numbered shard with every copy in sync, a copy on
+ * the node holding the most and none on the node holding the fewest (ties: lower node id).
+ * 1 with a move, 0 when balanced, -1 on an error. */
+static int spread_plan(coord *c, copy_move *m)
+{
+	meta_node *nodes = NULL, *up;
+	meta_coll *colls = NULL;
+	size_t nn = 0, nc = 0, nu = 0;
+	if (fsm_node_list(c->fsm, &nodes, &nn) != OMEN_OK)
+		return -1;
+	if (fsm_coll_list(c->fsm, &colls, &nc) != OMEN_OK) {
+		free(nodes);
+		return -1;
+	}
+	up = malloc((nn ? nn : 1) * sizeof *up);
+	uint32_t *count = calloc(nn ? nn : 1, sizeof *count);
+	int found = up && count ? 0 : -1;
+	for (size_t i = 0; up && i < nn; i++)
+		if (nodes[i].role == META_ROLE_SHARD && nodes[i].state == META_NODE_UP)
+			up[nu++] = nodes[i];
+	for (size_t i = 0; found == 0 && nu >= 2 && i < nc; i++) {
+		meta_copies *all = NULL;
+		uint32_t ns = 0;
+		if (colls[i].replicas < 2 ||
+		    fsm_shard_copies(c->fsm, colls[i].name, &all, &ns, NULL) != OMEN_OK)
+			continue;
+		memset(count, 0, nu * sizeof *count);
+		for (uint32_t s = 0; s < ns; s++)
+			for (uint32_t k = 0; k < all[s].n; k++)
+				for (size_t j = 0; j < nu; j++)
+					count[j] += all[s].node[k] == up[j].id;
+		size_t hi = 0, lo = 0;
+		for (size_t j = 1; j < nu; j++) {
+			hi = count[j] > count[hi] ? j : hi;
+			lo = count[j] < count[lo] ? j : lo;
+		}
+		for (uint32_t s = ns; found == 0 && count[hi] >= count[lo] + 2 && s-- > 0;) {
+			const meta_copies *cp = &all[s];
+			int p = meta_copies_primary(cp), on_hi = -1, on_lo = 0, stale = 0;
+			for (uint32_t k = 0; k < cp->n; k++) {
+				on_hi = cp->node[k] == up[hi].id ? (int)k : on_hi;
+				on_lo |= cp->node[k] == up[lo].id;
+				stale |= cp->state[k] != META_COPY_IN_SYNC;
+			}
+			const meta_node *from = p >= 0 ? node_find(nodes, nn, cp->node[p]) : NULL;
+			if (on_hi < 0 || on_lo || stale || !from || from->state != META_NODE_UP)
+				continue;
+			*m = (copy_move){colls[i], s, (uint32_t)on_hi, *cp, *from, up[hi], up[lo]};
+			found = 1;
+		}
+		free(all);
+	}
+	free(count);
+	free(up);
+	free(colls);
+	free(nodes);
+	return found;
+}
+
+int recover_spread(coord *c)
+{
+	copy_move m;
+	int found = spread_plan(c, &m);
+	if (found <= 0)
+		return found;
+	int st = recopy(c, &m.coll, m.shard, &m.cp, m.j, &m.from, &m.to);
+	peer *old = st == OMEN_OK ? rmeta_peer(c, m.old.addr) : NULL;
+	if (old) /* its copy is out of the map now; failures leave it to the cleanup */
+		mv_drop(c, old, m.coll.name, m.shard);
+	if (st != OMEN_OK)
+		log_msg(LOG_WARN, "copies: %s", status_msg());
+	return st == OMEN_OK ? 1 : -1;
+}
+
+int recover_spread_even(coord *c)
+{
+	copy_move m;
+	return spread_plan(c, &m) == 0;
 }

@@ -248,6 +248,30 @@ def test_check_reports_copies_that_differ(env):
     db.close()
 
 
+def test_added_node_receives_copies(env):
+    """A shard node added (ops/cluster add-shard) gets copies moved to it until every node holds
+    about as many; nothing is lost and every copy is in sync after."""
+    d, url = env["dir"], env["url"]
+    db, coll, w = loaded(url, "s2", 4)
+    run(CLUSTER, "add-shard", "--dir", d)
+    t0 = time.time()
+    while time.time() - t0 < 120:
+        a = admin(d)
+        shard_nodes = [n["id"] for n in a["nodes"] if n["role"] == "shard" and n["state"] == "up"]
+        held = [sum(c["node"] == n for r in a["copies"] if r["collection"] == "s2"
+                    for c in r["copies"]) for n in shard_nodes]
+        if len(held) == 4 and a["balanced"] and min(held) > 0 and max(held) - min(held) <= 1:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"copies not spread: {admin(d)}")
+    wait_in_sync(d, "s2")
+    check_all_acked(coll, w.acked, "after copies moved to the new node")
+    p = cli("check", url, "s2", check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    db.close()
+
+
 def netns_usable():
     if os.geteuid() != 0:
         return "not root"

@@ -24,7 +24,9 @@
 
 #define META_MAX_ADDR 128
 
-enum { META_ROLE_COORDINATOR = 1, META_ROLE_SHARD = 2 };
+/* A draining shard node (docs/CLUSTER.md, "Draining") keeps serving what it holds, gets no new
+ * logical shard or copy, and the leader moves what it holds to the others. */
+enum { META_ROLE_COORDINATOR = 1, META_ROLE_SHARD = 2, META_ROLE_DRAINING = 3 };
 enum { META_NODE_UP = 0, META_NODE_DOWN = 1 };
 
 /* Copies of a logical shard (docs/CLUSTER.md, "Copies"): on distinct shard nodes, each in sync
@@ -47,6 +49,12 @@ static inline int meta_copies_primary(const meta_copies *c)
 		if (c->state[i] == META_COPY_IN_SYNC)
 			return (int)i;
 	return -1;
+}
+
+/* Whether role is a shard node's, draining or not. */
+static inline int meta_is_shard(int role)
+{
+	return role == META_ROLE_SHARD || role == META_ROLE_DRAINING;
 }
 
 typedef struct meta_node {

@@ -21,11 +21,11 @@ static int exec_node_set(fsm *f, MDB_txn *txn, const meta_node *n, int *cst)
 	size_t alen = strnlen(n->addr, META_MAX_ADDR);
 	if (!fsm_node_fields_ok(n->id, n->addr, alen == META_MAX_ADDR ? 0 : alen, n->role,
 	                        n->state)) {
-		*cst =
-		    status_set(OMEN_EINVAL,
-		               "node %llu: id >= 1, a non-empty address, role 1 or 2 and state 0 "
-		               "or 1 expected",
-		               (unsigned long long)n->id);
+		*cst = status_set(
+		    OMEN_EINVAL,
+		    "node %llu: id >= 1, a non-empty address, role 1, 2 or 3 and state 0 "
+		    "or 1 expected",
+		    (unsigned long long)n->id);
 		return OMEN_OK;
 	}
 	return fsm_node_write(f, txn, n, 0);
@@ -184,7 +184,7 @@ static int shard_node_check(fsm *f, MDB_txn *txn, uint64_t id, int *cst)
 {
 	meta_node n;
 	int st = fsm_node_read(f, txn, id, &n);
-	if (st == OMEN_ENOTFOUND || (st == OMEN_OK && n.role != META_ROLE_SHARD)) {
+	if (st == OMEN_ENOTFOUND || (st == OMEN_OK && !meta_is_shard(n.role))) {
 		*cst = status_set(OMEN_EINVAL, "node %llu is not a shard node",
 		                  (unsigned long long)id);
 		return OMEN_OK;

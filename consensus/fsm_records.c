@@ -81,7 +81,7 @@ bool fsm_copies_get(const unsigned char *p, meta_copies *c)
 bool fsm_node_fields_ok(uint64_t id, const char *addr, size_t alen, int64_t role, int64_t state)
 {
 	return id >= 1 && alen >= 1 && alen < META_MAX_ADDR && memchr(addr, 0, alen) == NULL &&
-	       (role == META_ROLE_COORDINATOR || role == META_ROLE_SHARD) &&
+	       (role == META_ROLE_COORDINATOR || meta_is_shard((int)role)) &&
 	       (state == META_NODE_UP || state == META_NODE_DOWN);
 }
 

@@ -70,7 +70,7 @@ static int shard_move(coord *c, const move *m)
 
 /* ---- the plan ---- */
 
-/* The shard nodes that are up (malloc'd). */
+/* The shard nodes that are up, draining ones included (malloc'd). */
 static int up_nodes(coord *c, meta_node **out, size_t *n)
 {
 	meta_node *v;
@@ -79,16 +79,35 @@ static int up_nodes(coord *c, meta_node **out, size_t *n)
 	if (st != OMEN_OK)
 		return st;
 	for (size_t i = 0; i < m; i++)
-		if (v[i].role == META_ROLE_SHARD && v[i].state == META_NODE_UP)
+		if (meta_is_shard(v[i].role) && v[i].state == META_NODE_UP)
 			v[k++] = v[i];
 	*out = v;
 	*n = k;
 	return OMEN_OK;
 }
 
-/* The first collection (name order) whose up nodes' shard counts differ by two or more gives
- * the move: its highest-numbered shard on the node holding the most to the node holding the
- * fewest (ties: the lower node id). 1 when there is a move, 0 when balanced, or an error. */
+/* The node to move from and the node to move to among nodes[0..n) holding count[] shards of a
+ * collection: a draining node holding any (the first) to the non-draining node holding the
+ * fewest; else the node holding the most to the one holding the fewest when they differ by
+ * two or more (ties: the lower node id). Whether there is a move. */
+int balance_pick(const meta_node *nodes, const uint32_t *count, size_t n, size_t *hi, size_t *lo)
+{
+	int drain = 0, have_lo = 0;
+	for (size_t j = 0; j < n; j++) {
+		int dr = nodes[j].role == META_ROLE_DRAINING;
+		if (dr && count[j] > 0 && !drain)
+			*hi = j, drain = 1;
+		if (!drain && !dr && count[j] > count[*hi])
+			*hi = j;
+		if (!dr && (!have_lo || count[j] < count[*lo]))
+			*lo = j, have_lo = 1;
+	}
+	return have_lo && *hi != *lo && (drain || count[*hi] >= count[*lo] + 2);
+}
+
+/* The first collection (name order) that balance_pick gives a move for gives the move: its
+ * highest-numbered shard on the first node to the second. 1 when there is a move, 0 when
+ * balanced, or an error. */
 static int plan(coord *c, move *m)
 {
 	meta_node *nodes;
@@ -115,11 +134,7 @@ static int plan(coord *c, move *m)
 			for (size_t j = 0; j < nn; j++)
 				count[j] += map[s] == nodes[j].id;
 		size_t hi = 0, lo = 0;
-		for (size_t j = 1; j < nn; j++) {
-			hi = count[j] > count[hi] ? j : hi;
-			lo = count[j] < count[lo] ? j : lo;
-		}
-		if (count[hi] >= count[lo] + 2) {
+		if (balance_pick(nodes, count, nn, &hi, &lo)) {
 			uint32_t s = ns;
 			while (s-- > 0 && map[s] != nodes[hi].id)
 				;

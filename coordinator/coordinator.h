@@ -75,6 +75,7 @@ typedef struct coord_node_info {
 	uint64_t id;
 	char addr[128];
 	int coordinator; /* 1: a coordinator, 0: a shard node */
+	int draining;    /* a shard node being drained (coord_drain) */
 	int up;
 	uint32_t shards; /* logical shards it is the primary of, over every collection */
 	uint32_t copies; /* copies of logical shards it holds (primaries included) */
@@ -90,6 +91,11 @@ typedef struct coord_cluster_info {
 
 /* The nodes (malloc'd, id order) and the cluster's state; OMEN_ENOTSUP without Raft. */
 int coord_nodes(coord *c, coord_node_info **out, size_t *n, coord_cluster_info *info);
+
+/* Drains shard node id (on the leader; OMEN_EBUSY naming the leader elsewhere): it gets no new
+ * logical shard or copy, and the leader moves what it holds to the other shard nodes that are
+ * up (GET /admin/nodes shows its shards and copies go to 0). Idempotent. */
+int coord_drain(coord *c, uint64_t id);
 
 /* The copies of one logical shard: each copy's node and whether it is in sync (the first in
  * sync is the primary). */

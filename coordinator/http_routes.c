@@ -113,6 +113,20 @@ static void do_coord_remove(http_call *call)
 	out_admin(call, coord_raft_remove(call->c, id), "removed", id);
 }
 
+/* POST /admin/drain {"id": N}: drains shard node N (docs/CLUSTER.md, "Draining"): the leader
+ * moves its logical shards and copies to the other shard nodes. Served by the leader. */
+static void do_drain(http_call *call)
+{
+	static const char *const keys[] = {"id", NULL};
+	uint64_t id = 0;
+	if (jf_keys(&call->in, keys) || jf_required(&call->in, "id") ||
+	    jf_uint(&call->in, "id", 1, UINT64_MAX, &id)) {
+		http_in_fail(call);
+		return;
+	}
+	out_admin(call, coord_drain(call->c, id), "draining", id);
+}
+
 /* GET /admin/nodes: the nodes in this coordinator's replica, with the logical shards each
  * holds, and the state of rebalancing. */
 static void do_nodes_list(http_call *call)
@@ -131,10 +145,11 @@ static void do_nodes_list(http_call *call)
 	json_t *a = json_array(), *copies = json_array();
 	for (size_t i = 0; a && i < n; i++)
 		json_array_append_new(
-		    a, json_pack("{s:I,s:s,s:s,s:s,s:I,s:I,s:I}", "id", ji(v[i].id), "addr",
-		                 v[i].addr, "role", v[i].coordinator ? "coordinator" : "shard",
-		                 "state", v[i].up ? "up" : "down", "shards", ji(v[i].shards),
-		                 "copies", ji(v[i].copies), "stale", ji(v[i].stale)));
+		    a,
+		    json_pack("{s:I,s:s,s:s,s:s,s:b,s:I,s:I,s:I}", "id", ji(v[i].id), "addr",
+		              v[i].addr, "role", v[i].coordinator ? "coordinator" : "shard",
+		              "state", v[i].up ? "up" : "down", "draining", v[i].draining, "shards",
+		              ji(v[i].shards), "copies", ji(v[i].copies), "stale", ji(v[i].stale)));
 	for (size_t i = 0; copies && i < ncp; i++) {
 		json_t *row = json_array();
 		for (uint32_t k = 0; row && k < cp[i].n; k++)
@@ -561,6 +576,7 @@ static const http_route routes[] = {
     {"/health", "GET", WIRE_HEALTH, do_health, false},
     {"/admin/leader", "POST", HTTP_OP_NONE, do_transfer, true},
     {"/admin/nodes", "GET", HTTP_OP_NONE, do_nodes_list, false},
+    {"/admin/drain", "POST", HTTP_OP_NONE, do_drain, true},
     {"/admin/coordinators", "POST", HTTP_OP_NONE, do_coord_add, true},
     {"/admin/coordinators/remove", "POST", HTTP_OP_NONE, do_coord_remove, true},
     {"/metrics", "GET", HTTP_OP_NONE, do_metrics, false},

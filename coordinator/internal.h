@@ -199,6 +199,10 @@ int recover_spread_even(coord *c);
 /* ---- rebalancing (balance.c): the leader moves logical shards to new shard nodes ---- */
 
 int balance_start(coord *c);
+/* Which node of nodes[0..n) (holding count[] shards or copies of a collection) gives one to
+ * which: a draining node holding any, else the node holding the most when it holds two or more
+ * more than the one holding the fewest; never to a draining node. Whether there is a move. */
+int balance_pick(const meta_node *nodes, const uint32_t *count, size_t n, size_t *hi, size_t *lo);
 /* Whether every collection's shards are spread evenly over the shard nodes that are up. */
 int balance_even(coord *c);
 void balance_stop(coord *c);

@@ -36,7 +36,7 @@ static void downs_update(recover_state *rs, const meta_node *nodes, size_t n)
 			}
 	rs->n = k;
 	for (size_t j = 0; j < n && rs->n < RECOVER_MAX_NODES; j++) {
-		if (nodes[j].role != META_ROLE_SHARD || nodes[j].state != META_NODE_DOWN ||
+		if (!meta_is_shard(nodes[j].role) || nodes[j].state != META_NODE_DOWN ||
 		    down_since(rs, nodes[j].id))
 			continue;
 		rs->id[rs->n] = nodes[j].id;
@@ -188,6 +188,15 @@ int recover_step(coord *c, recover_state *rs)
 
 /* ---- spreading the copies over the nodes ---- */
 
+/* Whether the copies include one on node id. */
+static int holds(const meta_copies *cp, uint64_t id)
+{
+	for (uint32_t k = 0; k < cp->n; k++)
+		if (cp->node[k] == id)
+			return 1;
+	return 0;
+}
+
 /* A move of copy j of shard s of collection mc from node `old` (up) to node `to`. */
 typedef struct copy_move {
 	meta_coll coll;
@@ -215,7 +224,7 @@ static int spread_plan(coord *c, copy_move *m)
 	uint32_t *count = calloc(nn ? nn : 1, sizeof *count);
 	int found = up && count ? 0 : -1;
 	for (size_t i = 0; up && i < nn; i++)
-		if (nodes[i].role == META_ROLE_SHARD && nodes[i].state == META_NODE_UP)
+		if (meta_is_shard(nodes[i].role) && nodes[i].state == META_NODE_UP)
 			up[nu++] = nodes[i];
 	for (size_t i = 0; found == 0 && nu >= 2 && i < nc; i++) {
 		meta_copies *all = NULL;
@@ -229,22 +238,27 @@ static int spread_plan(coord *c, copy_move *m)
 				for (size_t j = 0; j < nu; j++)
 					count[j] += all[s].node[k] == up[j].id;
 		size_t hi = 0, lo = 0;
-		for (size_t j = 1; j < nu; j++) {
-			hi = count[j] > count[hi] ? j : hi;
-			lo = count[j] < count[lo] ? j : lo;
-		}
-		for (uint32_t s = ns; found == 0 && count[hi] >= count[lo] + 2 && s-- > 0;) {
+		int move = balance_pick(up, count, nu, &hi, &lo);
+		for (uint32_t s = ns; found == 0 && move && s-- > 0;) {
 			const meta_copies *cp = &all[s];
-			int p = meta_copies_primary(cp), on_hi = -1, on_lo = 0, stale = 0;
+			int p = meta_copies_primary(cp), on_hi = -1, stale = 0;
 			for (uint32_t k = 0; k < cp->n; k++) {
 				on_hi = cp->node[k] == up[hi].id ? (int)k : on_hi;
-				on_lo |= cp->node[k] == up[lo].id;
 				stale |= cp->state[k] != META_COPY_IN_SYNC;
 			}
 			const meta_node *from = p >= 0 ? node_find(nodes, nn, cp->node[p]) : NULL;
-			if (on_hi < 0 || on_lo || stale || !from || from->state != META_NODE_UP)
+			/* to the node holding the fewest, or, to empty a draining node, the next
+			 * fewest that holds no copy of this shard */
+			size_t to = lo;
+			if (holds(cp, up[lo].id) && up[hi].role == META_ROLE_DRAINING)
+				for (size_t j = 0; j < nu; j++)
+					if (up[j].role == META_ROLE_SHARD && !holds(cp, up[j].id) &&
+					    (holds(cp, up[to].id) || count[j] < count[to]))
+						to = j;
+			if (on_hi < 0 || holds(cp, up[to].id) || stale || !from ||
+			    from->state != META_NODE_UP)
 				continue;
-			*m = (copy_move){colls[i], s, (uint32_t)on_hi, *cp, *from, up[hi], up[lo]};
+			*m = (copy_move){colls[i], s, (uint32_t)on_hi, *cp, *from, up[hi], up[to]};
 			found = 1;
 		}
 		free(all);

@@ -62,7 +62,7 @@ int rmeta_shard_peers(coord *c, peer ***out, size_t *n)
 		return st;
 	peer **p = calloc(m ? m : 1, sizeof *p);
 	for (size_t i = 0; p && i < m; i++)
-		if (v[i].role == META_ROLE_SHARD && (p[k] = rmeta_peer(c, v[i].addr)))
+		if (meta_is_shard(v[i].role) && (p[k] = rmeta_peer(c, v[i].addr)))
 			k++;
 	free(v);
 	if (!p)
@@ -383,8 +383,10 @@ int rmeta_ids(coord *c, const char *name, uint64_t n, uint64_t floor, uint64_t *
 void rmeta_node_ensure(coord *c, uint64_t id, const char *addr, int role, int state)
 {
 	meta_node n;
-	if (fsm_node_get(c->fsm, id, &n) == OMEN_OK && strcmp(n.addr, addr) == 0 &&
-	    n.role == role && n.state == state)
+	int known = fsm_node_get(c->fsm, id, &n) == OMEN_OK;
+	if (known && n.role == META_ROLE_DRAINING && role == META_ROLE_SHARD)
+		role = META_ROLE_DRAINING; /* heartbeats and pings do not end a drain */
+	if (known && strcmp(n.addr, addr) == 0 && n.role == role && n.state == state)
 		return;
 	meta_cmd cmd = {.kind = CMD_NODE_SET};
 	cmd.node.id = id;
@@ -456,7 +458,7 @@ int rmeta_join(coord *c, const wire_req *q)
 		return status_set(OMEN_EINVAL, "join: the address is longer than %d bytes",
 		                  META_MAX_ADDR - 1);
 	meta_node n;
-	if (fsm_node_get(c->fsm, q->node, &n) == OMEN_OK && n.role != META_ROLE_SHARD)
+	if (fsm_node_get(c->fsm, q->node, &n) == OMEN_OK && !meta_is_shard(n.role))
 		return status_set(OMEN_EINVAL, "join: node %llu is a coordinator",
 		                  (unsigned long long)q->node);
 	pthread_mutex_lock(&c->rmu);
@@ -481,7 +483,7 @@ static void heartbeats_check(coord *c)
 		return;
 	uint64_t now = mono_ms(), limit = KEEPER_DOWN_AFTER * KEEPER_PERIOD_MS;
 	for (size_t i = 0; i < n; i++) {
-		if (v[i].role != META_ROLE_SHARD || v[i].state != META_NODE_UP ||
+		if (!meta_is_shard(v[i].role) || v[i].state != META_NODE_UP ||
 		    v[i].id < WIRE_NODE_ID_MIN)
 			continue;
 		pthread_mutex_lock(&c->rmu);
@@ -706,6 +708,7 @@ int coord_nodes(coord *c, coord_node_info **out, size_t *n, coord_cluster_info *
 		o[i].id = v[i].id;
 		snprintf(o[i].addr, sizeof o[i].addr, "%s", v[i].addr);
 		o[i].coordinator = v[i].role == META_ROLE_COORDINATOR;
+		o[i].draining = v[i].role == META_ROLE_DRAINING;
 		o[i].up = v[i].state == META_NODE_UP;
 	}
 	for (size_t j = 0; j < nc; j++) {
@@ -781,4 +784,26 @@ int coord_copies(coord *c, coord_shard_copies **out, size_t *n)
 	*out = o;
 	*n = m;
 	return OMEN_OK;
+}
+
+int coord_drain(coord *c, uint64_t id)
+{
+	if (!c->cons)
+		return status_set(OMEN_ENOTSUP, "this coordinator does not run Raft");
+	if (!cons_is_leader(c->cons))
+		return not_leader(c, cons_leader(c->cons));
+	meta_node n;
+	int st = fsm_node_get(c->fsm, id, &n);
+	if (st == OMEN_OK && !meta_is_shard(n.role))
+		st = status_set(OMEN_EINVAL, "node %llu is a coordinator", (unsigned long long)id);
+	if (st != OMEN_OK || n.role == META_ROLE_DRAINING)
+		return st;
+	meta_cmd cmd = {.kind = CMD_NODE_SET};
+	cmd.node = n;
+	cmd.node.role = META_ROLE_DRAINING;
+	fsm_result res;
+	st = rmeta_apply(c, &cmd, &res);
+	if (st == OMEN_OK)
+		log_msg(LOG_INFO, "node %llu (%s) is draining", (unsigned long long)id, n.addr);
+	return st;
 }

@@ -9,15 +9,17 @@
 #include "net/net.h"
 #include "shard/forward.h"
 
-/* After a copy failed to take a write, the writes that follow fail at once for this long
- * instead of waiting out the timeout again: writes queued behind the one that waited (the
- * shard's writes are ordered) answer in time, and the coordinator has taken the copy out of
- * the copies in sync well before it ends. */
+/* After a copy failed to take a write, the writes that follow with no newer shard map fail at
+ * once for this long instead of waiting out the timeout again: writes queued behind the one
+ * that waited (the shard's writes are ordered) answer in time, and the coordinator has taken
+ * the copy out of the copies in sync before it ends. A write routed by a newer map tries the
+ * copy again: the copy may be back in sync. */
 #define FWD_QUIET_MS 1000
 
 typedef struct fwd_peer {
 	peer *p;
-	uint64_t failed_at; /* mono_ms() of the last failure, 0 after a success (under mu) */
+	uint64_t failed_at;    /* mono_ms() of the last failure, 0 after a success (under mu) */
+	uint64_t failed_epoch; /* the map epoch of the write that failed */
 	struct fwd_peer *next;
 } fwd_peer;
 
@@ -76,24 +78,26 @@ static fwd_peer *peer_of(fwd *f, const char *url)
 	return e;
 }
 
-/* Records the outcome of a forward to e. */
-static void outcome(fwd *f, fwd_peer *e, int ok)
+/* Records the outcome of a forward of a write routed by epoch to e. */
+static void outcome(fwd *f, fwd_peer *e, int ok, uint64_t epoch)
 {
 	pthread_mutex_lock(&f->mu);
 	e->failed_at = ok ? 0 : mono_ms() | 1;
+	e->failed_epoch = epoch;
 	pthread_mutex_unlock(&f->mu);
 }
 
-/* Whether e failed less than FWD_QUIET_MS ago. */
-static int quiet(fwd *f, const fwd_peer *e)
+/* Whether e failed less than FWD_QUIET_MS ago for a write routed by a map no older than
+ * epoch. */
+static int quiet(fwd *f, const fwd_peer *e, uint64_t epoch)
 {
 	pthread_mutex_lock(&f->mu);
-	int q = e->failed_at && mono_ms() - e->failed_at < FWD_QUIET_MS;
+	int q = e->failed_at && mono_ms() - e->failed_at < FWD_QUIET_MS && epoch <= e->failed_epoch;
 	pthread_mutex_unlock(&f->mu);
 	return q;
 }
 
-uint32_t fwd_write(fwd *f, const wire_req *q, uint32_t timeout_ms)
+uint32_t fwd_write(fwd *f, const wire_req *q, uint32_t timeout_ms, uint32_t *newer)
 {
 	wire_req w = *q; /* borrowed arrays, encoded only */
 	w.copies = NULL;
@@ -106,18 +110,26 @@ uint32_t fwd_write(fwd *f, const wire_req *q, uint32_t timeout_ms)
 	uint32_t failed = 0, n = q->ncopies < WIRE_MAX_REPLICAS ? q->ncopies : WIRE_MAX_REPLICAS;
 	for (uint32_t i = 0; i < n; i++) {
 		to[i] = peer_of(f, q->copies[i]);
-		started[i] = to[i] && !quiet(f, to[i]) &&
+		started[i] = to[i] && !quiet(f, to[i], q->epoch) &&
 		             peer_call_start(to[i]->p, &w, timeout_ms, &calls[i]) == OMEN_OK;
 		if (!started[i])
 			failed |= 1u << i;
 	}
+	*newer = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		if (!started[i])
 			continue;
 		wire_rep r;
 		wire_rep_init(&r);
-		int ok = peer_call_finish(&calls[i], &r) == OMEN_OK && r.status == OMEN_OK;
-		outcome(f, to[i], ok);
+		int answered = peer_call_finish(&calls[i], &r) == OMEN_OK;
+		int ok = answered && r.status == OMEN_OK;
+		if (answered &&
+		    r.status == OMEN_ESTALE) { /* the copy saw a newer map: not a fault */
+			*newer |= 1u << i;
+			wire_rep_free(&r);
+			continue;
+		}
+		outcome(f, to[i], ok, q->epoch);
 		if (!ok) {
 			failed |= 1u << i;
 			log_msg(LOG_WARN, "copy %s did not take a write of '%s' shard %d: %s",

@@ -20,7 +20,9 @@ void fwd_close(fwd *f);
 
 /* Sends write q (UPSERT or DELETE) to each of q->copies at once, as a request that carries no
  * copies, and waits for every answer at most timeout_ms. Returns a mask: bit i set when
- * copies[i] did not take the write (no answer in time, no connection, or a refusal). */
-uint32_t fwd_write(fwd *f, const wire_req *q, uint32_t timeout_ms);
+ * copies[i] did not take the write (no answer in time, no connection, or a refusal other than
+ * the next); *newer gets bit i when copies[i] refused it for a newer shard map than q's
+ * (OMEN_ESTALE: the sender should ask again with its newer map). */
+uint32_t fwd_write(fwd *f, const wire_req *q, uint32_t timeout_ms, uint32_t *newer);
 
 #endif

@@ -594,9 +594,18 @@ static int unit_call(shard_node *s, const wire_req *q, wire_rep *r)
 		/* A primary forwards what it committed (only that: a copy never holds a write its
 		 * primary refused), within half the caller's deadline so that the caller has time
 		 * to take a silent copy out of the copies in sync before its own deadline. */
+		uint32_t newer = 0;
 		if (st == OMEN_OK && q->ncopies)
-			r->failed =
-			    fwd_write(s->fwd, q, q->deadline_ms ? q->deadline_ms / 2 + 1 : 2500);
+			r->failed = fwd_write(
+			    s->fwd, q, q->deadline_ms ? q->deadline_ms / 2 + 1 : 2500, &newer);
+		/* A copy routed by a newer map than the caller's: committed here, but the caller
+		 * asks again (writes are idempotent) with its map brought up to date. */
+		if (newer)
+			st = status_set(
+			    OMEN_ESTALE,
+			    "a copy of logical shard %d of '%s' saw a newer shard map: ask "
+			    "again",
+			    (int)q->shard, q->name);
 		pthread_mutex_unlock(&u->order);
 		write_end(s, u, q->ids, q->n);
 	}

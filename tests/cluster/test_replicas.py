@@ -272,6 +272,27 @@ def test_added_node_receives_copies(env):
     db.close()
 
 
+def test_drained_node_leaves_nothing(env):
+    """ops/cluster drain: the node's copies move to the others, then it stops; nothing is
+    lost, every copy is in sync, and no call fails meanwhile."""
+    d, url = env["dir"], env["url"]
+    db, coll, w = loaded(url, "d2", 5)
+    victim = "shard0"
+    done = []
+    w.run_while(lambda: done.append(run(CLUSTER, "drain", victim, "--dir", d, timeout=300)), 1)
+    assert done and done[0].stdout.strip() == victim, done
+    assert not w.failures, f"{len(w.failures)} failed calls: " + "\n".join(w.failures[:5])
+    a = admin(d)
+    gone = next(n for n in a["nodes"] if n["addr"] == nodes(d)[victim][0])
+    assert gone["draining"] and gone["copies"] == 0 and gone["shards"] == 0, gone
+    assert not nodes(d)[victim][2]  # stopped
+    for name in ("r2", "s2", "d2"):
+        wait_in_sync(d, name)
+        assert cli("check", url, name, check=False).returncode == 0, name
+    check_all_acked(coll, w.acked, "after the drain")
+    db.close()
+
+
 def netns_usable():
     if os.geteuid() != 0:
         return "not root"

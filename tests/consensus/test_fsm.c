@@ -26,7 +26,7 @@ static void test_fsm_commands(void **state)
 	/* NODE_SET: bad fields change nothing but the applied index. */
 	assert_int_equal(apply_at(f, ++i, c_node(0, "a", 2, 0), NULL), OMEN_EINVAL);
 	assert_int_equal(apply_at(f, ++i, c_node(1, "", 2, 0), NULL), OMEN_EINVAL);
-	assert_int_equal(apply_at(f, ++i, c_node(1, "a", 3, 0), NULL), OMEN_EINVAL);
+	assert_int_equal(apply_at(f, ++i, c_node(1, "a", 4, 0), NULL), OMEN_EINVAL);
 	assert_int_equal(apply_at(f, ++i, c_node(1, "a", 2, 2), NULL), OMEN_EINVAL);
 	assert_int_equal(fsm_last_applied(f), 4);
 	meta_node n;

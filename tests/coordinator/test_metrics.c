@@ -155,8 +155,8 @@ static void test_every_op_and_code_named(void **state)
 {
 	metrics *m = metrics_new();
 	static const char *const ops[] = {
-	    "health", "create", "drop",  "list",  "stats", "dbstats", "upsert", "get", "delete",
-	    "count",  "search", "build", "check", "flush", "ids",     "fence",  "join"};
+	    "health", "create", "drop",  "list",  "stats", "dbstats", "upsert", "get",  "delete",
+	    "count",  "search", "build", "check", "flush", "ids",     "fence",  "join", "copyfail"};
 	assert_int_equal(sizeof ops / sizeof ops[0], WIRE_OP_COUNT);
 	for (int o = 0; o < WIRE_OP_COUNT; o++)
 		for (int c = 0; c < STATUS_COUNT; c++)

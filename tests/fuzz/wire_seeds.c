@@ -64,6 +64,13 @@ static int seed_req(const char *dir, wire_op op)
 		r.n = 100, r.start = 5, r.mode = WIRE_IDS_TRACKED;
 	if (op == WIRE_FENCE)
 		r.shard = 1, r.mode = FENCE_FREEZE;
+	static char *copies[] = {"tcp://10.0.0.5:7701", "tcp://10.0.0.6:7701"};
+	if (op == WIRE_UPSERT || op == WIRE_DELETE)
+		r.copies = copies, r.ncopies = 2;
+	if (op == WIRE_CREATE)
+		r.replicas = 2;
+	if (op == WIRE_COPYFAIL)
+		r.shard = 1, r.node = 7, r.n = 1, r.ids = ids;
 	if (op == WIRE_JOIN) {
 		r.name[0] = '\0';
 		r.node = WIRE_NODE_ID_MIN + 7;

@@ -222,19 +222,19 @@ uint32_t co_scatter_reads(coord *c, const coll_info *ci, part *p, uint32_t n, ui
 		uint32_t left = now < end ? (uint32_t)(end - now) : 1;
 		uint32_t share = deadline_ms / most;
 		failed = co_scatter(c, p, n, share < left ? share : left);
-		int again = 0;
+		int again = 0, late = mono_ms() >= end;
 		for (uint32_t i = 0; i < n; i++) {
 			if (p[i].req.shard < 0 || p[i].done)
 				continue;
-			if (p[i].st == OMEN_OK || p[i].replied || p[i].next >= p[i].ncand) {
-				p[i].done = 1;
+			if (late || p[i].st == OMEN_OK || p[i].replied || p[i].next >= p[i].ncand) {
+				p[i].done = 1; /* its answer, or its failure, is final */
 				continue;
 			}
 			part_reset(&p[i]);
 			p[i].to = p[i].cand[p[i].next++];
 			again = 1;
 		}
-		if (!again || mono_ms() >= end)
+		if (!again)
 			break;
 	}
 	return failed;

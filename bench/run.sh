@@ -6,6 +6,7 @@
 #   bench/run.sh hnsw fashion|minilm|synth|all
 #   bench/run.sh ivf fashion|synth1m|synth10m|synth2m768|all
 #   bench/run.sh replicas [ARGS of bench/replicas.py]
+#   bench/run.sh history [SECONDS [SEED]]
 #
 # all runs fashion, load, flat, batch and memory (about 5 minutes on 2 cores); report only
 # prints the table of the results present; plot also redraws docs/bench-*.png.
@@ -35,6 +36,9 @@
 # a shard node killed/paused under load, restore of a 1M-point shard; local 3-node clusters)
 # with the node and Python package of $BUILD, passes ARGS on and writes
 # bench/results/replicas.json unless ARGS name --json; not part of "all", no report or plot.
+# history runs tests/cluster/test_history.py (clients through three Raft coordinators under
+# random kills, pauses and partitions, the history checked) for SECONDS (default 300) with
+# SEED (default random; printed), the longer form of the test the suite runs for 20 s.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -202,7 +206,7 @@ run_ivf() { # run_ivf fashion|synth1m|synth10m|synth2m768|all
 	$PY "$ROOT/bench/ivf_report.py" "$RES"
 }
 
-run_replicas() { # run_replicas [ARGS of bench/replicas.py]
+build_cluster() { # omendb-node, the CLI and the Python package of $BUILD
 	local py
 	py=$(ninja -C "$BUILD" -t targets all |
 		sed -n 's|^\(python/omendb/_omendb[^:/]*\.so\):.*|\1|p' | head -n 1)
@@ -210,12 +214,23 @@ run_replicas() { # run_replicas [ARGS of bench/replicas.py]
 		echo "$0: $BUILD has no Python package (needs python3-dev and python3-numpy)" >&2
 		exit 1
 	fi
-	ninja -C "$BUILD" omendb-node "$py" >/dev/null
+	ninja -C "$BUILD" omendb-node cli/omendb "$py" >/dev/null
+}
+
+run_replicas() { # run_replicas [ARGS of bench/replicas.py]
+	build_cluster
 	local args=("$@")
 	[[ " $* " == *" --json"* ]] || args+=(--json "$RES/replicas.json")
 	echo "== replicas: 3 shard nodes, 1 coordinator" >&2
 	OMEN_NODE=$BUILD/omendb-node PYTHONPATH=$BUILD/python \
 		$PY "$ROOT/bench/replicas.py" "${args[@]}"
+}
+
+run_history() { # run_history [SECONDS [SEED]]
+	build_cluster
+	env OMEN_HISTORY_SECONDS="${1:-300}" ${2:+OMEN_HISTORY_SEED="$2"} \
+		OMEN_NODE="$BUILD/omendb-node" OMENDB_CLI="$BUILD/cli/omendb" PYTHONPATH="$BUILD/python" \
+		$PY -m pytest -q -s -p no:cacheprovider "$ROOT/tests/cluster/test_history.py"
 }
 
 run_fashion() {
@@ -240,11 +255,15 @@ replicas)
 	run_replicas "${@:2}"
 	exit 0
 	;;
+history)
+	run_history "${@:2}"
+	exit 0
+	;;
 report | plot) ;;
 *)
 	echo "usage: $0 [all|load|flat|batch|memory|fashion|report|plot] |" \
 		"hnsw fashion|minilm|synth|all | ivf fashion|synth1m|synth10m|synth2m768|all |" \
-		"replicas [ARGS]" >&2
+		"replicas [ARGS] | history [SECONDS [SEED]]" >&2
 	exit 2
 	;;
 esac

@@ -16,51 +16,20 @@ over the whole history:
 The seed is printed (OMEN_HISTORY_SEED picks it); OMEN_HISTORY_SECONDS sets the length (default
 20; `bench/run.sh history` runs a longer one). Environment as tests/cluster/test_replicas.py.
 """
-import json
 import os
 import random
 import signal
-import subprocess
 import threading
 import time
-import urllib.request
 
 import numpy as np
 import omendb
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CLUSTER = os.path.join(ROOT, "ops", "cluster")
-CLI = os.environ.get("OMENDB_CLI", os.path.join(ROOT, "build", "cli", "omendb"))
+from cluster_util import CLI, CLUSTER, admin, assert_clean_logs, netns_usable, nodes, run
+
 DIM = 8
 KEYS = 64
-
-
-def run(*args, check=True, timeout=120):
-    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{args} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
-    return p
-
-
-def status(d):
-    """name -> (url, http url, pid) of every node."""
-    out = {}
-    for line in run(CLUSTER, "status", "--dir", d).stdout.splitlines():
-        f = line.split()
-        name = next(x for x in f if x.startswith("name=")).split("=")[1]
-        pid = int(next(x for x in f if x.startswith("pid=")).split("=")[1])
-        http = next((x for x in f if x.startswith("http://")), None)
-        out[name] = (f[1], http, pid)
-    return out
-
-
-def netns_usable():
-    if os.geteuid() != 0:
-        return False
-    p = run("ip", "netns", "add", "omen-probe", check=False)
-    run("ip", "netns", "del", "omen-probe", check=False)
-    return p.returncode == 0
 
 
 def vec(id_, value):
@@ -189,25 +158,20 @@ def test_checker_finds_violations():
     assert len(check([("read", 1, 10, 0.0, 0.1, True)])) == 1  # never written
 
 
-def copies(http):
-    with urllib.request.urlopen(http + "/admin/nodes", timeout=10) as r:
-        return json.loads(r.read())
-
-
-def in_sync(http):
-    a = copies(http)
+def in_sync(d):
+    a = admin(d)
     rows = [r for r in a["copies"] if r["collection"] == "h"]
     return rows and all(all(c["state"] == "in_sync" for c in r["copies"]) for r in rows)
 
 
 def faults(d, rng, stop, netns, log):
     """One fault at a time on a random node, each for 0.5 to 2.5 s, then healed."""
-    names = sorted(status(d))
+    names = sorted(nodes(d))
     while not stop.wait(rng.uniform(0.5, 2.0)):
         name = rng.choice(names)
         kinds = ["kill", "pause"] + (["cut"] if netns else [])
         kind = rng.choice(kinds)
-        pid = status(d)[name][2]
+        pid = nodes(d)[name]["pid"]
         log.append((round(time.monotonic(), 2), kind, name))
         if kind == "kill":
             os.kill(pid, signal.SIGKILL)
@@ -244,16 +208,13 @@ def shard_points(unit):
 
 @pytest.fixture()
 def cluster(tmp_path):
-    netns = netns_usable()
+    netns = netns_usable() is None
     d = tmp_path / "nodes"
     args = ["up", "3", "--coordinators", "3", "--dir", d, "--shards", 4, "--election-ms", 500]
     url = run(CLUSTER, *args, *(["--netns"] if netns else [])).stdout.strip()
     yield d, url, netns
     run(CLUSTER, "down", "--dir", d, check=False)
-    for log in d.glob("*.log"):
-        text = log.read_text()
-        for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
-            assert bad not in text, f"{log.name}:\n{text[-4000:]}"
+    assert_clean_logs(d)
 
 
 def test_history_under_faults(cluster):
@@ -263,7 +224,7 @@ def test_history_under_faults(cluster):
     print(f"history: seed {seed}, {seconds} s, partitions {'on' if netns else 'off'}")
     rng = random.Random(seed)
     run(CLI, "create", url, "h", "--dim", DIM, "--replicas", 2)
-    coords = [u for n, (u, _, _) in status(d).items() if n.startswith("coord")]
+    coords = [n["url"] for name, n in nodes(d).items() if name.startswith("coord")]
     h, stop, log = History(), threading.Event(), []
     threads = [threading.Thread(target=client, args=(h, coords, seed + i, stop))
                for i in range(4)]
@@ -283,11 +244,10 @@ def test_history_under_faults(cluster):
     bad = check(h.ops)
     assert not bad, f"seed {seed}: {len(bad)} violations:\n" + "\n".join(bad[:10])
     # Every node back: the copies come back in sync, then a final read of every id.
-    http = next(x for n, (_, x, _) in status(d).items() if n == "coord0")
     t0 = time.time()
-    while time.time() - t0 < 120 and not in_sync(http):
+    while time.time() - t0 < 120 and not in_sync(d):
         time.sleep(0.2)
-    assert in_sync(http), copies(http)
+    assert in_sync(d), admin(d)["copies"]
     db = omendb.connect(coords[0])
     got, _, found = db.collection("h").get(list(range(KEYS)))
     end = time.monotonic()

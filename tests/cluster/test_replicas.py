@@ -10,40 +10,16 @@ package (build/python).
 import json
 import os
 import signal
-import subprocess
 import threading
 import time
-import urllib.request
 
 import numpy as np
 import omendb
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CLUSTER = os.path.join(ROOT, "ops", "cluster")
-CLI = os.environ.get("OMENDB_CLI", os.path.join(ROOT, "build", "cli", "omendb"))
+from cluster_util import CLUSTER, admin, assert_clean_logs, cli, netns_usable, nodes, run
 
 DIM = 16
-
-
-def run(*args, check=True, timeout=120):
-    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{args} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
-    return p
-
-
-def cli(*args, **kw):
-    return run(CLI, *args, **kw)
-
-
-def admin(d):
-    """GET /admin/nodes on the coordinator."""
-    line = next(x for x in run(CLUSTER, "status", "--dir", d).stdout.splitlines()
-                if "name=coord0" in x)
-    http = next(f for f in line.split() if f.startswith("http://"))
-    with urllib.request.urlopen(http + "/admin/nodes", timeout=10) as r:
-        return json.loads(r.read())
 
 
 def copies_of(d, name):
@@ -62,17 +38,6 @@ def wait_in_sync(d, name, seconds=60):
     raise AssertionError(f"copies of {name} not back in sync: {copies_of(d, name)}")
 
 
-def nodes(d):
-    """name -> (url, pid, up) of every node."""
-    out = {}
-    for line in run(CLUSTER, "status", "--dir", d).stdout.splitlines():
-        f = line.split()
-        name = next(x for x in f if x.startswith("name=")).split("=")[1]
-        pid = int(next(x for x in f if x.startswith("pid=")).split("=")[1])
-        out[name] = (f[1], pid, " up" in line)
-    return out
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("replicas")
@@ -80,10 +45,7 @@ def env(tmp_path_factory):
     url = run(CLUSTER, "up", "3", "--coordinators", "1", "--dir", d, "--shards", 4).stdout.strip()
     yield {"dir": d, "url": url, "tmp": tmp}
     run(CLUSTER, "down", "--dir", d, check=False)
-    for log in d.glob("*.log"):
-        text = log.read_text()
-        for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
-            assert bad not in text, f"{log.name}:\n{text[-4000:]}"
+    assert_clean_logs(d)
 
 
 def exact_top(points, ids, queries, k):
@@ -182,7 +144,7 @@ def test_node_killed_costs_no_failed_call(env):
     d, url = env["dir"], env["url"]
     db, coll, w = loaded(url, "r2", 1)
     victim = "shard1"
-    w.run_while(lambda: os.kill(nodes(d)[victim][1], signal.SIGKILL), 4)
+    w.run_while(lambda: os.kill(nodes(d)[victim]["pid"], signal.SIGKILL), 4)
     assert not w.failures, f"{len(w.failures)} failed calls of {w.calls + len(w.failures)}: " + \
         "\n".join(w.failures[:5])
     assert w.partial == 0
@@ -210,7 +172,7 @@ def test_node_paused_costs_no_failed_call(env):
     d, url = env["dir"], env["url"]
     db, coll, w = loaded(url, "p2", 2)
     victim = "shard2"
-    pid = nodes(d)[victim][1]
+    pid = nodes(d)[victim]["pid"]
     try:
         w.run_while(lambda: os.kill(pid, signal.SIGSTOP), 6)
     finally:
@@ -283,22 +245,14 @@ def test_drained_node_leaves_nothing(env):
     assert done and done[0].stdout.strip() == victim, done
     assert not w.failures, f"{len(w.failures)} failed calls: " + "\n".join(w.failures[:5])
     a = admin(d)
-    gone = next(n for n in a["nodes"] if n["addr"] == nodes(d)[victim][0])
+    gone = next(n for n in a["nodes"] if n["addr"] == nodes(d)[victim]["url"])
     assert gone["draining"] and gone["copies"] == 0 and gone["shards"] == 0, gone
-    assert not nodes(d)[victim][2]  # stopped
+    assert not nodes(d)[victim]["up"]  # stopped
     for name in ("r2", "s2", "d2"):
         wait_in_sync(d, name)
         assert cli("check", url, name, check=False).returncode == 0, name
     check_all_acked(coll, w.acked, "after the drain")
     db.close()
-
-
-def netns_usable():
-    if os.geteuid() != 0:
-        return "not root"
-    p = run("ip", "netns", "add", "omen-probe", check=False)
-    run("ip", "netns", "del", "omen-probe", check=False)
-    return None if p.returncode == 0 else f"ip netns add failed: {p.stderr.strip()}"
 
 
 def test_node_partitioned_costs_no_failed_call(tmp_path):

@@ -3,6 +3,7 @@ the CLI, the nodes of a local cluster, the coordinator's node table, network nam
 the nodes' logs free of sanitizer reports."""
 import json
 import os
+import shutil
 import subprocess
 import urllib.request
 
@@ -45,6 +46,8 @@ def netns_usable():
     """None when network namespaces can be made here, else why not."""
     if os.geteuid() != 0:
         return "not root"
+    if not shutil.which("ip"):
+        return "no ip command (iproute2)"
     p = run("ip", "netns", "add", "omen-probe", check=False)
     run("ip", "netns", "del", "omen-probe", check=False)
     return None if p.returncode == 0 else f"ip netns add failed: {p.stderr.strip()}"

@@ -7,8 +7,6 @@ keep the same metadata.
 Environment: OMENDB_CLI (the omendb program), OMEN_NODE (omendb-node).
 """
 import json
-import os
-import subprocess
 import threading
 import time
 import urllib.error
@@ -17,21 +15,9 @@ import urllib.request
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CLUSTER = os.path.join(ROOT, "ops", "cluster")
-CLI = os.environ.get("OMENDB_CLI", os.path.join(ROOT, "build", "cli", "omendb"))
+from cluster_util import CLUSTER, cli, run
+
 ELECTION_MS = 500
-
-
-def run(*args, check=True, timeout=120):
-    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{args} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
-    return p
-
-
-def cli(*args, **kw):
-    return run(CLI, *args, **kw)
 
 
 def status(d):

@@ -4,33 +4,11 @@ change metadata, the majority can, and once the partition heals every coordinato
 Needs root and `ip netns`; skipped (with the reason) where the machine allows neither.
 """
 import json
-import os
-import shutil
-import subprocess
 import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CLUSTER = os.path.join(ROOT, "ops", "cluster")
-CLI = os.environ.get("OMENDB_CLI", os.path.join(ROOT, "build", "cli", "omendb"))
-
-
-def run(*args, check=True, timeout=120):
-    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{args} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
-    return p
-
-
-def netns_usable():
-    if os.geteuid() != 0:
-        return "not root"
-    if not shutil.which("ip"):
-        return "no ip command (iproute2)"
-    p = run("ip", "netns", "add", "omen-probe", check=False)
-    run("ip", "netns", "del", "omen-probe", check=False)
-    return None if p.returncode == 0 else f"ip netns add failed: {p.stderr.strip()}"
+from cluster_util import CLI, CLUSTER, netns_usable, run
 
 
 def coordinators(d):

@@ -415,25 +415,18 @@ static char *join_reports(coord *c, const part *p, uint32_t n, const uint64_t *c
 	return out;
 }
 
-/* The points each copy holds (COUNT to the nodes of parts p), into counts. */
-static int copy_counts(coord *c, const coll_info *ci, const part *p, uint32_t n, uint32_t dl,
-                       uint64_t *counts)
+/* The points each copy in sync holds (COUNT to the same copies, in the same order, as the n
+ * parts co_parts_copies gave the check), into counts. */
+static int copy_counts(coord *c, const coll_info *ci, uint32_t n, uint32_t dl, uint64_t *counts)
 {
 	wire_req cq;
 	wire_req_init(&cq);
 	cq.op = WIRE_COUNT;
-	part *cp = calloc(n ? n : 1, sizeof *cp);
-	if (!cp)
+	uint32_t m = 0;
+	part *cp = co_parts_copies(ci, &cq, 1, &m);
+	if (!cp || m != n) {
+		co_parts_free(cp, m);
 		return status_set(OMEN_ENOMEM, "out of memory");
-	for (uint32_t s = 0; s < n; s++) {
-		wire_req_init(&cp[s].req);
-		wire_rep_init(&cp[s].rep);
-		cp[s].shard = p[s].shard;
-		cp[s].req.op = WIRE_COUNT;
-		cp[s].req.shard = (int32_t)p[s].shard;
-		cp[s].req.epoch = ci->epoch;
-		strcpy(cp[s].req.name, ci->name);
-		cp[s].to = p[s].to;
 	}
 	int st = co_scatter(c, cp, n, dl) > 0 ? co_gather_status(c, cp, n, "check") : OMEN_OK;
 	for (uint32_t s = 0; st == OMEN_OK && s < n; s++)
@@ -469,7 +462,7 @@ int co_do_check(coord *c, const wire_req *q, wire_rep *r)
 	if (st != OMEN_OK)
 		st = co_gather_status(c, p, n, "check");
 	else
-		st = copy_counts(c, &ci, p, n, co_deadline(c, q), counts);
+		st = copy_counts(c, &ci, n, co_deadline(c, q), counts);
 	if (st == OMEN_OK &&
 	    !(r->report = join_reports(c, p, n, counts, ci.copies && ci.replicas > 1, &differ)))
 		st = status_set(OMEN_ENOMEM, "out of memory");
